@@ -1,0 +1,73 @@
+/*
+ * envelope — a queued message's envelope: sender, recipients with their
+ * delivery state, and what the session learned (client, HELO, protocol).
+ * Stored beside the message content as a small versioned text file:
+ *
+ *   version: 1
+ *   id: 0187a3f2c4d1e000a
+ *   ...one "key: value" line per field, "rcpt:" once per recipient...
+ *   end: 1
+ *
+ * One escaping rule for every value: octets <= 0x20, 0x7f and '%' are
+ * written as %XX (upper-case hex); nothing else is escaped. A file without
+ * the final "end:" line is torn and refused.
+ */
+#ifndef TERN_ENVELOPE_H
+#define TERN_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "smtp/parse.h"
+
+#define ENVELOPE_VERSION  1
+#define QUEUE_ID_LEN      16
+#define ENVELOPE_MAX_RCPT 10000
+
+enum rcpt_state { RCPT_PENDING = 0, RCPT_DELIVERED, RCPT_FAILED, RCPT_HELD };
+enum rcpt_kind  { RCPTK_LOCAL = 0, RCPTK_REMOTE };
+
+struct envelope_rcpt {
+	enum rcpt_state state;
+	enum rcpt_kind  kind;
+	char user[SMTP_LOCAL_MAX + 1];		/* local: mailbox user */
+	char domain[SMTP_DOMAIN_MAX + 1];	/* local: mailbox domain */
+	char addr[SMTP_PATH_MAX + 1];		/* final address */
+	char orig[SMTP_PATH_MAX + 1];		/* as the client gave it in RCPT TO */
+	uint32_t attempts;
+	char last_error[256];			/* last failure text, "" if none */
+};
+
+struct envelope {
+	uint32_t version;
+	char     id[QUEUE_ID_LEN + 1];
+	int64_t  created;		/* unix seconds */
+	char     sender[SMTP_PATH_MAX + 1];	/* "" for the null path */
+	char     helo[SMTP_DOMAIN_MAX + 1];
+	char     client_addr[64];	/* "192.0.2.1", "2001:db8::1" or "local" */
+	char     proto[16];		/* SMTP, ESMTP, ESMTPS, UTF8SMTP ... */
+	int      body_8bit;		/* BODY=8BITMIME */
+	int      smtputf8;		/* SMTPUTF8 given */
+	uint64_t size;			/* octets of the stored content */
+	struct envelope_rcpt *rcpts;	/* malloc'd */
+	size_t   nrcpts;
+	size_t   rcpt_cap;
+};
+
+void envelope_init(struct envelope *e);
+void envelope_free(struct envelope *e);
+/* Appends a recipient (copied); -1 on ENOMEM or past ENVELOPE_MAX_RCPT. */
+int  envelope_add_rcpt(struct envelope *e, const struct envelope_rcpt *r);
+/* Appends the text form to out; -1 if out's limit is reached. */
+int  envelope_encode(const struct envelope *e, struct buf *out);
+/*
+ * Parses the text form. Unknown keys are refused (the version says what
+ * is known); a missing "end:", a bad escape, an over-long value or a
+ * version other than ENVELOPE_VERSION is an error with *why set.
+ * On error *e is left freed. Returns 0 or -1.
+ */
+int  envelope_decode(const char *data, size_t len, struct envelope *e,
+    const char **why);
+
+#endif
