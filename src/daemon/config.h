@@ -51,6 +51,7 @@ struct limits_cfg {
 	unsigned timeout_data_block;	/* 180 */
 	unsigned timeout_data_end;	/* waiting for the commit, 600 */
 	unsigned shutdown_wait;		/* SIGTERM grace for in-flight sessions, 30 */
+	unsigned greeting_delay;	/* seconds before the 220; early talkers refused; 0 */
 };
 
 struct config {
@@ -77,6 +78,16 @@ struct config {
  */
 int  config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
+
+/*
+ * The parser alone, pure over data[0..len) (no NUL needed): checks the
+ * text as config_load does but loads no table (domain_cfg.users and
+ * .aliases stay NULL). `name` is the file name used in errors; relative
+ * paths are taken from `basedir` (should be absolute). Returns 0, or -1
+ * with "NAME:LINE: reason" in err and *cfg freed.
+ */
+int  config_parse(const char *data, size_t len, const char *name,
+    const char *basedir, struct config *cfg, char *err, size_t errlen);
 
 /* The domain block for `domain` (case-insensitive, trailing dot ignored), or NULL. */
 const struct domain_cfg *config_find_domain(const struct config *cfg,

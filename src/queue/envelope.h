@@ -4,13 +4,14 @@
  * Stored beside the message content as a small versioned text file:
  *
  *   version: 1
- *   id: 0187a3f2c4d1e000a
+ *   id: 0187a3f2c4d1e00a
  *   ...one "key: value" line per field, "rcpt:" once per recipient...
  *   end: 1
  *
  * One escaping rule for every value: octets <= 0x20, 0x7f and '%' are
- * written as %XX (upper-case hex); nothing else is escaped. A file without
- * the final "end:" line is torn and refused.
+ * written as %XX (upper-case hex); nothing else is escaped. An empty value
+ * is written "-", so a value that is exactly "-" is written "%2D". A file
+ * without the final "end: 1" line is torn and refused.
  */
 #ifndef TERN_ENVELOPE_H
 #define TERN_ENVELOPE_H
@@ -59,13 +60,18 @@ void envelope_init(struct envelope *e);
 void envelope_free(struct envelope *e);
 /* Appends a recipient (copied); -1 on ENOMEM or past ENVELOPE_MAX_RCPT. */
 int  envelope_add_rcpt(struct envelope *e, const struct envelope_rcpt *r);
-/* Appends the text form to out; -1 if out's limit is reached. */
+/*
+ * Appends the text form to out; -1 (out unchanged) if out's limit is
+ * reached or e could not be read back (bad id, negative created, unknown
+ * state, a string not terminated within its array).
+ */
 int  envelope_encode(const struct envelope *e, struct buf *out);
 /*
  * Parses the text form. Unknown keys are refused (the version says what
  * is known); a missing "end:", a bad escape, an over-long value or a
  * version other than ENVELOPE_VERSION is an error with *why set.
- * On error *e is left freed. Returns 0 or -1.
+ * *e need not be initialised: it is overwritten (free its old content
+ * first). On error *e is left freed. Returns 0 or -1.
  */
 int  envelope_decode(const char *data, size_t len, struct envelope *e,
     const char **why);

@@ -1,0 +1,31 @@
+/*
+ * msgtypes — the message types exchanged between tern's processes (see
+ * common/ipc.h for the framing). The payload of each is listed beside it,
+ * in order; "str" is ipc_put_str, "u32" ipc_put_u32, "bytes" ipc_put_bytes.
+ */
+#ifndef TERN_MSGTYPES_H
+#define TERN_MSGTYPES_H
+
+enum msgtype {
+	/* smtp worker -> queue */
+	MSG_Q_OPEN = 1,		/* (none); reqid names the session */
+	MSG_Q_ENV_PART,		/* str id, bytes envelope text (not the last part) */
+	MSG_Q_COMMIT,		/* str id, bytes envelope text (last part) */
+	MSG_Q_ABORT,		/* str id */
+	/* queue -> smtp worker */
+	MSG_Q_OPEN_OK,		/* str id; fd = the message file, opened for writing */
+	MSG_Q_OPEN_FAIL,	/* u32 errno */
+	MSG_Q_COMMIT_OK,	/* str id */
+	MSG_Q_COMMIT_FAIL,	/* str id, u32 errno */
+	/* queue -> deliver */
+	MSG_D_DELIVER,		/* str id, u32 rcpt, str user, str domain, str sender; fd = content */
+	/* deliver -> queue */
+	MSG_D_RESULT,		/* u32 status (enum deliver_status), str text */
+	/* parent -> queue */
+	MSG_P_WORKER,		/* fd = queue's end of a new smtp worker channel */
+	MSG_P_DELIVER,		/* fd = queue's end of a new deliver channel */
+};
+
+enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };
+
+#endif

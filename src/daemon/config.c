@@ -1,0 +1,1134 @@
+/* config — tokenizer, parser and checks of tern.conf (see config.h, docs/CONFIG.md). */
+#include "daemon/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_FILE_MAX   (1024 * 1024)
+#define CONFIG_PATH_MAX   4096
+#define TABLE_FILE_MAX    ((size_t)256 * 1024 * 1024)
+#define WORD_MAX          CONFIG_PATH_MAX
+#define DIR_WORDS_MAX     8
+#define WORKERS_MAX       64
+#define DURATION_MAX      (7u * 86400)	/* a week: anything longer is a typo */
+#define SIZE_MAX_BYTES    ((uint64_t)1 << 40)
+#define LOCAL_NAME_MAX    64		/* RFC 5321 4.5.3.1.1 */
+
+enum tok { TOK_WORD, TOK_END, TOK_OPEN, TOK_CLOSE, TOK_EOF, TOK_ERR };
+
+struct lexer {
+	const char *p;
+	size_t      len, pos;
+	int         line;
+	int         unget;		/* a pushed-back token, or -1 */
+	char        word[WORD_MAX + 1];
+	size_t      wlen;
+};
+
+/* One directive: its words, and whether a '{' ended it. */
+struct dir {
+	int    line;
+	size_t n;
+	char  *w[DIR_WORDS_MAX];
+	int    block;
+	size_t used;
+	char   store[DIR_WORDS_MAX * (WORD_MAX + 1)];
+};
+
+struct parser {
+	struct lexer   lx;
+	const char    *name;
+	const char    *basedir;
+	struct config *cfg;
+	char          *err;
+	size_t         errlen;
+	int            load_tables;
+};
+
+enum blockness { BLOCK_NO, BLOCK_OPTIONAL, BLOCK_REQUIRED };
+
+struct directive {
+	const char     *name;
+	int           (*fn)(struct parser *, const struct directive *,
+	    struct dir *, void *);
+	size_t          nargs;
+	enum blockness  block;
+	int             repeat;		/* may appear more than once */
+	const void     *data;
+};
+
+/* Per-domain state while its block is read. */
+struct domain_ctx {
+	struct domain_cfg *dc;
+	int                catchall_line;
+	char               ctx[CONFIG_NAME_MAX + 16];	/* "domain \"NAME\"" for errors */
+};
+
+static int
+perr(struct parser *ps, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
+perr(struct parser *ps, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ps->err == NULL || ps->errlen == 0)
+		return -1;
+	n = snprintf(ps->err, ps->errlen, "%s:%d: ", ps->name, line);
+	if (n < 0 || (size_t)n >= ps->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- tokenizer ---- */
+
+static int
+is_blank(int c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+static int
+is_ctl(int c)
+{
+	return (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f;
+}
+
+/* A bare word ends at a blank, a newline or one of ; { } # " */
+static int
+is_delim(int c)
+{
+	return is_blank(c) || c == '\n' || c == ';' || c == '{' || c == '}' ||
+	    c == '#' || c == '"';
+}
+
+static int
+lex_putc(struct parser *ps, int c)
+{
+	struct lexer *lx = &ps->lx;
+
+	if (lx->wlen >= WORD_MAX)
+		return perr(ps, lx->line, "word too long (max %d)", WORD_MAX);
+	lx->word[lx->wlen++] = (char)c;
+	return 0;
+}
+
+/* "double quotes" with \" and \\ escapes; no newline inside. */
+static enum tok
+lex_quoted(struct parser *ps)
+{
+	struct lexer *lx = &ps->lx;
+	int c, start = lx->line;
+
+	for (lx->pos++;; lx->pos++) {
+		if (lx->pos >= lx->len || lx->p[lx->pos] == '\n')
+			return perr(ps, start, "unterminated quoted string"), TOK_ERR;
+		c = (unsigned char)lx->p[lx->pos];
+		if (is_ctl(c))
+			return perr(ps, lx->line, "control character 0x%02x", c), TOK_ERR;
+		if (c == '"')
+			break;
+		if (c == '\\') {
+			if (lx->pos + 1 >= lx->len || (lx->p[lx->pos + 1] != '"' &&
+			    lx->p[lx->pos + 1] != '\\'))
+				return perr(ps, lx->line, "bad escape in quoted string "
+				    "(only \\\" and \\\\)"), TOK_ERR;
+			c = (unsigned char)lx->p[++lx->pos];
+		}
+		if (lex_putc(ps, c) == -1)
+			return TOK_ERR;
+	}
+	lx->pos++;
+	if (lx->pos < lx->len && !is_delim((unsigned char)lx->p[lx->pos]))
+		return perr(ps, lx->line, "missing blank after quoted string"), TOK_ERR;
+	return TOK_WORD;
+}
+
+static enum tok
+lex_bare(struct parser *ps)
+{
+	struct lexer *lx = &ps->lx;
+	int c;
+
+	for (; lx->pos < lx->len; lx->pos++) {
+		c = (unsigned char)lx->p[lx->pos];
+		if (c == '"')
+			return perr(ps, lx->line, "'\"' inside a word"), TOK_ERR;
+		if (is_delim(c))
+			break;
+		if (is_ctl(c))
+			return perr(ps, lx->line, "control character 0x%02x", c), TOK_ERR;
+		if (lex_putc(ps, c) == -1)
+			return TOK_ERR;
+	}
+	return TOK_WORD;
+}
+
+static enum tok
+lex_next(struct parser *ps)
+{
+	struct lexer *lx = &ps->lx;
+	int c;
+
+	if (lx->unget != -1) {
+		c = lx->unget;
+		lx->unget = -1;
+		return (enum tok)c;
+	}
+	while (lx->pos < lx->len) {
+		c = (unsigned char)lx->p[lx->pos];
+		if (is_blank(c)) {
+			lx->pos++;
+		} else if (c == '#') {
+			while (lx->pos < lx->len && lx->p[lx->pos] != '\n')
+				lx->pos++;
+		} else
+			break;
+	}
+	if (lx->pos >= lx->len)
+		return TOK_EOF;
+	lx->wlen = 0;
+	switch (c = (unsigned char)lx->p[lx->pos]) {
+	case '\n':
+		lx->pos++;
+		lx->line++;
+		return TOK_END;
+	case ';':
+		lx->pos++;
+		return TOK_END;
+	case '{':
+		lx->pos++;
+		return TOK_OPEN;
+	case '}':
+		lx->pos++;
+		return TOK_CLOSE;
+	case '"':
+		return lex_quoted(ps);
+	default:
+		return lex_bare(ps);
+	}
+}
+
+/* The line of the file's last byte, for errors found at its end. */
+static int
+last_line(const struct lexer *lx)
+{
+	if (lx->len > 0 && lx->p[lx->len - 1] == '\n')
+		return lx->line - 1;
+	return lx->line;
+}
+
+/* ---- directives ---- */
+
+static int
+dir_add_word(struct parser *ps, struct dir *d)
+{
+	struct lexer *lx = &ps->lx;
+
+	if (d->n == 0)
+		d->line = lx->line;
+	/* Extra words are only counted: dispatch() reports them. */
+	if (d->n >= DIR_WORDS_MAX) {
+		d->n++;
+		return 0;
+	}
+	d->w[d->n++] = d->store + d->used;
+	memcpy(d->store + d->used, lx->word, lx->wlen);
+	d->store[d->used + lx->wlen] = '\0';
+	d->used += lx->wlen + 1;
+	return 0;
+}
+
+/*
+ * Reads the next directive. Returns TOK_WORD (a directive in *d),
+ * TOK_CLOSE (a '}' with no directive before it), TOK_EOF or TOK_ERR.
+ */
+static enum tok
+read_dir(struct parser *ps, struct dir *d)
+{
+	enum tok t;
+
+	d->n = 0;
+	d->used = 0;
+	d->block = 0;
+	d->line = ps->lx.line;
+	for (;;) {
+		switch (t = lex_next(ps)) {
+		case TOK_WORD:
+			if (dir_add_word(ps, d) == -1)
+				return TOK_ERR;
+			break;
+		case TOK_END:
+			if (d->n)
+				return TOK_WORD;
+			break;
+		case TOK_OPEN:
+			if (d->n == 0)
+				return perr(ps, ps->lx.line, "'{' without a directive "
+				    "(a block opens on its directive's line)"), TOK_ERR;
+			d->block = 1;
+			return TOK_WORD;
+		case TOK_CLOSE:
+		case TOK_EOF:
+			if (d->n == 0)
+				return t;
+			ps->lx.unget = (int)t;	/* "{ mode mx }": '}' ends it */
+			return TOK_WORD;
+		default:
+			return TOK_ERR;
+		}
+	}
+}
+
+static const struct directive *
+find_directive(const struct directive *tab, size_t ntab, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ntab; i++)
+		if (strcmp(tab[i].name, name) == 0)
+			return &tab[i];
+	return NULL;
+}
+
+/* Checks a directive against its table entry and runs it. */
+static int
+dispatch(struct parser *ps, const char *ctx, const struct directive *tab,
+    size_t ntab, int *seen, struct dir *d, void *arg)
+{
+	const struct directive *e;
+	const char *sep = ctx ? ": " : "";
+
+	ctx = ctx ? ctx : "";
+	if ((e = find_directive(tab, ntab, d->w[0])) == NULL)
+		return perr(ps, d->line, "%s%sunknown directive \"%s\"", ctx, sep,
+		    d->w[0]);
+	if (!e->repeat && seen[e - tab])
+		return perr(ps, d->line, "%s%sduplicate directive \"%s\" (first at "
+		    "line %d)", ctx, sep, e->name, seen[e - tab]);
+	seen[e - tab] = d->line;
+	if (d->n - 1 < e->nargs)
+		return perr(ps, d->line, "%s%s%s: missing argument", ctx, sep, e->name);
+	if (d->n - 1 > e->nargs)
+		return perr(ps, d->line, "%s%s%s: too many arguments", ctx, sep,
+		    e->name);
+	if (d->block && e->block == BLOCK_NO)
+		return perr(ps, d->line, "%s%s%s: unexpected block", ctx, sep, e->name);
+	if (!d->block && e->block == BLOCK_REQUIRED)
+		return perr(ps, d->line, "%s%s%s: missing block (the '{' must be on "
+		    "the directive's line)", ctx, sep, e->name);
+	return e->fn(ps, e, d, arg);
+}
+
+/* Reads the directives of a block up to its '}'. */
+static int
+parse_block(struct parser *ps, const char *ctx, const struct directive *tab,
+    size_t ntab, int open_line, void *arg)
+{
+	int seen[16] = { 0 };
+	struct dir *d;
+	enum tok t;
+	int r = 0;
+
+	if ((d = malloc(sizeof(*d))) == NULL)
+		return perr(ps, open_line, "out of memory");
+	while (r == 0) {
+		t = read_dir(ps, d);
+		if (t == TOK_CLOSE)
+			break;
+		if (t == TOK_EOF)
+			r = perr(ps, last_line(&ps->lx), "unterminated block opened at line %d",
+			    open_line);
+		else if (t == TOK_ERR)
+			r = -1;
+		else
+			r = dispatch(ps, ctx, tab, ntab, seen, d, arg);
+	}
+	free(d);
+	return r;
+}
+
+/* ---- values ---- */
+
+static int
+parse_u64(const char *s, size_t n, uint64_t *v)
+{
+	size_t i;
+
+	if (n == 0)
+		return -1;
+	for (*v = 0, i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9' || *v > (UINT64_MAX - 9) / 10)
+			return -1;
+		*v = *v * 10 + (uint64_t)(s[i] - '0');
+	}
+	return 0;
+}
+
+/* 35M, 512K, 1G (binary multiples) or plain octets. */
+static int
+parse_size(const char *s, uint64_t *v)
+{
+	size_t n = strlen(s);
+	unsigned shift = 0;
+
+	if (n > 0) {
+		switch (s[n - 1]) {
+		case 'K': case 'k': shift = 10; break;
+		case 'M': case 'm': shift = 20; break;
+		case 'G': case 'g': shift = 30; break;
+		}
+	}
+	if (parse_u64(s, n - (shift != 0), v) == -1 || *v > (UINT64_MAX >> shift))
+		return -1;
+	*v <<= shift;
+	return 0;
+}
+
+/* 30s, 5m, 1h, or plain seconds. */
+static int
+parse_duration(const char *s, uint64_t *v)
+{
+	size_t n = strlen(s);
+	uint64_t mul = 0;
+
+	if (n > 0) {
+		switch (s[n - 1]) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		}
+	}
+	if (parse_u64(s, n - (mul != 0), v) == -1)
+		return -1;
+	if (mul && *v > UINT64_MAX / mul)
+		return -1;
+	*v *= mul ? mul : 1;
+	return 0;
+}
+
+/* RFC 1035 2.3.1 host name: letters, digits, hyphens; labels of 1-63; 253 total. */
+static int
+valid_domain(const char *s, size_t n)
+{
+	size_t i, lab = 0;
+
+	if (n == 0 || n > 253)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '.') {
+			if (lab == 0 || s[i - 1] == '-')
+				return 0;
+			lab = 0;
+			continue;
+		}
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return 0;
+		if ((lab == 0 && s[i] == '-') || ++lab > 63)
+			return 0;
+	}
+	return s[n - 1] != '-';
+}
+
+/* System and mailbox names: letters, digits, '.', '_', '-'; not starting with '.' or '-'. */
+static int
+valid_name(const char *s, size_t max)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' ||
+		    s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+static void
+lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+/* An absolute path: `p` itself, or p taken from the config file's directory. */
+static int
+make_path(struct parser *ps, struct dir *d, const char *what, const char *p,
+    char **out)
+{
+	char buf[CONFIG_PATH_MAX + 1];
+	int n;
+
+	if (*p == '\0')
+		return perr(ps, d->line, "%s: empty path", what);
+	if (*p == '/')
+		n = snprintf(buf, sizeof(buf), "%s", p);
+	else
+		n = snprintf(buf, sizeof(buf), "%s%s%s", ps->basedir,
+		    strcmp(ps->basedir, "/") ? "/" : "", p);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return perr(ps, d->line, "%s: path too long", what);
+	free(*out);
+	if ((*out = strdup(buf)) == NULL)
+		return perr(ps, d->line, "out of memory");
+	return 0;
+}
+
+/* ---- top-level directives ---- */
+
+static int
+fn_hostname(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	const char *h = d->w[1];
+	size_t n = strlen(h);
+
+	if (n > 1 && h[n - 1] == '.')
+		n--;
+	if (!valid_domain(h, n))
+		return perr(ps, d->line, "hostname: bad domain name \"%s\"", h);
+	memcpy(ps->cfg->hostname, h, n);
+	ps->cfg->hostname[n] = '\0';
+	return 0;
+}
+
+static int
+fn_user(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	char *dst = strcmp(e->name, "user") == 0 ? ps->cfg->user :
+	    ps->cfg->deliver_user;
+
+	if (!valid_name(d->w[1], sizeof(ps->cfg->user) - 1))
+		return perr(ps, d->line, "%s: bad user name \"%s\"", e->name, d->w[1]);
+	snprintf(dst, sizeof(ps->cfg->user), "%s", d->w[1]);
+	return 0;
+}
+
+static int
+fn_path(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	char **dst = strcmp(e->name, "spool") == 0 ? &ps->cfg->spool_dir :
+	    &ps->cfg->chroot_dir;
+
+	return make_path(ps, d, e->name, d->w[1], dst);
+}
+
+static int
+fn_workers(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	uint64_t v;
+
+	if (parse_u64(d->w[1], strlen(d->w[1]), &v) == -1)
+		return perr(ps, d->line, "workers: not a number \"%s\"", d->w[1]);
+	if (v > WORKERS_MAX)
+		return perr(ps, d->line, "workers: %s is out of range (0..%d)",
+		    d->w[1], WORKERS_MAX);
+	ps->cfg->workers = (int)v;
+	return 0;
+}
+
+static int
+fn_delimiter(struct parser *ps, const struct directive *e, struct dir *d,
+    void *arg)
+{
+	const char *s = d->w[1];
+	size_t i, n = strlen(s);
+
+	if (n >= sizeof(ps->cfg->recipient_delimiter))
+		return perr(ps, d->line, "recipient_delimiter: too long (max %zu "
+		    "characters)", sizeof(ps->cfg->recipient_delimiter) - 1);
+	/* Characters that would change how an address splits are refused. */
+	for (i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~' || strchr("@\"\\,", s[i]))
+			return perr(ps, d->line, "recipient_delimiter: bad "
+			    "character in \"%s\"", s);
+	memcpy(ps->cfg->recipient_delimiter, s, n + 1);
+	return 0;
+}
+
+static int
+duration_value(struct parser *ps, struct dir *d, const char *what, uint64_t min,
+    unsigned *out)
+{
+	uint64_t v;
+
+	if (parse_duration(d->w[1], &v) == -1)
+		return perr(ps, d->line, "%s: not a duration \"%s\"", what, d->w[1]);
+	if (v < min || v > DURATION_MAX)
+		return perr(ps, d->line, "%s: %s is out of range (%llu..%u seconds)",
+		    what, d->w[1], (unsigned long long)min, DURATION_MAX);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int
+fn_retry(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return duration_value(ps, d, "retry_interval", 1, &ps->cfg->retry_interval);
+}
+
+/* ---- listen ---- */
+
+/* "127.0.0.1:25", "[::1]:25", "*:25" (= 0.0.0.0). */
+static int
+parse_listen_addr(const char *s, struct listen_cfg *l)
+{
+	char host[64];
+	const char *colon, *hs, *he;
+	uint64_t port;
+	size_t n = strlen(s);
+	struct sockaddr_in *sin = (struct sockaddr_in *)&l->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&l->ss;
+
+	if (n >= sizeof(l->text) || (colon = strrchr(s, ':')) == NULL)
+		return -1;
+	hs = s;
+	he = colon;
+	if (s[0] == '[') {
+		if (colon == s || colon[-1] != ']')
+			return -1;
+		hs = s + 1;
+		he = colon - 1;
+	}
+	if ((size_t)(he - hs) >= sizeof(host) ||
+	    parse_u64(colon + 1, strlen(colon + 1), &port) == -1 ||
+	    strlen(colon + 1) > 5 || port == 0 || port > 65535)
+		return -1;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	memset(&l->ss, 0, sizeof(l->ss));
+	if (s[0] == '[') {
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -1;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		l->sslen = sizeof(*sin6);
+	} else {
+		if (strcmp(host, "*") == 0)
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return -1;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		l->sslen = sizeof(*sin);
+	}
+	memcpy(l->text, s, n + 1);
+	return 0;
+}
+
+static int
+fn_mode(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct listen_cfg *l = arg;
+
+	if (strcmp(d->w[1], "mx") == 0) {
+		l->mode = LISTEN_MX;
+		return 0;
+	}
+	if (strcmp(d->w[1], "submission") == 0)
+		return perr(ps, d->line, "listen: mode submission needs TLS and AUTH, "
+		    "not available in this version");
+	return perr(ps, d->line, "listen: mode: unknown mode \"%s\" (mx)", d->w[1]);
+}
+
+static const struct directive listen_tab[] = {
+	{ "mode", fn_mode, 1, BLOCK_NO, 0, NULL },
+};
+
+static int
+fn_listen(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct config *cfg = ps->cfg;
+	struct listen_cfg *l;
+	size_t i;
+
+	if (cfg->nlisten == CONFIG_MAX_LISTEN)
+		return perr(ps, d->line, "listen: too many (max %d)", CONFIG_MAX_LISTEN);
+	l = &cfg->listen[cfg->nlisten];
+	memset(l, 0, sizeof(*l));
+	l->mode = LISTEN_MX;
+	l->line = d->line;
+	if (parse_listen_addr(d->w[1], l) == -1)
+		return perr(ps, d->line, "listen: bad address \"%s\"", d->w[1]);
+	for (i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].sslen == l->sslen &&
+		    memcmp(&cfg->listen[i].ss, &l->ss, l->sslen) == 0)
+			return perr(ps, d->line, "listen: \"%s\" declared twice "
+			    "(first at line %d)", d->w[1], cfg->listen[i].line);
+	if (d->block && parse_block(ps, "listen", listen_tab,
+	    sizeof(listen_tab) / sizeof(listen_tab[0]), d->line, l) == -1)
+		return -1;
+	cfg->nlisten++;
+	return 0;
+}
+
+/* ---- limits ---- */
+
+enum limit_kind { LIM_COUNT, LIM_SIZE, LIM_DURATION };
+
+struct limit_def {
+	enum limit_kind kind;
+	size_t          off;	/* into struct limits_cfg */
+	uint64_t        min, max;
+};
+
+#define LIM(k, f, lo, hi) \
+	(&(const struct limit_def){ k, offsetof(struct limits_cfg, f), lo, hi })
+
+static int
+fn_limit(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	const struct limit_def *ld = e->data;
+	char *base = (char *)&ps->cfg->limits + ld->off;
+	char what[64];
+	uint64_t v;
+	unsigned u;
+	size_t z;
+
+	if (ld->kind == LIM_DURATION) {
+		snprintf(what, sizeof(what), "limits: %s", e->name);
+		if (duration_value(ps, d, what, ld->min, &u) == -1)
+			return -1;
+		memcpy(base, &u, sizeof(u));
+		return 0;
+	}
+	if ((ld->kind == LIM_SIZE ? parse_size(d->w[1], &v) :
+	    parse_u64(d->w[1], strlen(d->w[1]), &v)) == -1)
+		return perr(ps, d->line, "limits: %s: not a %s \"%s\"", e->name,
+		    ld->kind == LIM_SIZE ? "size" : "number", d->w[1]);
+	if (v < ld->min || v > ld->max)
+		return perr(ps, d->line, "limits: %s: %s is out of range (%llu..%llu)",
+		    e->name, d->w[1], (unsigned long long)ld->min,
+		    (unsigned long long)ld->max);
+	if (ld->kind == LIM_SIZE) {
+		memcpy(base, &v, sizeof(v));
+	} else {
+		z = (size_t)v;
+		memcpy(base, &z, sizeof(z));
+	}
+	return 0;
+}
+
+static const struct directive limits_tab[] = {
+	/* RFC 5321 4.5.3.1.4-6 and 4.5.3.1.8 give the minimums. */
+	{ "command_line", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_COUNT, command_line, 512, 65536) },
+	{ "text_line", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_COUNT, text_line, 1000, 65536) },
+	{ "recipients", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_COUNT, recipients, 100, 10000) },
+	{ "message_size", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_SIZE, message_size, 0, SIZE_MAX_BYTES) },
+	{ "connections", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_COUNT, connections, 1, 1000000) },
+	{ "connections_per_ip", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_COUNT, connections_per_ip, 1, 1000000) },
+	{ "errors", fn_limit, 1, BLOCK_NO, 0, LIM(LIM_COUNT, errors, 1, 1000) },
+	/* RFC 5321 4.5.3.2 timeouts. */
+	{ "timeout_command", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_DURATION, timeout_greeting, 1, DURATION_MAX) },
+	{ "timeout_data", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_DURATION, timeout_data_block, 1, DURATION_MAX) },
+	{ "timeout_commit", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_DURATION, timeout_data_end, 1, DURATION_MAX) },
+	{ "shutdown_wait", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_DURATION, shutdown_wait, 0, DURATION_MAX) },
+};
+
+static int
+fn_limits(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return parse_block(ps, "limits", limits_tab,
+	    sizeof(limits_tab) / sizeof(limits_tab[0]), d->line, NULL);
+}
+
+/* ---- domain ---- */
+
+/* Reads a whole regular file. NULL on success, else the reason. */
+static const char *
+read_file(const char *path, size_t max, char **data, size_t *len)
+{
+	const char *why = NULL;
+	struct stat st;
+	size_t got = 0;
+	ssize_t r;
+	int fd;
+
+	*data = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return strerror(errno);
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if ((uint64_t)st.st_size > max)
+		why = "file too large";
+	if (why || (*data = malloc((size_t)st.st_size + 1)) == NULL)
+		goto fail;
+	while (got < (size_t)st.st_size) {
+		r = read(fd, *data + got, (size_t)st.st_size - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				break;
+			goto fail;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	*len = got;
+	return NULL;
+fail:
+	if (why == NULL)
+		why = strerror(errno);
+	close(fd);
+	free(*data);
+	*data = NULL;
+	return why;
+}
+
+/* Loads a table named by a domain block; its own errors are TABLEFILE:LINE. */
+static int
+load_table(struct parser *ps, struct dir *d, const char *what, const char *path,
+    int aliases, struct table **out)
+{
+	const char *why;
+	char *data;
+	size_t len;
+
+	if ((why = read_file(path, TABLE_FILE_MAX, &data, &len)) != NULL)
+		return perr(ps, d->line, "%s: cannot read \"%s\": %s", what, path,
+		    why);
+	*out = aliases ? table_parse_aliases(data, len, path, ps->err, ps->errlen)
+	    : table_parse_passwd(data, len, path, ps->err, ps->errlen);
+	free(data);
+	return *out ? 0 : -1;
+}
+
+static int
+fn_table(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct domain_ctx *dx = arg;
+	struct domain_cfg *dc = dx->dc;
+	int aliases = strcmp(e->name, "aliases") == 0;
+	char **path = aliases ? &dc->aliases_path : &dc->users_path;
+	char what[sizeof(dx->ctx) + 16];
+
+	snprintf(what, sizeof(what), "%s: %s", dx->ctx, e->name);
+	if (make_path(ps, d, what, d->w[1], path) == -1)
+		return -1;
+	if (!ps->load_tables)
+		return 0;
+	return load_table(ps, d, what, *path, aliases, aliases ? &dc->aliases :
+	    &dc->users);
+}
+
+static int
+fn_maildir(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct domain_ctx *dx = arg;
+	char what[sizeof(dx->ctx) + 16];
+	const char *p;
+
+	for (p = d->w[1]; (p = strchr(p, '%')) != NULL; p += 2)
+		if (p[1] != 'u' && p[1] != 'd' && p[1] != '%')
+			return perr(ps, d->line, "%s: maildir: bad escape \"%%%.1s\" "
+			    "(only %%u, %%d and %%%% are allowed)", dx->ctx, p + 1);
+	snprintf(what, sizeof(what), "%s: maildir", dx->ctx);
+	return make_path(ps, d, what, d->w[1], &dx->dc->maildir);
+}
+
+static int
+fn_catchall(struct parser *ps, const struct directive *e, struct dir *d,
+    void *arg)
+{
+	struct domain_ctx *dx = arg;
+
+	if (!valid_name(d->w[1], LOCAL_NAME_MAX))
+		return perr(ps, d->line, "%s: catchall: bad user name \"%s\"",
+		    dx->ctx, d->w[1]);
+	free(dx->dc->catchall);
+	if ((dx->dc->catchall = strdup(d->w[1])) == NULL)
+		return perr(ps, d->line, "out of memory");
+	lower(dx->dc->catchall);
+	dx->catchall_line = d->line;
+	return 0;
+}
+
+static const struct directive domain_tab[] = {
+	{ "users", fn_table, 1, BLOCK_NO, 0, NULL },
+	{ "aliases", fn_table, 1, BLOCK_NO, 0, NULL },
+	{ "maildir", fn_maildir, 1, BLOCK_NO, 0, NULL },
+	{ "catchall", fn_catchall, 1, BLOCK_NO, 0, NULL },
+};
+
+/* With its tables loaded, the catch-all must name a user or an alias. */
+static int
+check_catchall(struct parser *ps, const struct domain_ctx *dx)
+{
+	const struct domain_cfg *dc = dx->dc;
+	char key[LOCAL_NAME_MAX + 1 + CONFIG_NAME_MAX + 1];
+	const char *c = dc->catchall;
+
+	if (c == NULL || dc->users == NULL)
+		return 0;
+	snprintf(key, sizeof(key), "%s@%s", c, dc->name);
+	if (table_lookup(dc->users, c, strlen(c)) ||
+	    table_lookup(dc->users, key, strlen(key)) ||
+	    table_lookup(dc->aliases, c, strlen(c)) || strcmp(c, "postmaster") == 0)
+		return 0;
+	return perr(ps, dx->catchall_line, "domain \"%s\": catchall \"%s\" is "
+	    "neither a user nor an alias", dc->name, c);
+}
+
+static int
+add_domain(struct parser *ps, struct dir *d, const char *name, size_t n)
+{
+	struct config *cfg = ps->cfg;
+	struct domain_cfg *nd;
+
+	if (config_find_domain(cfg, name, n))
+		return perr(ps, d->line, "domain \"%.*s\" declared twice", (int)n,
+		    name);
+	if (cfg->ndomains == CONFIG_MAX_DOMAINS)
+		return perr(ps, d->line, "domain: too many (max %d)",
+		    CONFIG_MAX_DOMAINS);
+	nd = realloc(cfg->domains, (cfg->ndomains + 1) * sizeof(*nd));
+	if (nd == NULL)
+		return perr(ps, d->line, "out of memory");
+	cfg->domains = nd;
+	nd = &cfg->domains[cfg->ndomains++];
+	memset(nd, 0, sizeof(*nd));
+	memcpy(nd->name, name, n);
+	nd->name[n] = '\0';
+	return 0;
+}
+
+static int
+fn_domain(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct domain_ctx dx;
+	size_t n = strlen(d->w[1]);
+
+	if (n > 1 && d->w[1][n - 1] == '.')
+		n--;
+	if (!valid_domain(d->w[1], n))
+		return perr(ps, d->line, "domain: bad domain name \"%s\"", d->w[1]);
+	lower(d->w[1]);
+	if (add_domain(ps, d, d->w[1], n) == -1)
+		return -1;
+	dx.dc = &ps->cfg->domains[ps->cfg->ndomains - 1];
+	dx.catchall_line = 0;
+	snprintf(dx.ctx, sizeof(dx.ctx), "domain \"%s\"", dx.dc->name);
+	if (parse_block(ps, dx.ctx, domain_tab,
+	    sizeof(domain_tab) / sizeof(domain_tab[0]), d->line, &dx) == -1)
+		return -1;
+	if (dx.dc->maildir == NULL)
+		return perr(ps, d->line, "%s: maildir is required", dx.ctx);
+	return check_catchall(ps, &dx);
+}
+
+static const struct directive top_tab[] = {
+	{ "hostname", fn_hostname, 1, BLOCK_NO, 0, NULL },
+	{ "user", fn_user, 1, BLOCK_NO, 0, NULL },
+	{ "deliver_user", fn_user, 1, BLOCK_NO, 0, NULL },
+	{ "spool", fn_path, 1, BLOCK_NO, 0, NULL },
+	{ "chroot", fn_path, 1, BLOCK_NO, 0, NULL },
+	{ "workers", fn_workers, 1, BLOCK_NO, 0, NULL },
+	{ "recipient_delimiter", fn_delimiter, 1, BLOCK_NO, 0, NULL },
+	{ "retry_interval", fn_retry, 1, BLOCK_NO, 0, NULL },
+	{ "listen", fn_listen, 1, BLOCK_OPTIONAL, 1, NULL },
+	{ "limits", fn_limits, 0, BLOCK_REQUIRED, 0, NULL },
+	{ "domain", fn_domain, 1, BLOCK_REQUIRED, 1, NULL },
+};
+
+/* ---- the whole file ---- */
+
+static int
+config_defaults(struct config *cfg, const char *name)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	if (gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) == -1 ||
+	    cfg->hostname[0] == '\0')
+		snprintf(cfg->hostname, sizeof(cfg->hostname), "localhost");
+	snprintf(cfg->user, sizeof(cfg->user), "_tern");
+	snprintf(cfg->deliver_user, sizeof(cfg->deliver_user), "vmail");
+	snprintf(cfg->recipient_delimiter, sizeof(cfg->recipient_delimiter), "+");
+	cfg->retry_interval = 60;
+	cfg->limits = (struct limits_cfg){
+		.command_line = 512, .text_line = 1000, .recipients = 100,
+		.message_size = (uint64_t)35 << 20, .connections = 1000,
+		.connections_per_ip = 20, .errors = 10, .timeout_greeting = 300,
+		.timeout_data_block = 180, .timeout_data_end = 600,
+		.shutdown_wait = 30,
+	};
+	cfg->path = strdup(name);
+	cfg->spool_dir = strdup("/var/spool/tern");
+	cfg->chroot_dir = strdup("/var/empty");
+	return cfg->path && cfg->spool_dir && cfg->chroot_dir ? 0 : -1;
+}
+
+static int
+parse_top(struct parser *ps)
+{
+	int seen[sizeof(top_tab) / sizeof(top_tab[0])] = { 0 };
+	struct dir *d;
+	enum tok t;
+	int r = 0;
+
+	if ((d = malloc(sizeof(*d))) == NULL)
+		return perr(ps, 1, "out of memory");
+	while (r == 0 && (t = read_dir(ps, d)) != TOK_EOF) {
+		if (t == TOK_ERR)
+			r = -1;
+		else if (t == TOK_CLOSE)
+			r = perr(ps, ps->lx.line, "unexpected '}'");
+		else
+			r = dispatch(ps, NULL, top_tab, sizeof(top_tab) /
+			    sizeof(top_tab[0]), seen, d, NULL);
+	}
+	free(d);
+	if (r == 0 && ps->cfg->nlisten == 0)
+		r = perr(ps, last_line(&ps->lx), "no \"listen\" directive (at least "
+		    "one is required)");
+	if (r == 0 && ps->cfg->ndomains == 0)
+		r = perr(ps, last_line(&ps->lx), "no \"domain\" block (at least one "
+		    "is required)");
+	return r;
+}
+
+static int
+config_parse_tables(const char *data, size_t len, const char *name,
+    const char *basedir, int load_tables, struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct parser *ps;
+	int r;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if ((ps = calloc(1, sizeof(*ps))) == NULL || config_defaults(cfg, name) == -1) {
+		free(ps);
+		config_free(cfg);
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	ps->lx = (struct lexer){ .p = data, .len = len, .line = 1, .unget = -1 };
+	ps->name = name;
+	ps->basedir = basedir ? basedir : ".";
+	ps->cfg = cfg;
+	ps->err = err;
+	ps->errlen = errlen;
+	ps->load_tables = load_tables;
+	if (len > CONFIG_FILE_MAX)
+		r = perr(ps, 1, "file too large (max %d bytes)", CONFIG_FILE_MAX);
+	else
+		r = parse_top(ps);
+	free(ps);
+	if (r == -1)
+		config_free(cfg);
+	return r;
+}
+
+int
+config_parse(const char *data, size_t len, const char *name, const char *basedir,
+    struct config *cfg, char *err, size_t errlen)
+{
+	return config_parse_tables(data, len, name, basedir, 0, cfg, err, errlen);
+}
+
+/* The absolute directory of `path`, relative names taken from the cwd. */
+static int
+config_dir(const char *path, char *out, size_t outlen)
+{
+	char cwd[CONFIG_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int dlen = slash ? (int)(slash - path) : 0, n;
+
+	if (path[0] == '/')
+		n = snprintf(out, outlen, "%.*s", dlen ? dlen : 1, path);
+	else if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	else if (slash)
+		n = snprintf(out, outlen, "%s/%.*s", strcmp(cwd, "/") ? cwd : "",
+		    dlen, path);
+	else
+		n = snprintf(out, outlen, "%s", cwd);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+int
+config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	char dir[CONFIG_PATH_MAX + 1];
+	const char *why;
+	char *data;
+	size_t len;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if ((why = read_file(path, CONFIG_FILE_MAX, &data, &len)) != NULL) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		return -1;
+	}
+	if (config_dir(path, dir, sizeof(dir)) == -1) {
+		snprintf(err, errlen, "%s: cannot find its directory", path);
+		free(data);
+		return -1;
+	}
+	r = config_parse_tables(data, len, path, dir, 1, cfg, err, errlen);
+	free(data);
+	return r;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ndomains; i++) {
+		free(cfg->domains[i].users_path);
+		free(cfg->domains[i].aliases_path);
+		free(cfg->domains[i].maildir);
+		free(cfg->domains[i].catchall);
+		table_free(cfg->domains[i].users);
+		table_free(cfg->domains[i].aliases);
+	}
+	free(cfg->domains);
+	free(cfg->path);
+	free(cfg->spool_dir);
+	free(cfg->chroot_dir);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const struct domain_cfg *
+config_find_domain(const struct config *cfg, const char *domain, size_t len)
+{
+	size_t i;
+
+	if (len > 0 && domain[len - 1] == '.')
+		len--;
+	for (i = 0; i < cfg->ndomains; i++)
+		if (strlen(cfg->domains[i].name) == len &&
+		    strncasecmp(cfg->domains[i].name, domain, len) == 0)
+			return &cfg->domains[i];
+	return NULL;
+}

@@ -1,0 +1,109 @@
+/*
+ * tern — the mail transfer agent's daemon: command line, configuration
+ * check, daemonizing, then the parent process (daemon/parent.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "daemon/config.h"
+#include "daemon/parent.h"
+
+#define DEFAULT_CONFIG "/etc/tern/tern.conf"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: tern [-dnv] [-f FILE]\n"
+	    "\n"
+	    "tern is a mail transfer agent: it receives mail over SMTP, keeps it in a\n"
+	    "durable queue and delivers it into Maildirs.\n"
+	    "\n"
+	    "  -f FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+	    "  -n       check the configuration and the tables it names, then exit:\n"
+	    "           0 if valid, else 1 with FILE:LINE: reason on stderr\n"
+	    "  -d       stay in the foreground and log to stderr\n"
+	    "  -v       log debug events too\n"
+	    "  -h       this help\n"
+	    "\n"
+	    "Signals: SIGTERM stops (in-flight transactions finish first), SIGHUP\n"
+	    "reloads the configuration and tables without dropping connections.\n"
+	    "Started as root, tern drops privileges: smtp workers run as the\n"
+	    "configured `user` inside `chroot`, queue and delivery as `deliver_user`.\n"
+	    "See docs/CONFIG.md for the configuration reference.\n");
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid == -1) {
+		fprintf(stderr, "tern: fork: %s\n", strerror(errno));
+		exit(1);
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = DEFAULT_CONFIG;
+	int check = 0, foreground = 0, debug = 0, ch;
+	struct config *cfg;
+	char err[1024];
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((ch = getopt_long(argc, argv, "df:hnv", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': foreground = 1; break;
+		case 'f': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'v': debug = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
+		fprintf(stderr, "tern: out of memory\n");
+		return 1;
+	}
+	if (config_load(path, cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\n", err);
+		free(cfg);
+		return 1;
+	}
+	if (check) {
+		printf("tern: configuration %s is valid\n", path);
+		config_free(cfg);
+		free(cfg);
+		return 0;
+	}
+	if (!foreground)
+		daemonize();
+	log_init(foreground, debug);
+	return parent_main(cfg, path);
+}

@@ -1,0 +1,586 @@
+/* parent — process supervision and privilege separation (see parent.h). */
+#include "daemon/parent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/msgtypes.h"
+#include "daemon/privsep.h"
+#include "deliver/deliverd.h"
+#include "queue/queue.h"
+#include "server/connlimit.h"
+#include "server/worker.h"
+
+#define MAX_CHILDREN (CONNLIMIT_SLOTS + 8)
+#define LISTEN_BACKLOG 4096
+
+enum role { ROLE_NONE, ROLE_WORKER, ROLE_QUEUE, ROLE_DELIVER };
+
+struct child {
+	pid_t     pid;
+	enum role role;
+	int       slot;		/* workers: connlimit row */
+	unsigned  gen;		/* configuration generation */
+	time_t    started;
+};
+
+struct parent {
+	struct config       *cfg;
+	const char          *conf_path;
+	struct event_base   *base;
+	int                  root;
+	struct privsep_user  smtp_user, deliver_user;
+	int                  listen_fds[CONFIG_MAX_LISTEN];
+	size_t               nlisten;
+	struct connlimit    *cl;
+	struct child         children[MAX_CHILDREN];
+	struct ipc          *queue;	/* channel to the queue process */
+	unsigned             gen;
+	int                  stopping;
+	int                  restarting;	/* queue died: everything restarts */
+	char                 mail_base[PATH_MAX];
+};
+
+static void spawn_all(struct parent *);
+
+/* "workers 0" means one per core. */
+static void
+settle_workers(struct config *cfg)
+{
+	long n;
+
+	if (cfg->workers > 0)
+		return;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->workers = n > 0 ? (int)(n > 64 ? 64 : n) : 1;
+}
+
+/* ---- children ---- */
+
+static struct child *
+child_slot(struct parent *p)
+{
+	int i;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (p->children[i].pid == 0)
+			return &p->children[i];
+	return NULL;
+}
+
+static int
+count_role(struct parent *p, enum role r)
+{
+	int i, n = 0;
+
+	for (i = 0; i < MAX_CHILDREN; i++)
+		if (p->children[i].pid && (r == ROLE_NONE || p->children[i].role == r))
+			n++;
+	return n;
+}
+
+static void
+signal_role(struct parent *p, enum role r, int sig, int only_old)
+{
+	int i;
+
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		struct child *c = &p->children[i];
+
+		if (c->pid && (r == ROLE_NONE || c->role == r) && (!only_old || c->gen != p->gen))
+			kill(c->pid, sig);
+	}
+}
+
+/* In a new child: forget the parent's signal handlers and descriptors. */
+static void
+child_setup(const int *keep, size_t nkeep)
+{
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE };
+	DIR *d;
+	struct dirent *de;
+	sigset_t all;
+	size_t i;
+
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		int fd = atoi(de->d_name), k = 0;
+
+		if (de->d_name[0] == '.' || fd <= 2 || fd == dirfd(d))
+			continue;
+		for (i = 0; i < nkeep; i++)
+			if (keep[i] == fd)
+				k = 1;
+		if (!k)
+			close(fd);
+	}
+	closedir(d);
+}
+
+static pid_t
+fork_child(struct parent *p, enum role role, int slot)
+{
+	struct child *c = child_slot(p);
+	sigset_t all, old;
+	pid_t pid;
+
+	if (c == NULL) {
+		log_warn("event=too-many-children");
+		return -1;
+	}
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid > 0) {
+		c->pid = pid;
+		c->role = role;
+		c->slot = slot;
+		c->gen = p->gen;
+		c->started = time(NULL);
+	}
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1)
+		log_warn("event=fork-failed error=\"%s\"", strerror(errno));
+	return pid;
+}
+
+static void
+become(struct parent *p, const struct privsep_user *u, const char *dir, const char *chroot_dir)
+{
+	char err[512];
+
+	if (dir && chdir(dir) == -1)
+		log_fatal("event=chdir-failed dir=\"%s\" error=\"%s\"", dir, strerror(errno));
+	if (p->root && privsep_drop(u, chroot_dir, err, sizeof(err)) == -1)
+		log_fatal("event=privdrop-failed error=\"%s\"", err);
+}
+
+static int
+spawn_worker(struct parent *p, int slot)
+{
+	struct worker_args a;
+	int sp[2], keep[CONFIG_MAX_LISTEN + 1];
+	size_t i;
+	pid_t pid;
+
+	if (ipc_socketpair(sp) == -1) {
+		log_warn("event=socketpair-failed error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	connlimit_clear_slot(p->cl, slot);
+	if ((pid = fork_child(p, ROLE_WORKER, slot)) == 0) {
+		for (i = 0; i < p->nlisten; i++)
+			keep[i] = p->listen_fds[i];
+		keep[p->nlisten] = sp[0];
+		child_setup(keep, p->nlisten + 1);
+		tzset();	/* the zone file is out of reach after chroot */
+		become(p, &p->smtp_user, NULL, p->root ? p->cfg->chroot_dir : NULL);
+		a.cfg = p->cfg;
+		a.listen_fds = p->listen_fds;
+		a.nlisten = p->nlisten;
+		a.queue_fd = sp[0];
+		a.connlimit = p->cl;
+		a.slot = slot;
+		_exit(worker_main(&a));
+	}
+	close(sp[0]);
+	if (pid > 0 && p->queue)
+		ipc_send(p->queue, MSG_P_WORKER, 0, NULL, 0, sp[1]);
+	close(sp[1]);
+	return pid > 0 ? 0 : -1;
+}
+
+static int
+free_worker_slot(struct parent *p)
+{
+	int s, i, used;
+
+	for (s = 0; s < CONNLIMIT_SLOTS; s++) {
+		used = 0;
+		for (i = 0; i < MAX_CHILDREN; i++)
+			if (p->children[i].pid && p->children[i].role == ROLE_WORKER &&
+			    p->children[i].slot == s)
+				used = 1;
+		if (!used)
+			return s;
+	}
+	return -1;
+}
+
+static int
+spawn_deliver(struct parent *p, int *queue_end)
+{
+	int sp[2];
+	pid_t pid;
+
+	if (ipc_socketpair(sp) == -1)
+		return -1;
+	if ((pid = fork_child(p, ROLE_DELIVER, -1)) == 0) {
+		child_setup(&sp[0], 1);
+		log_set_proc("deliver");
+		become(p, &p->deliver_user, p->mail_base[0] ? p->mail_base : NULL, NULL);
+		_exit(deliver_main(p->cfg, sp[0], p->mail_base));
+	}
+	close(sp[0]);
+	if (pid == -1) {
+		close(sp[1]);
+		return -1;
+	}
+	*queue_end = sp[1];
+	return 0;
+}
+
+static void on_queue_msg(struct ipc *, struct ipc_msg *, void *);
+
+static void
+spawn_all(struct parent *p)
+{
+	int pq[2], dq = -1, i, n = p->cfg->workers;
+	pid_t pid;
+
+	if (spawn_deliver(p, &dq) == -1 || ipc_socketpair(pq) == -1)
+		log_fatal("event=spawn-failed error=\"%s\"", strerror(errno));
+	if ((pid = fork_child(p, ROLE_QUEUE, -1)) == 0) {
+		int keep[2] = { pq[0], dq };
+
+		child_setup(keep, 2);
+		log_set_proc("queue");
+		become(p, &p->deliver_user, p->cfg->spool_dir, NULL);
+		_exit(queue_main(p->cfg, pq[0], dq));
+	}
+	close(pq[0]);
+	close(dq);
+	if (pid == -1)
+		log_fatal("event=spawn-failed what=queue");
+	p->queue = ipc_new(p->base, pq[1], on_queue_msg, p);
+	for (i = 0; i < n; i++)
+		spawn_worker(p, free_worker_slot(p));
+	log_info("event=ready workers=%d listen=%zu", n, p->nlisten);
+}
+
+static void
+on_queue_msg(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct parent *p = arg;
+
+	if (m == NULL) {
+		if (ipc == p->queue)
+			p->queue = NULL;
+		ipc_free(ipc);
+	} else if (m->fd != -1)
+		close(m->fd);
+}
+
+/* ---- events ---- */
+
+static void
+maybe_exit(struct parent *p)
+{
+	if (p->stopping && count_role(p, ROLE_WORKER) == 0)
+		signal_role(p, ROLE_NONE, SIGTERM, 0);
+	if (p->stopping && count_role(p, ROLE_NONE) == 0)
+		event_base_loopbreak(p->base);
+	if (p->restarting && count_role(p, ROLE_NONE) == 0) {
+		p->restarting = 0;
+		log_info("event=restart-all");
+		spawn_all(p);
+	}
+}
+
+static void
+child_exited(struct parent *p, struct child *c, int status)
+{
+	struct child dead = *c;
+	const char *what = dead.role == ROLE_WORKER ? "smtp" : dead.role == ROLE_QUEUE ? "queue" : "deliver";
+	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+
+	memset(c, 0, sizeof(*c));
+	if (p->stopping || p->restarting || (dead.gen != p->gen && clean)) {
+		log_info("event=child-exit proc=%s pid=%d status=%d", what, (int)dead.pid, status);
+		return;
+	}
+	if (WIFSIGNALED(status))
+		log_warn("event=child-died proc=%s pid=%d signal=%d", what, (int)dead.pid, WTERMSIG(status));
+	else
+		log_warn("event=child-died proc=%s pid=%d exit=%d", what, (int)dead.pid, WEXITSTATUS(status));
+	if (dead.role == ROLE_WORKER) {
+		if (dead.gen == p->gen)
+			spawn_worker(p, dead.slot);
+		return;
+	}
+	if (dead.role == ROLE_DELIVER && dead.gen == p->gen && p->queue) {
+		int qend;
+
+		if (spawn_deliver(p, &qend) == 0) {
+			ipc_send(p->queue, MSG_P_DELIVER, 0, NULL, 0, qend);
+			close(qend);
+		}
+		return;
+	}
+	if (dead.role == ROLE_QUEUE && dead.gen == p->gen) {
+		/* Workers and deliver hold channels to the dead queue: start over. */
+		p->restarting = 1;
+		if (p->queue) {
+			ipc_free(p->queue);
+			p->queue = NULL;
+		}
+		signal_role(p, ROLE_NONE, SIGKILL, 0);
+	}
+}
+
+static void
+on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	struct parent *p = arg;
+	int status, i;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < MAX_CHILDREN; i++)
+			if (p->children[i].pid == pid) {
+				int slot = p->children[i].role == ROLE_WORKER ? p->children[i].slot : -1;
+
+				child_exited(p, &p->children[i], status);
+				if (slot >= 0 && !p->stopping) {
+					int used = 0, k;
+
+					for (k = 0; k < MAX_CHILDREN; k++)
+						if (p->children[k].pid && p->children[k].role == ROLE_WORKER &&
+						    p->children[k].slot == slot)
+							used = 1;
+					if (!used)
+						connlimit_clear_slot(p->cl, slot);
+				}
+				break;
+			}
+	}
+	maybe_exit(p);
+}
+
+static void
+on_kill_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct parent *p = arg;
+
+	log_warn("event=stop-deadline remaining=%d", count_role(p, ROLE_NONE));
+	signal_role(p, ROLE_NONE, SIGKILL, 0);
+}
+
+static void
+on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct parent *p = arg;
+	struct timeval tv = { p->cfg->limits.shutdown_wait + 5, 0 };
+
+	if (p->stopping)
+		return;
+	log_info("event=stopping signal=%d", (int)sig);
+	p->stopping = 1;
+	signal_role(p, ROLE_WORKER, SIGTERM, 0);
+	event_base_once(p->base, -1, EV_TIMEOUT, on_kill_deadline, p, &tv);
+	maybe_exit(p);
+}
+
+static int
+same_listen(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (a->nlisten != b->nlisten)
+		return 0;
+	for (i = 0; i < a->nlisten; i++)
+		if (a->listen[i].sslen != b->listen[i].sslen ||
+		    memcmp(&a->listen[i].ss, &b->listen[i].ss, a->listen[i].sslen) != 0)
+			return 0;
+	return 1;
+}
+
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct parent *p = arg;
+	struct config *ncfg;
+	char err[1024];
+	int i, qend;
+
+	if (p->stopping || p->restarting)
+		return;
+	if ((ncfg = calloc(1, sizeof(*ncfg))) == NULL ||
+	    config_load(p->conf_path, ncfg, err, sizeof(err)) == -1) {
+		log_warn("event=reload-failed error=\"%s\" note=\"old configuration kept\"",
+		    ncfg ? err : "out of memory");
+		free(ncfg);
+		return;
+	}
+	if (!same_listen(p->cfg, ncfg)) {
+		log_warn("event=reload-listen-unchanged note=\"listen changes need a restart\"");
+		memcpy(ncfg->listen, p->cfg->listen, sizeof(ncfg->listen));
+		ncfg->nlisten = p->cfg->nlisten;
+	}
+	settle_workers(ncfg);
+	/* Old children go on with their copy of the old configuration. */
+	config_free(p->cfg);
+	free(p->cfg);
+	p->cfg = ncfg;
+	p->gen++;
+	if (p->queue && spawn_deliver(p, &qend) == 0) {
+		ipc_send(p->queue, MSG_P_DELIVER, 0, NULL, 0, qend);
+		close(qend);
+	}
+	for (i = 0; i < p->cfg->workers; i++)
+		spawn_worker(p, free_worker_slot(p));
+	signal_role(p, ROLE_WORKER, SIGTERM, 1);
+	log_info("event=reloaded generation=%u", p->gen);
+}
+
+static void
+on_signalfd(evutil_socket_t fd, short what, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD: on_sigchld((int)si.ssi_signo, 0, arg); break;
+		case SIGHUP: on_sighup((int)si.ssi_signo, 0, arg); break;
+		default: on_sigterm((int)si.ssi_signo, 0, arg); break;
+		}
+	}
+}
+
+/* ---- set-up ---- */
+
+static int
+open_listener(const struct listen_cfg *l)
+{
+	int fd, one = 1;
+
+	fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (l->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&l->ss, l->sslen) == -1 ||
+	    listen(fd, LISTEN_BACKLOG) == -1) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void
+prepare_dirs(struct parent *p)
+{
+	size_t i;
+	int created;
+
+	if (privsep_mkdirs(p->cfg->spool_dir, 0700, &created) == -1)
+		log_fatal("event=spool-failed dir=\"%s\" error=\"%s\"", p->cfg->spool_dir, strerror(errno));
+	if (p->root && chown(p->cfg->spool_dir, p->deliver_user.uid, p->deliver_user.gid) == -1)
+		log_fatal("event=spool-chown-failed dir=\"%s\" error=\"%s\"", p->cfg->spool_dir, strerror(errno));
+	if (p->root && p->cfg->chroot_dir && privsep_mkdirs(p->cfg->chroot_dir, 0755, &created) == -1)
+		log_fatal("event=chroot-dir-failed dir=\"%s\" error=\"%s\"", p->cfg->chroot_dir, strerror(errno));
+	for (i = 0; i < p->cfg->ndomains; i++) {
+		char base[PATH_MAX];
+
+		if (deliver_template_base(p->cfg->domains[i].maildir, base, sizeof(base)) == -1 || !base[0])
+			continue;
+		if (privsep_mkdirs(base, 0700, &created) == -1)
+			log_fatal("event=maildir-base-failed dir=\"%s\" error=\"%s\"", base, strerror(errno));
+		if (p->root && created && chown(base, p->deliver_user.uid, p->deliver_user.gid) == -1)
+			log_fatal("event=maildir-chown-failed dir=\"%s\" error=\"%s\"", base, strerror(errno));
+		if (i == 0)
+			snprintf(p->mail_base, sizeof(p->mail_base), "%s", base);
+	}
+}
+
+int
+parent_main(struct config *cfg, const char *conf_path)
+{
+	struct parent p;
+	struct event *ev_sig;
+	sigset_t mask;
+	char err[512];
+	int sfd;
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	p.cfg = cfg;
+	p.conf_path = conf_path;
+	p.root = geteuid() == 0;
+	settle_workers(cfg);
+	log_set_proc("parent");
+	if (p.root) {
+		if (privsep_lookup(cfg->user, &p.smtp_user, err, sizeof(err)) == -1 ||
+		    privsep_lookup(cfg->deliver_user, &p.deliver_user, err, sizeof(err)) == -1)
+			log_fatal("event=config-error error=\"%s\"", err);
+		log_info("event=start mode=root smtp_user=%s deliver_user=%s chroot=%s",
+		    cfg->user, cfg->deliver_user, cfg->chroot_dir);
+	} else
+		log_info("event=start mode=unprivileged uid=%d note=\"not started as root: "
+		    "every process runs as this user, without chroot\"", (int)getuid());
+	prepare_dirs(&p);
+	for (i = 0; i < cfg->nlisten; i++) {
+		if ((p.listen_fds[i] = open_listener(&cfg->listen[i])) == -1)
+			log_fatal("event=listen-failed addr=%s error=\"%s\"", cfg->listen[i].text, strerror(errno));
+		p.nlisten++;
+	}
+	if ((p.cl = connlimit_create()) == NULL)
+		log_fatal("event=shm-failed error=\"%s\"", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	if ((p.base = event_base_new()) == NULL)
+		log_fatal("event=event-base-failed");
+	/*
+	 * Signals arrive through a signalfd rather than libevent's handlers:
+	 * forked children would otherwise inherit handlers that write into
+	 * the parent's signal pipe.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		log_fatal("event=signalfd-failed error=\"%s\"", strerror(errno));
+	ev_sig = event_new(p.base, sfd, EV_READ | EV_PERSIST, on_signalfd, &p);
+	event_add(ev_sig, NULL);
+	spawn_all(&p);
+	event_base_dispatch(p.base);
+	log_info("event=stop");
+	if (p.queue)
+		ipc_free(p.queue);
+	for (i = 0; i < p.nlisten; i++)
+		close(p.listen_fds[i]);
+	event_free(ev_sig);
+	close(sfd);
+	event_base_free(p.base);
+	config_free(p.cfg);
+	free(p.cfg);
+	return 0;
+}

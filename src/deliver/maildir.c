@@ -1,0 +1,459 @@
+/*
+ * maildir — delivery into a Maildir (see maildir.h and maildir(5)).
+ *
+ * The order is what makes a delivery safe: the whole message is written
+ * and fsync'd in tmp/ under a unique name, then linked into new/, where a
+ * reader may see it, and new/ is fsync'd before we report success. A
+ * failure at any step removes what we made, so the Maildir never holds
+ * half a message and the caller may simply retry.
+ */
+#include "deliver/maildir.h"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define COPY_CHUNK	(64 * 1024)
+#define NAME_TRIES	4	/* fresh names to try when one exists already */
+#define HOST_PART_MAX	128	/* escaped hostname in a file name */
+
+/* One delivery in progress; the flags say what to undo on failure. */
+struct md {
+	const char *path;
+	int	dirfd;		/* the Maildir */
+	int	tmpfd;		/* its tmp/ */
+	int	newfd;		/* its new/ */
+	int	fd;		/* the message file being written */
+	int	in_tmp;		/* tmp/name exists */
+	int	in_new;		/* new/name exists */
+	char	name[sizeof(((struct maildir_result *)0)->name)];
+};
+
+/*
+ * Whether retrying later can help. Errors that describe the path itself
+ * (a file where a directory should be, a symlink loop, a name too long)
+ * or the message (too big for the filesystem) stay until someone changes
+ * the configuration; everything else (ENOSPC, EDQUOT, EIO, EACCES, EROFS,
+ * EMFILE, ...) may pass, and a wrongly deferred message is better than a
+ * wrongly bounced one.
+ */
+static int
+errno_temporary(int err)
+{
+	switch (err) {
+	case ENOTDIR:
+	case ELOOP:
+	case ENAMETOOLONG:
+	case EISDIR:
+	case EFBIG:
+	case EINVAL:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static int
+md_fail(struct md *m, struct maildir_result *res, int err, const char *what)
+{
+	res->temporary = errno_temporary(err);
+	snprintf(res->error, sizeof(res->error), "maildir %s: %s: %s",
+	    m->path, what, strerror(err));
+	return -1;
+}
+
+static int
+fsync_dir_of(const char *path)
+{
+	char parent[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n;
+	int fd, rc;
+
+	if (slash == NULL) {
+		snprintf(parent, sizeof(parent), ".");
+	} else {
+		n = slash == path ? 1 : (size_t)(slash - path);
+		memcpy(parent, path, n);	/* n < strlen(path) < PATH_MAX */
+		parent[n] = '\0';
+	}
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/*
+ * mkdir -p with mode 0700. Each directory made is fsync'd into its parent,
+ * or a crash could lose the Maildir along with the message in it.
+ */
+static int
+mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t i, n = strlen(path);
+
+	if (n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if ((i < n && buf[i] != '/') || buf[i - 1] == '/')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) == 0) {
+			if (fsync_dir_of(buf) == -1)
+				return -1;
+		} else if (errno != EEXIST) {
+			return -1;
+		}
+		buf[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
+static int
+open_dir_at(int at, const char *name)
+{
+	return openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Opens the Maildir and its tmp/ and new/, creating what is missing. */
+static int
+md_open_dirs(struct md *m, struct maildir_result *res)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	size_t i;
+	int made = 0;
+
+	if (m->path[0] == '\0')
+		return md_fail(m, res, EINVAL, "empty path");
+	m->dirfd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->dirfd == -1 && errno == ENOENT) {
+		if (mkdir_parents(m->path) == -1)
+			return md_fail(m, res, errno, "create");
+		m->dirfd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (m->dirfd == -1)
+		return md_fail(m, res, errno, "open");
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (mkdirat(m->dirfd, subs[i], 0700) == 0)
+			made = 1;
+		else if (errno != EEXIST)
+			return md_fail(m, res, errno, "create subdirectory");
+	}
+	if (made && fsync(m->dirfd) == -1)
+		return md_fail(m, res, errno, "fsync");
+	if ((m->tmpfd = open_dir_at(m->dirfd, "tmp")) == -1)
+		return md_fail(m, res, errno, "open tmp");
+	if ((m->newfd = open_dir_at(m->dirfd, "new")) == -1)
+		return md_fail(m, res, errno, "open new");
+	return 0;
+}
+
+/*
+ * The host part of a unique name: maildir(5) writes '/' as \057 and ':'
+ * as \072 (':' starts the info part). Cut short rather than overflow.
+ */
+static void
+host_part(char *out, size_t outsz)
+{
+	char host[256];
+	const char *rep;
+	size_t i, o = 0, n;
+
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	for (i = 0; host[i] != '\0'; i++) {
+		rep = host[i] == '/' ? "\\057" : host[i] == ':' ? "\\072" : NULL;
+		n = rep ? 4 : 1;
+		if (n >= outsz - o)
+			break;
+		memcpy(out + o, rep ? rep : host + i, n);
+		o += n;
+	}
+	out[o] = '\0';
+}
+
+static int
+random64(uint64_t *r)
+{
+	ssize_t n;
+
+	do
+		n = getrandom(r, sizeof(*r), 0);
+	while (n == -1 && errno == EINTR);
+	if (n == (ssize_t)sizeof(*r))
+		return 0;
+	if (n >= 0)
+		errno = EIO;
+	return -1;
+}
+
+/*
+ * maildir(5) unique name: time, microseconds, pid, and 64 random bits
+ * (the spec's R modifier) so that no counter needs to be kept.
+ */
+static int
+make_name(char *out, size_t outsz)
+{
+	char host[HOST_PART_MAX];
+	struct timeval tv;
+	uint64_t r;
+	int n;
+
+	if (random64(&r) == -1)
+		return -1;
+	gettimeofday(&tv, NULL);
+	host_part(host, sizeof(host));
+	n = snprintf(out, outsz, "%lld.M%ldP%ldR%016llx.%s",
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+	    (unsigned long long)r, host);
+	if (n < 0 || (size_t)n >= outsz) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1)
+			return -1;
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Copies all of src from offset 0 with pread: src's offset is untouched. */
+static int
+copy_content(int dst, int src, const char **what)
+{
+	char *buf;
+	off_t off = 0;
+	ssize_t n;
+	int rc = -1, saved;
+
+	if ((buf = malloc(COPY_CHUNK)) == NULL) {
+		*what = "copy";
+		return -1;
+	}
+	for (;;) {
+		n = pread(src, buf, COPY_CHUNK, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			*what = "read queued message";
+			break;
+		}
+		if (n == 0) {
+			rc = 0;
+			break;
+		}
+		if (write_all(dst, buf, (size_t)n) == -1) {
+			*what = "write";
+			break;
+		}
+		off += n;
+	}
+	saved = errno;
+	free(buf);
+	errno = saved;
+	return rc;
+}
+
+static int
+md_create_file(struct md *m, struct maildir_result *res)
+{
+	int i;
+
+	for (i = 0; i < NAME_TRIES; i++) {
+		if (make_name(m->name, sizeof(m->name)) == -1)
+			return md_fail(m, res, errno, "make unique name");
+		m->fd = openat(m->tmpfd, m->name,
+		    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		if (m->fd != -1) {
+			m->in_tmp = 1;
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	return md_fail(m, res, errno, "create file in tmp");
+}
+
+static int
+md_write(struct md *m, int src_fd, const char *prefix, size_t prefixlen,
+    struct maildir_result *res)
+{
+	const char *what = "write";
+	int rc;
+
+	if (md_create_file(m, res) == -1)
+		return -1;
+	if (prefixlen > 0 && write_all(m->fd, prefix, prefixlen) == -1)
+		return md_fail(m, res, errno, "write");
+	if (copy_content(m->fd, src_fd, &what) == -1)
+		return md_fail(m, res, errno, what);
+	if (fsync(m->fd) == -1)
+		return md_fail(m, res, errno, "fsync");
+	/* close() can report a deferred write error (NFS): check it. */
+	rc = close(m->fd);
+	m->fd = -1;
+	if (rc == -1)
+		return md_fail(m, res, errno, "close");
+	return 0;
+}
+
+/* Moves tmp/name to new/name and makes that durable. */
+static int
+md_publish(struct md *m, struct maildir_result *res)
+{
+	if (linkat(m->tmpfd, m->name, m->newfd, m->name, 0) == 0) {
+		m->in_new = 1;
+		/*
+		 * The message is delivered now; a tmp/ leftover is harmless
+		 * (maildir(5) readers sweep tmp/ after 36 hours).
+		 */
+		if (unlinkat(m->tmpfd, m->name, 0) == 0)
+			m->in_tmp = 0;
+	} else if (errno == EPERM || errno == ENOSYS || errno == EOPNOTSUPP) {
+		/* A filesystem without hard links (vfat, some FUSE). */
+		if (renameat(m->tmpfd, m->name, m->newfd, m->name) == -1)
+			return md_fail(m, res, errno, "rename into new");
+		m->in_tmp = 0;
+		m->in_new = 1;
+	} else {
+		return md_fail(m, res, errno, "link into new");
+	}
+	if (fsync(m->newfd) == -1)
+		return md_fail(m, res, errno, "fsync new");
+	return 0;
+}
+
+static void
+md_close(struct md *m, int failed)
+{
+	if (m->fd != -1)
+		close(m->fd);
+	/* On failure nothing of ours stays: the caller will retry or bounce. */
+	if (failed && m->in_new)
+		unlinkat(m->newfd, m->name, 0);
+	if (failed && m->in_tmp)
+		unlinkat(m->tmpfd, m->name, 0);
+	if (m->newfd != -1)
+		close(m->newfd);
+	if (m->tmpfd != -1)
+		close(m->tmpfd);
+	if (m->dirfd != -1)
+		close(m->dirfd);
+}
+
+int
+maildir_deliver(const char *path, int src_fd, const char *prefix,
+    size_t prefixlen, struct maildir_result *res)
+{
+	struct md m;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&m, 0, sizeof(m));
+	m.path = path;
+	m.dirfd = m.tmpfd = m.newfd = m.fd = -1;
+	rc = md_open_dirs(&m, res);
+	if (rc == 0)
+		rc = md_write(&m, src_fd, prefix, prefixlen, res);
+	if (rc == 0)
+		rc = md_publish(&m, res);
+	if (rc == 0)
+		memcpy(res->name, m.name, sizeof(res->name));
+	md_close(&m, rc == -1);
+	return rc;
+}
+
+/*
+ * A user or domain is put into a path: it must be one harmless path
+ * component, never "..", a hidden name or a way to another directory.
+ */
+static int
+safe_component(const char *s)
+{
+	const unsigned char *p;
+
+	if (s == NULL || s[0] == '\0' || s[0] == '.')
+		return 0;
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p == '/' || *p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* What "%c" stands for, or NULL if c is unknown or its value unsafe. */
+static const char *
+expand_one(char c, const char *user, const char *domain)
+{
+	switch (c) {
+	case 'u':
+		return safe_component(user) ? user : NULL;
+	case 'd':
+		return safe_component(domain) ? domain : NULL;
+	case '%':
+		return "%";
+	default:
+		return NULL;	/* also a '%' that ends the template */
+	}
+}
+
+int
+maildir_expand(const char *tmpl, const char *user, const char *domain,
+    char *out, size_t outsz)
+{
+	const char *p, *ins;
+	size_t n, o = 0;
+
+	if (outsz == 0)
+		return -1;
+	for (p = tmpl; *p != '\0'; p++) {
+		ins = p;
+		n = 1;
+		if (*p == '%') {
+			if ((ins = expand_one(*++p, user, domain)) == NULL)
+				goto fail;
+			n = strlen(ins);
+		}
+		if (n >= outsz - o)
+			goto fail;
+		memcpy(out + o, ins, n);
+		o += n;
+	}
+	out[o] = '\0';
+	return 0;
+fail:
+	out[0] = '\0';
+	return -1;
+}

@@ -1,0 +1,885 @@
+/* queue — the spool owner: create, commit, recover, schedule (see queue.h). */
+#include "queue/queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/msgtypes.h"
+#include "queue/envelope.h"
+
+#define QUEUE_DIR      "queue"
+#define QUEUE_TMP      "tmp"
+#define QUEUE_CORRUPT  "corrupt"
+#define ENV_TEXT_MAX   (8 * 1024 * 1024)
+#define DELIVER_WINDOW 32	/* requests in flight to the deliver process */
+#define RETRY_MAX      3600
+
+struct wchan;
+
+/* A message file handed to a worker, not yet committed. */
+struct qfile {
+	struct qfile *next;
+	struct wchan *w;
+	char          id[QUEUE_ID_LEN + 1];
+	int           fd;
+	uint32_t      reqid;
+	struct buf    env;
+};
+
+struct wchan {
+	struct wchan *next;
+	struct queue *q;
+	struct ipc   *ipc;
+	struct qfile *files;
+};
+
+/* A committed message. */
+struct qmsg {
+	struct qmsg    *next, *prev;
+	struct queue   *q;
+	struct envelope env;
+	unsigned        inflight;
+	unsigned        retries;
+	struct event   *retry;
+};
+
+struct work {
+	struct work *next;
+	struct qmsg *m;
+	size_t       rcpt;
+};
+
+struct queue {
+	const struct config *cfg;
+	struct event_base   *base;
+	struct ipc          *parent;
+	struct ipc          *deliver;
+	struct wchan        *workers;
+	struct qmsg         *msgs;
+	struct qfile       **batch;
+	size_t               nbatch, batchcap;
+	struct event        *ev_commit;
+	struct work         *todo, *todo_tail;	/* waiting for the deliver process */
+	struct work         *sent, *sent_tail;	/* in flight, answered in order */
+	unsigned             nsent;
+	char                 last_id[QUEUE_ID_LEN + 1];
+	int                  dirfd;
+};
+
+static void schedule(struct queue *);
+static void msg_check_done(struct qmsg *);
+
+/* ---- IDs ---- */
+
+void
+queue_id_next(char out[17], const char *prev, uint64_t now_us)
+{
+	uint64_t t = now_us & 0xfffffffffffffULL, pt = 0;
+	unsigned seq = 0, pseq = 0;
+
+	if (prev && strlen(prev) == QUEUE_ID_LEN &&
+	    sscanf(prev, "%13" SCNx64 "%3x", &pt, &pseq) == 2 && t <= pt) {
+		t = pt;
+		seq = pseq + 1;
+		if (seq > 0xfff) {
+			t++;
+			seq = 0;
+		}
+	}
+	snprintf(out, 17, "%013" PRIx64 "%03x", t, seq);
+}
+
+static void
+new_id(struct queue *q, char out[QUEUE_ID_LEN + 1])
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	queue_id_next(out, q->last_id, (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec);
+	memcpy(q->last_id, out, QUEUE_ID_LEN + 1);
+}
+
+static void
+path_of(char *out, size_t sz, const char *id, const char *ext)
+{
+	snprintf(out, sz, QUEUE_DIR "/%s.%s", id, ext);
+}
+
+int
+queue_spool_init(void)
+{
+	if (mkdir(QUEUE_DIR, 0700) == -1 && errno != EEXIST)
+		return -1;
+	if (mkdir(QUEUE_TMP, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* ---- committed messages ---- */
+
+static struct qmsg *
+msg_add(struct queue *q, struct envelope *env)
+{
+	struct qmsg *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	m->q = q;
+	m->env = *env;		/* takes over the recipient array */
+	envelope_init(env);
+	m->next = q->msgs;
+	if (q->msgs)
+		q->msgs->prev = m;
+	q->msgs = m;
+	return m;
+}
+
+static void
+msg_free(struct qmsg *m)
+{
+	struct queue *q = m->q;
+
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		q->msgs = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	if (m->retry)
+		event_free(m->retry);
+	envelope_free(&m->env);
+	free(m);
+}
+
+/* Rewrites the envelope (write, fsync, rename): recipient states persist. */
+static int
+env_store(struct queue *q, const struct envelope *env, int sync_dir)
+{
+	char tmp[64], dst[64];
+	struct buf b;
+	int fd, r = -1, e = 0;
+
+	buf_init(&b, ENV_TEXT_MAX);
+	if (envelope_encode(env, &b) == -1) {
+		buf_free(&b);
+		errno = ENOMEM;
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), QUEUE_TMP "/%s.env", env->id);
+	path_of(dst, sizeof(dst), env->id, "env");
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) != -1) {
+		size_t off = 0;
+
+		while (off < b.len) {
+			ssize_t n = write(fd, b.data + off, b.len - off);
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		if (off == b.len && fdatasync(fd) == 0 && rename(tmp, dst) == 0)
+			r = 0;
+		e = errno;
+		close(fd);
+		if (r == -1)
+			unlink(tmp);
+	} else
+		e = errno;
+	buf_free(&b);
+	if (r == 0 && sync_dir && fsync(q->dirfd) == -1) {
+		e = errno;
+		r = -1;
+	}
+	errno = e;
+	return r;
+}
+
+static void
+msg_remove_files(const char *id)
+{
+	char p[64];
+
+	/* The envelope first: without it the content is an orphan, never re-delivered. */
+	path_of(p, sizeof(p), id, "env");
+	unlink(p);
+	path_of(p, sizeof(p), id, "msg");
+	unlink(p);
+}
+
+static void
+enqueue_work(struct queue *q, struct qmsg *m, size_t rcpt)
+{
+	struct work *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		log_panic("event=oom where=enqueue_work");
+	w->m = m;
+	w->rcpt = rcpt;
+	if (q->todo_tail)
+		q->todo_tail->next = w;
+	else
+		q->todo = w;
+	q->todo_tail = w;
+	m->inflight++;
+}
+
+static void
+msg_schedule(struct qmsg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->env.nrcpts; i++)
+		if (m->env.rcpts[i].state == RCPT_PENDING && m->env.rcpts[i].kind == RCPTK_LOCAL)
+			enqueue_work(m->q, m, i);
+	msg_check_done(m);
+	schedule(m->q);
+}
+
+static void
+on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	msg_schedule(arg);
+}
+
+/* Everything answered: remove, keep for relay, or wait for a retry. */
+static void
+msg_check_done(struct qmsg *m)
+{
+	size_t i, pending = 0, held = 0, failed = 0, done = 0;
+
+	if (m->inflight)
+		return;
+	for (i = 0; i < m->env.nrcpts; i++) {
+		switch (m->env.rcpts[i].state) {
+		case RCPT_PENDING: pending++; break;
+		case RCPT_HELD: held++; break;
+		case RCPT_FAILED: failed++; break;
+		case RCPT_DELIVERED: done++; break;
+		}
+	}
+	if (pending) {
+		unsigned delay = m->q->cfg->retry_interval << (m->retries < 6 ? m->retries : 6);
+		struct timeval tv = { delay > RETRY_MAX ? RETRY_MAX : delay, 0 };
+
+		m->retries++;
+		if (env_store(m->q, &m->env, 0) == -1)
+			log_warn("event=envelope-store-failed id=%s error=\"%s\"", m->env.id, strerror(errno));
+		if (m->retry == NULL)
+			m->retry = evtimer_new(m->q->base, on_retry, m);
+		evtimer_add(m->retry, &tv);
+		log_info("event=deferred id=%s pending=%zu retry_in=%lds", m->env.id, pending, (long)tv.tv_sec);
+		return;
+	}
+	if (held) {
+		if (env_store(m->q, &m->env, 1) == -1)
+			log_warn("event=envelope-store-failed id=%s error=\"%s\"", m->env.id, strerror(errno));
+		log_info("event=held id=%s remote=%zu reason=\"outbound delivery not available\"",
+		    m->env.id, held);
+		msg_free(m);	/* stays on disk, shown by the spool */
+		return;
+	}
+	log_info("event=removed id=%s delivered=%zu failed=%zu", m->env.id, done, failed);
+	msg_remove_files(m->env.id);
+	msg_free(m);
+}
+
+/* ---- delivery ---- */
+
+static void
+schedule(struct queue *q)
+{
+	while (q->deliver && q->todo && q->nsent < DELIVER_WINDOW) {
+		struct work *w = q->todo;
+		struct envelope_rcpt *r = &w->m->env.rcpts[w->rcpt];
+		char path[64];
+		struct buf b;
+		int fd;
+
+		q->todo = w->next;
+		if (q->todo == NULL)
+			q->todo_tail = NULL;
+		w->next = NULL;
+		path_of(path, sizeof(path), w->m->env.id, "msg");
+		buf_init(&b, IPC_MAX_MSG);
+		ipc_put_str(&b, w->m->env.id);
+		ipc_put_u32(&b, (uint32_t)w->rcpt);
+		ipc_put_str(&b, r->user);
+		ipc_put_str(&b, r->domain);
+		ipc_put_str(&b, w->m->env.sender);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+		    ipc_send(q->deliver, MSG_D_DELIVER, 0, b.data, b.len, fd) == -1) {
+			log_warn("event=deliver-request-failed id=%s error=\"%s\"", w->m->env.id, strerror(errno));
+			r->attempts++;
+			w->m->inflight--;
+			free(w);
+			if (fd != -1)
+				close(fd);
+			buf_free(&b);
+			continue;
+		}
+		close(fd);
+		buf_free(&b);
+		if (q->sent_tail)
+			q->sent_tail->next = w;
+		else
+			q->sent = w;
+		q->sent_tail = w;
+		q->nsent++;
+	}
+}
+
+static void
+on_deliver_result(struct queue *q, struct ipc_msg *m)
+{
+	struct work *w = q->sent;
+	struct envelope_rcpt *r;
+	char text[256];
+	uint32_t status;
+
+	if (w == NULL || m->type != MSG_D_RESULT)
+		return;
+	status = ipc_get_u32(m);
+	ipc_get_str(m, text, sizeof(text));
+	if (ipc_get_end(m) == -1) {
+		status = DELIVER_TEMPFAIL;
+		snprintf(text, sizeof(text), "malformed answer from the deliver process");
+	}
+	q->sent = w->next;
+	if (q->sent == NULL)
+		q->sent_tail = NULL;
+	q->nsent--;
+	r = &w->m->env.rcpts[w->rcpt];
+	r->attempts++;
+	switch (status) {
+	case DELIVER_OK:
+		r->state = RCPT_DELIVERED;
+		r->last_error[0] = '\0';
+		log_info("event=delivered id=%s to=%s mailbox=%s", w->m->env.id, r->addr, text);
+		break;
+	case DELIVER_PERMFAIL:
+		r->state = RCPT_FAILED;
+		snprintf(r->last_error, sizeof(r->last_error), "%s", text);
+		log_info("event=failed id=%s to=%s error=\"%s\"", w->m->env.id, r->addr, text);
+		break;
+	default:
+		snprintf(r->last_error, sizeof(r->last_error), "%s", text);
+		log_info("event=tempfail id=%s to=%s error=\"%s\"", w->m->env.id, r->addr, text);
+		break;
+	}
+	w->m->inflight--;
+	msg_check_done(w->m);
+	free(w);
+	schedule(q);
+}
+
+static void
+on_deliver(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct queue *q = arg;
+
+	if (m) {
+		on_deliver_result(q, m);
+		if (m->fd != -1)
+			close(m->fd);
+		return;
+	}
+	/* The deliver process went away: what it had is sent again to the next one. */
+	log_warn("event=deliver-lost inflight=%u", q->nsent);
+	if (ipc == q->deliver)
+		q->deliver = NULL;
+	ipc_free(ipc);
+	while (q->sent) {
+		struct work *w = q->sent;
+
+		q->sent = w->next;
+		w->next = q->todo;
+		q->todo = w;
+		if (q->todo_tail == NULL)
+			q->todo_tail = w;
+	}
+	q->sent_tail = NULL;
+	q->nsent = 0;
+}
+
+/* ---- commits ---- */
+
+static void
+qfile_drop(struct qfile *f, int unlink_it)
+{
+	struct qfile **pp;
+	char p[64];
+
+	for (pp = &f->w->files; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	if (unlink_it) {
+		path_of(p, sizeof(p), f->id, "msg");
+		unlink(p);
+	}
+	close(f->fd);
+	buf_free(&f->env);
+	free(f);
+}
+
+static struct qfile *
+qfile_find(struct wchan *w, const char *id)
+{
+	struct qfile *f;
+
+	for (f = w->files; f; f = f->next)
+		if (strcmp(f->id, id) == 0)
+			return f;
+	return NULL;
+}
+
+static void
+reply_commit(struct qfile *f, int err)
+{
+	struct buf b;
+
+	buf_init(&b, 256);
+	ipc_put_str(&b, f->id);
+	if (err)
+		ipc_put_u32(&b, (uint32_t)err);
+	ipc_send(f->w->ipc, err ? MSG_Q_COMMIT_FAIL : MSG_Q_COMMIT_OK, f->reqid, b.data, b.len, -1);
+	buf_free(&b);
+}
+
+/* Checks what a worker sent us before it goes to disk: it may be hostile. */
+static int
+env_check(struct qfile *f, struct envelope *env, const char **why)
+{
+	size_t i;
+
+	if (envelope_decode(f->env.data, f->env.len, env, why) == -1)
+		return -1;
+	if (strcmp(env->id, f->id) != 0 || env->nrcpts == 0) {
+		*why = "envelope does not match the file";
+		envelope_free(env);
+		return -1;
+	}
+	for (i = 0; i < env->nrcpts; i++) {
+		const struct envelope_rcpt *r = &env->rcpts[i];
+
+		/* The deliver process checks the domain again at delivery. */
+		if (r->state != (r->kind == RCPTK_LOCAL ? RCPT_PENDING : RCPT_HELD) ||
+		    (r->kind == RCPTK_LOCAL && (r->user[0] == '\0' || r->domain[0] == '\0'))) {
+			*why = "bad recipient state";
+			envelope_free(env);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Group commit: every commit of this loop turn shares one directory fsync. */
+static void
+on_commit_batch(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+	struct envelope *envs;
+	int *errs;
+	size_t i, n = q->nbatch;
+
+	if (n == 0)
+		return;
+	envs = calloc(n, sizeof(*envs));
+	errs = calloc(n, sizeof(*errs));
+	if (!envs || !errs)
+		log_panic("event=oom where=commit");
+	for (i = 0; i < n; i++) {
+		struct qfile *f = q->batch[i];
+		const char *why = NULL;
+
+		envelope_init(&envs[i]);
+		if (env_check(f, &envs[i], &why) == -1) {
+			log_warn("event=commit-refused id=%s reason=\"%s\"", f->id, why);
+			errs[i] = EINVAL;
+			continue;
+		}
+		if (fdatasync(f->fd) == -1 || env_store(q, &envs[i], 0) == -1)
+			errs[i] = errno ? errno : EIO;
+	}
+	if (fsync(q->dirfd) == -1)
+		for (i = 0; i < n; i++)
+			if (!errs[i])
+				errs[i] = errno;
+	for (i = 0; i < n; i++) {
+		struct qfile *f = q->batch[i];
+
+		reply_commit(f, errs[i]);
+		if (errs[i]) {
+			char p[64];
+
+			path_of(p, sizeof(p), f->id, "env");
+			unlink(p);
+			log_warn("event=commit-failed id=%s error=\"%s\"", f->id, strerror(errs[i]));
+			qfile_drop(f, 1);
+			envelope_free(&envs[i]);
+			continue;
+		}
+		log_info("event=committed id=%s from=<%s> nrcpt=%zu size=%" PRIu64 " client=%s batch=%zu",
+		    f->id, envs[i].sender, envs[i].nrcpts, envs[i].size, envs[i].client_addr, n);
+		qfile_drop(f, 0);
+		{
+			struct qmsg *m = msg_add(q, &envs[i]);
+
+			if (m)
+				msg_schedule(m);
+		}
+	}
+	q->nbatch = 0;
+	free(envs);
+	free(errs);
+}
+
+static void
+on_open(struct wchan *w, uint32_t reqid)
+{
+	struct queue *q = w->q;
+	struct qfile *f = calloc(1, sizeof(*f));
+	char path[64];
+	struct buf b;
+	int err = 0;
+
+	if (f == NULL)
+		err = ENOMEM;
+	else {
+		new_id(q, f->id);
+		path_of(path, sizeof(path), f->id, "msg");
+		f->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (f->fd == -1)
+			err = errno;
+	}
+	buf_init(&b, 256);
+	if (err) {
+		log_warn("event=open-failed error=\"%s\"", strerror(err));
+		free(f);
+		ipc_put_u32(&b, (uint32_t)err);
+		ipc_send(w->ipc, MSG_Q_OPEN_FAIL, reqid, b.data, b.len, -1);
+		buf_free(&b);
+		return;
+	}
+	f->w = w;
+	f->reqid = reqid;
+	buf_init(&f->env, ENV_TEXT_MAX);
+	f->next = w->files;
+	w->files = f;
+	ipc_put_str(&b, f->id);
+	ipc_send(w->ipc, MSG_Q_OPEN_OK, reqid, b.data, b.len, f->fd);
+	buf_free(&b);
+}
+
+static void
+on_env(struct wchan *w, struct ipc_msg *m)
+{
+	struct queue *q = w->q;
+	char id[QUEUE_ID_LEN + 1];
+	const uint8_t *p;
+	struct qfile *f;
+	size_t n;
+
+	ipc_get_str(m, id, sizeof(id));
+	p = ipc_get_bytes(m, &n);
+	if (ipc_get_end(m) == -1 || (f = qfile_find(w, id)) == NULL)
+		return;
+	f->reqid = m->reqid;
+	if (buf_append(&f->env, p, n) == -1) {
+		reply_commit(f, E2BIG);
+		qfile_drop(f, 1);
+		return;
+	}
+	if (m->type != MSG_Q_COMMIT)
+		return;
+	if (q->nbatch == q->batchcap) {
+		size_t nc = q->batchcap ? q->batchcap * 2 : 64;
+		struct qfile **nb = realloc(q->batch, nc * sizeof(*nb));
+
+		if (nb == NULL)
+			log_panic("event=oom where=batch");
+		q->batch = nb;
+		q->batchcap = nc;
+	}
+	/* Unlink from the worker's list now: the batch owns it. */
+	q->batch[q->nbatch++] = f;
+	event_active(q->ev_commit, EV_TIMEOUT, 0);
+}
+
+static void
+wchan_free(struct wchan *w)
+{
+	struct queue *q = w->q;
+	struct wchan **pp;
+	size_t i;
+
+	/* Files in the pending batch are still committed (the client may get its 250 lost). */
+	for (i = 0; i < q->nbatch; i++)
+		if (q->batch[i]->w == w)
+			on_commit_batch(-1, 0, q);
+	while (w->files) {
+		log_info("event=partial-removed id=%s", w->files->id);
+		qfile_drop(w->files, 1);
+	}
+	for (pp = &q->workers; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	ipc_free(w->ipc);
+	free(w);
+}
+
+static void
+on_worker(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct wchan *w = arg;
+	char id[QUEUE_ID_LEN + 1];
+	struct qfile *f;
+
+	if (m == NULL) {
+		wchan_free(w);
+		return;
+	}
+	if (m->fd != -1) {
+		close(m->fd);	/* workers never pass descriptors */
+		m->fd = -1;
+	}
+	switch (m->type) {
+	case MSG_Q_OPEN:
+		on_open(w, m->reqid);
+		break;
+	case MSG_Q_ENV_PART:
+	case MSG_Q_COMMIT:
+		on_env(w, m);
+		break;
+	case MSG_Q_ABORT:
+		ipc_get_str(m, id, sizeof(id));
+		if (ipc_get_end(m) == 0 && (f = qfile_find(w, id)) != NULL) {
+			size_t i;
+
+			for (i = 0; i < w->q->nbatch; i++)
+				if (w->q->batch[i] == f)
+					return;
+			qfile_drop(f, 1);
+		}
+		break;
+	default:
+		log_warn("event=bad-message from=worker type=%u", m->type);
+		break;
+	}
+}
+
+/* ---- parent channel ---- */
+
+
+static void
+on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct queue *q = arg;
+
+	if (m == NULL) {
+		event_base_loopbreak(q->base);
+		return;
+	}
+	if (m->fd == -1)
+		return;
+	if (m->type == MSG_P_WORKER) {
+		struct wchan *w = calloc(1, sizeof(*w));
+
+		if (w == NULL || (w->ipc = ipc_new(q->base, m->fd, on_worker, w)) == NULL) {
+			close(m->fd);
+			free(w);
+			return;
+		}
+		w->q = q;
+		w->next = q->workers;
+		q->workers = w;
+	} else if (m->type == MSG_P_DELIVER) {
+		struct ipc *d = ipc_new(q->base, m->fd, on_deliver, q);
+
+		if (d == NULL) {
+			close(m->fd);
+			return;
+		}
+		if (q->deliver) {
+			/* Requests in flight stay with the old process until it answers or dies. */
+			struct ipc *old = q->deliver;
+
+			q->deliver = NULL;
+			on_deliver(old, NULL, q);
+		}
+		q->deliver = d;
+		schedule(q);
+	} else
+		close(m->fd);
+}
+
+/* ---- recovery ---- */
+
+static int
+read_file(const char *path, struct buf *out)
+{
+	char chunk[8192];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd == -1)
+		return -1;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (buf_append(out, chunk, (size_t)n) == -1) {
+			n = -1;
+			break;
+		}
+	close(fd);
+	return n == 0 ? 0 : -1;
+}
+
+static int
+is_id(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n != QUEUE_ID_LEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static void
+recover_one(struct queue *q, const char *id)
+{
+	char envp[64], msgp[64], bad[64];
+	struct envelope env;
+	const char *why = "unreadable";
+	struct buf b;
+	struct qmsg *m;
+
+	path_of(envp, sizeof(envp), id, "env");
+	path_of(msgp, sizeof(msgp), id, "msg");
+	buf_init(&b, ENV_TEXT_MAX);
+	envelope_init(&env);
+	if (access(msgp, F_OK) == -1)
+		why = "content missing";
+	else if (read_file(envp, &b) == 0 && envelope_decode(b.data, b.len, &env, &why) == 0) {
+		buf_free(&b);
+		if (strcmp(env.id, id) != 0) {
+			envelope_free(&env);
+			why = "id mismatch";
+		} else if ((m = msg_add(q, &env)) != NULL) {
+			log_info("event=recovered id=%s nrcpt=%zu", id, m->env.nrcpts);
+			msg_schedule(m);
+			return;
+		}
+	}
+	buf_free(&b);
+	mkdir(QUEUE_CORRUPT, 0700);
+	snprintf(bad, sizeof(bad), QUEUE_CORRUPT "/%s.env", id);
+	rename(envp, bad);
+	snprintf(bad, sizeof(bad), QUEUE_CORRUPT "/%s.msg", id);
+	rename(msgp, bad);
+	log_warn("event=recover-corrupt id=%s reason=\"%s\" moved_to=" QUEUE_CORRUPT, id, why);
+}
+
+static void
+recover(struct queue *q)
+{
+	DIR *d;
+	struct dirent *de;
+	char p[300];
+	size_t nrec = 0, nrm = 0;
+
+	if ((d = opendir(QUEUE_TMP)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.') {
+				snprintf(p, sizeof(p), QUEUE_TMP "/%s", de->d_name);
+				unlink(p);
+			}
+		closedir(d);
+	}
+	if ((d = opendir(QUEUE_DIR)) == NULL)
+		log_fatal("event=recover-failed error=\"%s\"", strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		char id[QUEUE_ID_LEN + 1];
+
+		if (n != QUEUE_ID_LEN + 4 || !is_id(de->d_name, QUEUE_ID_LEN))
+			continue;
+		memcpy(id, de->d_name, QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (strcmp(de->d_name + QUEUE_ID_LEN, ".env") == 0) {
+			recover_one(q, id);
+			nrec++;
+			if (strcmp(id, q->last_id) > 0)
+				memcpy(q->last_id, id, sizeof(id));
+		} else if (strcmp(de->d_name + QUEUE_ID_LEN, ".msg") == 0) {
+			char envp[64];
+
+			path_of(envp, sizeof(envp), id, "env");
+			if (access(envp, F_OK) == -1) {
+				/* Never committed: no client was told 250. */
+				snprintf(p, sizeof(p), QUEUE_DIR "/%s", de->d_name);
+				unlink(p);
+				log_info("event=partial-removed id=%s", id);
+				nrm++;
+			}
+			if (strcmp(id, q->last_id) > 0)
+				memcpy(q->last_id, id, sizeof(id));
+		}
+	}
+	closedir(d);
+	log_info("event=recovery messages=%zu partial_removed=%zu", nrec, nrm);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+int
+queue_main(const struct config *cfg, int parent_fd, int deliver_fd)
+{
+	struct queue q;
+	struct event *ev_term, *ev_int;
+
+	memset(&q, 0, sizeof(q));
+	q.cfg = cfg;
+	log_set_proc("queue");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	if (queue_spool_init() == -1)
+		log_fatal("event=spool-init-failed error=\"%s\"", strerror(errno));
+	if ((q.dirfd = open(QUEUE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		log_fatal("event=spool-open-failed error=\"%s\"", strerror(errno));
+	if ((q.base = event_base_new()) == NULL)
+		log_fatal("event=event-base-failed");
+	q.ev_commit = event_new(q.base, -1, 0, on_commit_batch, &q);
+	q.parent = ipc_new(q.base, parent_fd, on_parent, &q);
+	q.deliver = ipc_new(q.base, deliver_fd, on_deliver, &q);
+	ev_term = evsignal_new(q.base, SIGTERM, on_signal, q.base);
+	ev_int = evsignal_new(q.base, SIGINT, on_signal, q.base);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	recover(&q);
+	event_base_dispatch(q.base);
+	on_commit_batch(-1, 0, &q);
+	log_info("event=stop");
+	return 0;
+}

@@ -1,0 +1,1028 @@
+/*
+ * session — the SMTP server state machine (see session.h).
+ *
+ * The command table names every verb with its handler; the transaction
+ * (struct txn) is born at MAIL and dies at RSET, HELO/EHLO, the end of the
+ * data, or the end of the session. Message data is scanned byte by byte by
+ * one function, data_feed(), which alone decides what ends the data (only
+ * CRLF "." CRLF, RFC 5321 4.1.1.4) and what a bare CR or LF is (2.3.8): the
+ * SMTP smuggling sequences never end a message here.
+ */
+#include "server/session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "queue/envelope.h"
+#include "server/resolve.h"
+#include "smtp/parse.h"
+
+#define SESSION_IN_MAX   (256 * 1024)	/* pipelined input held while waiting */
+#define SESSION_OUT_MAX  (256 * 1024)
+#define SESSION_WBUF     (64 * 1024)	/* message bytes gathered per write() */
+#define ENV_MAX          (8 * 1024 * 1024)
+
+enum sstate { ST_CMD, ST_SKIPLINE, ST_WAIT_OPEN, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_CLOSE };
+enum dstate { D_LINE_START, D_MID, D_DOT, D_DOT_CR, D_CR };
+enum derr   { DERR_NONE, DERR_BARE, DERR_LONGLINE, DERR_SIZE, DERR_WRITE, DERR_OPEN, DERR_SEQ };
+
+struct txn {
+	int             active;		/* MAIL accepted */
+	struct smtp_path sender;
+	int             body8, smtputf8;
+	size_t          nrcpt;		/* accepted RCPT commands */
+	char            first_rcpt[SMTP_PATH_MAX + 1];
+	struct envelope env;		/* recipients gather here */
+	char            id[QUEUE_ID_LEN + 1];
+	int             file_open;
+	int             bdat;		/* BDAT used: DATA is out of sequence */
+	int             bdat_last;
+	uint64_t        bdat_left;
+	uint64_t        bdat_chunk;
+	uint64_t        size;
+	enum derr       err;
+	int             err_errno;
+	enum dstate     ds;
+	size_t          linelen;
+	struct buf      wbuf;
+};
+
+struct session {
+	const struct config      *cfg;
+	const struct session_ops *ops;
+	void                     *ctx;
+	char                      ip[64];
+	uint64_t                  sid;
+	enum sstate               st;
+	int                       helo_seen, esmtp, shutting_down, busy;
+	char                      helo[SMTP_DOMAIN_MAX + 1];
+	struct buf                in, out;
+	size_t                    in_off;
+	struct txn                t;
+	struct session_stats      stats;
+};
+
+static void process(struct session *);
+static void emit(struct session *, const char *, size_t);
+
+/* ---- replies ---- */
+
+static void
+reply_raw(struct session *s, int code, const char *enh, const char *text)
+{
+	if (s->esmtp && enh)
+		buf_printf(&s->out, "%d %s %s\r\n", code, enh, text);
+	else
+		buf_printf(&s->out, "%d %s\r\n", code, text);
+}
+
+static void
+slog(struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!s->ops->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	s->ops->log(s->ctx, s, line);
+}
+
+/* A reply; 4xx/5xx count as errors and too many end the session (421). */
+static void
+reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void
+reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+{
+	char text[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	reply_raw(s, code, enh, text);
+	if (code < 400 || code == 421)
+		return;
+	s->stats.errors++;
+	if (s->cfg->limits.errors && s->stats.errors >= s->cfg->limits.errors) {
+		char bye[300];
+
+		snprintf(bye, sizeof(bye), "%s Error: too many errors", s->cfg->hostname);
+		reply_raw(s, 421, "4.7.0", bye);
+		slog(s, "event=too-many-errors errors=%u", s->stats.errors);
+		s->st = ST_CLOSE;
+	}
+}
+
+/* ---- transactions ---- */
+
+static void
+txn_reset(struct session *s)
+{
+	struct txn *t = &s->t;
+
+	if (t->file_open)
+		s->ops->abort(s->ctx, s, t->id);
+	envelope_free(&t->env);
+	buf_free(&t->wbuf);
+	memset(t, 0, sizeof(*t));
+	envelope_init(&t->env);
+	buf_init(&t->wbuf, SESSION_WBUF);
+}
+
+static const char *
+proto_name(const struct session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	return s->t.smtputf8 ? "UTF8SMTP" : "ESMTP";
+}
+
+/* RFC 5321 4.4: the trace header tern prepends to every message. */
+static int
+write_received(struct session *s)
+{
+	struct txn *t = &s->t;
+	char date[64];
+	struct buf h;
+	struct tm tm;
+	time_t now = time(NULL);
+	int r;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_init(&h, 4096);
+	buf_printf(&h, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s",
+	    s->helo, s->ip, s->cfg->hostname, proto_name(s), t->id);
+	if (t->nrcpt == 1)
+		buf_printf(&h, "\r\n\tfor <%s>; %s\r\n", t->first_rcpt, date);
+	else
+		buf_printf(&h, "; %s\r\n", date);
+	r = s->ops->write(s->ctx, s, h.data, h.len);
+	buf_free(&h);
+	return r;
+}
+
+static void
+data_fail(struct session *s, enum derr e, int err)
+{
+	if (s->t.err == DERR_NONE) {
+		s->t.err = e;
+		s->t.err_errno = err;
+	}
+}
+
+static void
+wbuf_flush(struct session *s)
+{
+	struct txn *t = &s->t;
+	int r;
+
+	if (t->wbuf.len == 0)
+		return;
+	if (t->err == DERR_NONE && (r = s->ops->write(s->ctx, s, t->wbuf.data, t->wbuf.len)) != 0)
+		data_fail(s, DERR_WRITE, r);
+	buf_reset(&t->wbuf);
+}
+
+/* Message bytes after unstuffing: counted, size-checked, buffered. */
+static void
+emit(struct session *s, const char *p, size_t n)
+{
+	struct txn *t = &s->t;
+	uint64_t max = s->cfg->limits.message_size;
+
+	if (n == 0)
+		return;
+	t->size += n;
+	if (max && t->size > max)
+		data_fail(s, DERR_SIZE, 0);
+	if (t->err != DERR_NONE)
+		return;
+	if (t->wbuf.len + n > SESSION_WBUF)
+		wbuf_flush(s);
+	if (n >= SESSION_WBUF) {
+		int r = s->ops->write(s->ctx, s, p, n);
+		if (r)
+			data_fail(s, DERR_WRITE, r);
+		return;
+	}
+	buf_append(&t->wbuf, p, n);
+}
+
+static void
+line_end(struct session *s)
+{
+	struct txn *t = &s->t;
+
+	if (t->linelen + 2 > s->cfg->limits.text_line)
+		data_fail(s, DERR_LONGLINE, 0);
+	t->linelen = 0;
+	t->ds = D_LINE_START;
+}
+
+/*
+ * Scans message bytes. For DATA (dot = 1) a "." at the start of a line is
+ * removed (4.5.2) and CRLF "." CRLF ends the data (*done = 1); for BDAT
+ * (dot = 0) bytes pass as they are. A CR not followed by LF, or an LF not
+ * preceded by CR, marks the message bad, and an LF without CR does not
+ * start a line, so "\n.\n" and friends end nothing.
+ */
+static size_t
+data_feed(struct session *s, const char *p, size_t n, int dot, int *done)
+{
+	struct txn *t = &s->t;
+	size_t i = 0, j;
+
+	while (i < n) {
+		switch (t->ds) {
+		case D_LINE_START:
+			if (dot && p[i] == '.') {
+				t->ds = D_DOT;
+				t->linelen++;
+				i++;
+			} else
+				t->ds = D_MID;
+			break;
+		case D_DOT:
+			if (p[i] == '\r') {
+				t->ds = D_DOT_CR;
+				i++;
+			} else
+				t->ds = D_MID;
+			break;
+		case D_DOT_CR:
+			if (p[i] == '\n') {
+				*done = 1;
+				return i + 1;
+			}
+			data_fail(s, DERR_BARE, 0);
+			emit(s, "\r", 1);
+			t->ds = D_MID;
+			break;
+		case D_CR:
+			if (p[i] == '\n') {
+				emit(s, "\r\n", 2);
+				i++;
+				line_end(s);
+			} else {
+				data_fail(s, DERR_BARE, 0);
+				emit(s, "\r", 1);
+				t->linelen++;
+				t->ds = D_MID;
+			}
+			break;
+		case D_MID:
+			for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
+				;
+			emit(s, p + i, j - i);
+			t->linelen += j - i;
+			i = j;
+			if (i == n)
+				break;
+			if (p[i] == '\r')
+				t->ds = D_CR;
+			else {
+				data_fail(s, DERR_BARE, 0);
+				emit(s, "\n", 1);
+				t->linelen++;
+			}
+			i++;
+			break;
+		}
+	}
+	return i;
+}
+
+/* The client's message is complete: answer an error or commit it. */
+static void
+finish_message(struct session *s)
+{
+	struct txn *t = &s->t;
+	struct buf env;
+
+	wbuf_flush(s);
+	switch (t->err) {
+	case DERR_NONE:
+		break;
+	case DERR_BARE:
+		reply(s, 550, "5.6.0", "Message contains bare CR or LF (RFC 5321 section 2.3.8)");
+		break;
+	case DERR_LONGLINE:
+		reply(s, 550, "5.6.0", "Message contains a line longer than %zu octets",
+		    s->cfg->limits.text_line);
+		break;
+	case DERR_SIZE:
+		reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+		break;
+	case DERR_WRITE:
+	case DERR_OPEN:
+		if (t->err_errno == ENOSPC || t->err_errno == EDQUOT)
+			reply(s, 452, "4.3.1", "Insufficient system storage");
+		else
+			reply(s, 451, "4.3.0", "Error: queue write error");
+		break;
+	case DERR_SEQ:
+		reply(s, 503, "5.5.1", "Error: need RCPT command");
+		break;
+	}
+	if (t->err != DERR_NONE) {
+		slog(s, "event=reject stage=data reason=%d size=%" PRIu64, (int)t->err, t->size);
+		txn_reset(s);
+		s->st = ST_CMD;
+		return;
+	}
+	snprintf(t->env.id, sizeof(t->env.id), "%s", t->id);
+	t->env.created = time(NULL);
+	snprintf(t->env.sender, sizeof(t->env.sender), "%s", t->sender.null ? "" : t->sender.addr);
+	snprintf(t->env.helo, sizeof(t->env.helo), "%s", s->helo);
+	snprintf(t->env.client_addr, sizeof(t->env.client_addr), "%s", s->ip);
+	snprintf(t->env.proto, sizeof(t->env.proto), "%s", proto_name(s));
+	t->env.body_8bit = t->body8;
+	t->env.smtputf8 = t->smtputf8;
+	t->env.size = t->size;
+	buf_init(&env, ENV_MAX);
+	if (envelope_encode(&t->env, &env) == -1) {
+		buf_free(&env);
+		reply(s, 451, "4.3.0", "Error: queue write error");
+		txn_reset(s);
+		s->st = ST_CMD;
+		return;
+	}
+	s->st = ST_WAIT_COMMIT;
+	s->ops->commit(s->ctx, s, t->id, &env);
+	buf_free(&env);
+}
+
+void
+session_commit_done(struct session *s, int err)
+{
+	struct txn *t = &s->t;
+
+	if (s->st != ST_WAIT_COMMIT)
+		return;
+	t->file_open = 0;	/* committed or dropped by the queue */
+	if (err == 0) {
+		reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+		s->stats.messages++;
+		slog(s, "event=queued id=%s nrcpt=%zu size=%" PRIu64 " proto=%s",
+		    t->id, t->env.nrcpts, t->size, proto_name(s));
+	} else if (err == ENOSPC || err == EDQUOT)
+		reply(s, 452, "4.3.1", "Insufficient system storage");
+	else
+		reply(s, 451, "4.3.0", "Error: queue write error");
+	txn_reset(s);
+	if (s->st == ST_WAIT_COMMIT)
+		s->st = ST_CMD;
+	process(s);
+}
+
+void
+session_open_done(struct session *s, const char *id, int err)
+{
+	struct txn *t = &s->t;
+	int bdat = t->bdat;
+
+	if (s->st != ST_WAIT_OPEN)
+		return;
+	if (err == 0) {
+		snprintf(t->id, sizeof(t->id), "%s", id);
+		t->file_open = 1;
+		if ((err = write_received(s)) != 0)
+			data_fail(s, DERR_WRITE, err);
+	} else
+		data_fail(s, DERR_OPEN, err);
+	if (bdat) {
+		/* RFC 3030: the chunk comes whatever we answer; read it, then reply. */
+		s->st = ST_BDAT;
+	} else if (t->err != DERR_NONE) {
+		s->st = ST_CMD;
+		finish_message(s);
+	} else {
+		reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+		t->ds = D_LINE_START;
+		s->st = ST_DATA;
+	}
+	process(s);
+}
+
+/* ---- commands ---- */
+
+static int
+need_helo(struct session *s)
+{
+	if (s->helo_seen)
+		return 0;
+	reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+	return -1;
+}
+
+static int
+no_arg(struct session *s, const struct smtp_cmd *c, const char *usage)
+{
+	if (c->arglen == 0)
+		return 0;
+	reply(s, 501, "5.5.4", "Syntax: %s", usage);
+	return -1;
+}
+
+static void
+cmd_helo(struct session *s, const struct smtp_cmd *c)
+{
+	int ehlo = c->verb == SMTP_VERB_EHLO;
+
+	if (c->arglen == 0 || c->arglen > SMTP_DOMAIN_MAX ||
+	    smtp_check_helo(c->arg, c->arglen, 1) == -1) {
+		reply(s, 501, "5.5.4", "Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+		return;
+	}
+	txn_reset(s);
+	memcpy(s->helo, c->arg, c->arglen);
+	s->helo[c->arglen] = '\0';
+	s->helo_seen = 1;
+	s->esmtp = ehlo;
+	if (!ehlo) {
+		buf_printf(&s->out, "250 %s\r\n", s->cfg->hostname);
+		return;
+	}
+	buf_printf(&s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n"
+	    "250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n",
+	    s->cfg->hostname, s->cfg->limits.message_size);
+}
+
+/* MAIL parameters: SIZE (RFC 1870), BODY (6152), SMTPUTF8 (6531). */
+static int
+mail_params(struct session *s, const struct smtp_mailarg *a)
+{
+	struct txn *t = &s->t;
+	size_t i;
+
+	for (i = 0; i < a->nparams; i++) {
+		const struct smtp_param *p = &a->params[i];
+		char key[32], val[32];
+
+		if (p->keylen >= sizeof(key) || (p->val && p->vallen >= sizeof(val))) {
+			reply(s, 555, "5.5.4", "Unsupported option");
+			return -1;
+		}
+		memcpy(key, p->key, p->keylen);
+		key[p->keylen] = '\0';
+		val[0] = '\0';
+		if (p->val) {
+			memcpy(val, p->val, p->vallen);
+			val[p->vallen] = '\0';
+		}
+		if (strcasecmp(key, "SIZE") == 0 && p->val) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(val, &end, 10);
+			if (*end || val[0] < '0' || val[0] > '9' || errno) {
+				reply(s, 501, "5.5.4", "Syntax: bad SIZE value");
+				return -1;
+			}
+			if (s->cfg->limits.message_size && n > s->cfg->limits.message_size) {
+				reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+				return -1;
+			}
+		} else if (strcasecmp(key, "BODY") == 0 && p->val &&
+		    (strcasecmp(val, "7BIT") == 0 || strcasecmp(val, "8BITMIME") == 0)) {
+			t->body8 = strcasecmp(val, "8BITMIME") == 0;
+		} else if (strcasecmp(key, "SMTPUTF8") == 0 && !p->val) {
+			t->smtputf8 = 1;
+		} else {
+			reply(s, 555, "5.5.4", "Unsupported option: %s", key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+cmd_mail(struct session *s, const struct smtp_cmd *c)
+{
+	struct smtp_mailarg a;
+	const char *why = "syntax error";
+	enum smtp_parse_err e;
+
+	if (need_helo(s))
+		return;
+	if (s->t.active) {
+		reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (s->shutting_down) {
+		s->st = ST_CLOSE;
+		reply(s, 421, "4.3.2", "Service shutting down");
+		return;
+	}
+	e = smtp_parse_mailarg(c->arg, c->arglen, "FROM:", &a, &why);
+	if (e == SMTP_PARSE_ADDRESS || e == SMTP_PARSE_BAD_UTF8) {
+		reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
+		return;
+	}
+	if (e != SMTP_PARSE_OK) {
+		reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>: %s", why);
+		return;
+	}
+	txn_reset(s);
+	if (mail_params(s, &a) == -1) {
+		txn_reset(s);
+		return;
+	}
+	if (a.path.utf8 && !s->t.smtputf8) {
+		reply(s, 553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
+		txn_reset(s);
+		return;
+	}
+	s->t.sender = a.path;
+	s->t.active = 1;
+	reply(s, 250, "2.1.0", "Ok");
+}
+
+/* Adds destinations to the envelope, each mailbox once per message. */
+static int
+rcpt_add(struct session *s, const char *orig, const struct rcpt_dest *d, size_t n)
+{
+	struct envelope *e = &s->t.env;
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		struct envelope_rcpt r;
+
+		for (k = 0; k < e->nrcpts; k++)
+			if (strcmp(e->rcpts[k].addr, d[i].addr) == 0)
+				break;
+		if (k < e->nrcpts)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.state = d[i].kind == DEST_LOCAL ? RCPT_PENDING : RCPT_HELD;
+		r.kind = d[i].kind == DEST_LOCAL ? RCPTK_LOCAL : RCPTK_REMOTE;
+		snprintf(r.user, sizeof(r.user), "%s", d[i].user);
+		snprintf(r.domain, sizeof(r.domain), "%s", d[i].domain);
+		snprintf(r.addr, sizeof(r.addr), "%s", d[i].addr);
+		snprintf(r.orig, sizeof(r.orig), "%s", orig);
+		if (envelope_add_rcpt(e, &r) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_rcpt(struct session *s, const struct smtp_cmd *c)
+{
+	struct rcpt_dest dest[RESOLVE_MAX_DEST];
+	struct smtp_mailarg a;
+	const char *why = "syntax error";
+	const char *shown;
+	enum smtp_parse_err e;
+	size_t n = 0;
+
+	if (need_helo(s))
+		return;
+	if (!s->t.active) {
+		reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (s->t.nrcpt >= s->cfg->limits.recipients) {
+		reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	e = smtp_parse_mailarg(c->arg, c->arglen, "TO:", &a, &why);
+	if (e == SMTP_PARSE_ADDRESS || e == SMTP_PARSE_BAD_UTF8) {
+		reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
+		return;
+	}
+	if (e != SMTP_PARSE_OK) {
+		reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>: %s", why);
+		return;
+	}
+	if (a.nparams > 0) {
+		reply(s, 555, "5.5.4", "Unsupported option");
+		return;
+	}
+	if (a.path.utf8 && !s->t.smtputf8) {
+		reply(s, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8");
+		return;
+	}
+	shown = a.path.postmaster ? "postmaster" : a.path.addr;
+	switch (resolve_rcpt(s->cfg, &a.path, 0, dest, RESOLVE_MAX_DEST, &n)) {
+	case RESOLVE_OK:
+		break;
+	case RESOLVE_UNKNOWN_USER:
+		reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", shown);
+		return;
+	case RESOLVE_RELAY_DENIED:
+		reply(s, 554, "5.7.1", "<%s>: Relay access denied", shown);
+		slog(s, "event=relay-denied rcpt=\"%s\"", shown);
+		return;
+	case RESOLVE_LOOP:
+		reply(s, 550, "5.4.6", "<%s>: Alias expansion loop", shown);
+		return;
+	case RESOLVE_TOO_MANY:
+		reply(s, 452, "4.5.3", "<%s>: Error: too many recipients", shown);
+		return;
+	}
+	if (rcpt_add(s, shown, dest, n) == -1) {
+		reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	if (s->t.nrcpt++ == 0)
+		snprintf(s->t.first_rcpt, sizeof(s->t.first_rcpt), "%s", shown);
+	s->stats.rcpts++;
+	reply(s, 250, "2.1.5", "Ok");
+}
+
+static int
+data_ready(struct session *s)
+{
+	if (!s->t.active) {
+		reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return 0;
+	}
+	if (s->t.nrcpt == 0) {
+		reply(s, 503, "5.5.1", "Error: need RCPT command");
+		return 0;
+	}
+	return 1;
+}
+
+static void
+cmd_data(struct session *s, const struct smtp_cmd *c)
+{
+	if (need_helo(s) || no_arg(s, c, "DATA"))
+		return;
+	if (s->t.bdat) {
+		reply(s, 503, "5.5.1", "Error: DATA after BDAT");
+		return;
+	}
+	if (!data_ready(s))
+		return;
+	s->st = ST_WAIT_OPEN;
+	s->ops->open(s->ctx, s);
+}
+
+/* RFC 3030: "BDAT" SP chunk-size [ SP "LAST" ] */
+static void
+cmd_bdat(struct session *s, const struct smtp_cmd *c)
+{
+	struct txn *t = &s->t;
+	uint64_t size = 0;
+	size_t i = 0;
+	int last = 0;
+
+	while (i < c->arglen && c->arg[i] >= '0' && c->arg[i] <= '9' && i < 19)
+		size = size * 10 + (uint64_t)(c->arg[i++] - '0');
+	if (i > 0 && i + 5 == c->arglen && strncasecmp(c->arg + i, " LAST", 5) == 0)
+		last = 1;
+	else if (i == 0 || i != c->arglen) {
+		/* Without a size we cannot know where the chunk ends: give up. */
+		reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		s->st = ST_CLOSE;
+		return;
+	}
+	t->bdat_left = size;
+	t->bdat_chunk = size;
+	t->bdat_last = last;
+	if (!s->helo_seen || !t->active || t->nrcpt == 0) {
+		/* Swallow the chunk, then say why (finish_message). */
+		t->bdat = 1;
+		data_fail(s, DERR_SEQ, 0);
+		s->st = ST_BDAT;
+		return;
+	}
+	if (!t->bdat) {
+		t->bdat = 1;
+		t->ds = D_MID;
+	}
+	if (t->file_open || t->err != DERR_NONE)
+		s->st = ST_BDAT;
+	else {
+		s->st = ST_WAIT_OPEN;
+		s->ops->open(s->ctx, s);
+	}
+}
+
+static void
+cmd_rset(struct session *s, const struct smtp_cmd *c)
+{
+	if (no_arg(s, c, "RSET"))
+		return;
+	txn_reset(s);
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+cmd_noop(struct session *s, const struct smtp_cmd *c)
+{
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+cmd_quit(struct session *s, const struct smtp_cmd *c)
+{
+	reply(s, 221, "2.0.0", "Bye");
+	s->st = ST_CLOSE;
+}
+
+static void
+cmd_vrfy(struct session *s, const struct smtp_cmd *c)
+{
+	if (c->arglen == 0) {
+		reply(s, 501, "5.5.4", "Syntax: VRFY address");
+		return;
+	}
+	/* RFC 5321 3.5.3: 252 without saying whether the user exists. */
+	reply(s, 252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_help(struct session *s, const struct smtp_cmd *c)
+{
+	reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+}
+
+static void
+cmd_unimplemented(struct session *s, const struct smtp_cmd *c)
+{
+	reply(s, 502, "5.5.1", "Error: command not implemented");
+}
+
+static const struct {
+	enum smtp_verb verb;
+	void (*fn)(struct session *, const struct smtp_cmd *);
+} commands[] = {
+	{ SMTP_VERB_HELO, cmd_helo },	{ SMTP_VERB_EHLO, cmd_helo },
+	{ SMTP_VERB_MAIL, cmd_mail },	{ SMTP_VERB_RCPT, cmd_rcpt },
+	{ SMTP_VERB_DATA, cmd_data },	{ SMTP_VERB_BDAT, cmd_bdat },
+	{ SMTP_VERB_RSET, cmd_rset },	{ SMTP_VERB_NOOP, cmd_noop },
+	{ SMTP_VERB_QUIT, cmd_quit },	{ SMTP_VERB_VRFY, cmd_vrfy },
+	{ SMTP_VERB_HELP, cmd_help },	{ SMTP_VERB_EXPN, cmd_unimplemented },
+	{ SMTP_VERB_STARTTLS, cmd_unimplemented }, { SMTP_VERB_AUTH, cmd_unimplemented },
+};
+
+static void
+command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd c;
+	size_t i;
+
+	s->stats.commands++;
+	if (smtp_parse_cmd(line, len, &c) == -1) {
+		reply(s, 500, "5.5.2", "Error: bad characters in command");
+		return;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (commands[i].verb == c.verb) {
+			commands[i].fn(s, &c);
+			return;
+		}
+	reply(s, 500, "5.5.2", "Error: command not recognized");
+}
+
+/* ---- the input loop ---- */
+
+/* One command line from the input, or 0 if none is complete yet. */
+static int
+take_line(struct session *s)
+{
+	const char *p = s->in.data + s->in_off;
+	size_t avail = s->in.len - s->in_off;
+	size_t max = s->cfg->limits.command_line;
+	const char *lf = avail ? memchr(p, '\n', avail) : NULL;
+	size_t len;
+
+	if (lf == NULL) {
+		if (avail >= max) {
+			/* Over-long: answer now, drop the rest of the line (4.5.3.1.4). */
+			reply(s, 500, "5.5.2", "Error: line too long");
+			s->in_off = s->in.len;
+			s->st = ST_SKIPLINE;
+		}
+		return 0;
+	}
+	len = (size_t)(lf - p);
+	s->in_off += len + 1;
+	if (s->st == ST_SKIPLINE) {
+		s->st = ST_CMD;
+		return 1;
+	}
+	if (len + 1 > max) {
+		reply(s, 500, "5.5.2", "Error: line too long");
+		return 1;
+	}
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
+	command(s, p, len);
+	return 1;
+}
+
+static void
+feed_message(struct session *s)
+{
+	struct txn *t = &s->t;
+	const char *p = s->in.data + s->in_off;
+	size_t avail = s->in.len - s->in_off, used;
+	int done = 0;
+
+	if (s->st == ST_DATA) {
+		used = data_feed(s, p, avail, 1, &done);
+		s->in_off += used;
+		if (done)
+			finish_message(s);
+		return;
+	}
+	used = avail < t->bdat_left ? avail : (size_t)t->bdat_left;
+	data_feed(s, p, used, 0, &done);
+	s->in_off += used;
+	t->bdat_left -= used;
+	if (t->bdat_left > 0)
+		return;
+	if (t->bdat_last || t->err == DERR_SEQ) {
+		if (t->ds == D_CR)
+			data_fail(s, DERR_BARE, 0);
+		finish_message(s);
+		if (s->st == ST_BDAT)
+			s->st = ST_CMD;
+		return;
+	}
+	reply(s, 250, "2.0.0", "Ok: %" PRIu64 " octets received", t->bdat_chunk);
+	s->st = ST_CMD;
+}
+
+static void
+process(struct session *s)
+{
+	if (s->busy)
+		return;
+	s->busy = 1;
+	for (;;) {
+		if (s->st == ST_CMD || s->st == ST_SKIPLINE) {
+			if (!take_line(s))
+				break;
+		} else if (s->st == ST_DATA || s->st == ST_BDAT) {
+			if (s->in_off == s->in.len && !(s->st == ST_BDAT && s->t.bdat_left == 0))
+				break;
+			feed_message(s);
+		} else
+			break;
+	}
+	buf_consume(&s->in, s->in_off);
+	s->in_off = 0;
+	if (s->shutting_down && s->st == ST_CMD && !s->t.active && s->in.len == 0) {
+		reply_raw(s, 421, "4.3.2", "Service shutting down");
+		s->st = ST_CLOSE;
+	}
+	s->busy = 0;
+}
+
+void
+session_input(struct session *s, const char *data, size_t len)
+{
+	if (s->st == ST_CLOSE)
+		return;
+	if (len && buf_append(&s->in, data, len) == -1) {
+		/* Only a client ignoring our replies fills this: drop it. */
+		session_refuse(s, 421, "4.7.0", "Error: too much pipelined input");
+		return;
+	}
+	process(s);
+}
+
+/* ---- life cycle ---- */
+
+struct session *
+session_new(const struct config *cfg, const struct session_ops *ops, void *ctx,
+    const char *client_ip, uint64_t sid)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->cfg = cfg;
+	s->ops = ops;
+	s->ctx = ctx;
+	s->sid = sid;
+	snprintf(s->ip, sizeof(s->ip), "%s", client_ip);
+	buf_init(&s->in, SESSION_IN_MAX);
+	buf_init(&s->out, SESSION_OUT_MAX);
+	envelope_init(&s->t.env);
+	buf_init(&s->t.wbuf, SESSION_WBUF);
+	s->st = ST_CMD;
+	return s;
+}
+
+void
+session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	txn_reset(s);
+	envelope_free(&s->t.env);
+	buf_free(&s->t.wbuf);
+	buf_free(&s->in);
+	buf_free(&s->out);
+	free(s);
+}
+
+void
+session_greet(struct session *s)
+{
+	buf_printf(&s->out, "220 %s ESMTP tern\r\n", s->cfg->hostname);
+}
+
+void
+session_refuse(struct session *s, int code, const char *enh, const char *text)
+{
+	char line[512];
+
+	snprintf(line, sizeof(line), "%s %s", s->cfg->hostname, text);
+	reply_raw(s, code, enh, line);
+	s->st = ST_CLOSE;
+}
+
+void
+session_hangup(struct session *s)
+{
+	if (s->t.active)
+		slog(s, "event=lost stage=%s", s->st == ST_DATA || s->st == ST_BDAT ? "data" : "command");
+	if (s->st == ST_WAIT_COMMIT)
+		s->t.file_open = 0;	/* the queue commits it anyway */
+	txn_reset(s);
+	s->st = ST_CLOSE;
+}
+
+void
+session_timeout(struct session *s)
+{
+	if (s->st == ST_WAIT_COMMIT || s->st == ST_WAIT_OPEN) {
+		reply_raw(s, 451, "4.3.0", "Error: queue timeout");
+		s->st = ST_CLOSE;
+		return;
+	}
+	slog(s, "event=timeout");
+	session_refuse(s, 421, "4.4.2", "Error: timeout exceeded");
+}
+
+void
+session_shutdown(struct session *s)
+{
+	s->shutting_down = 1;
+	process(s);
+}
+
+struct buf *
+session_output(struct session *s)
+{
+	return &s->out;
+}
+
+enum session_wait
+session_waiting(const struct session *s)
+{
+	switch (s->st) {
+	case ST_DATA:
+	case ST_BDAT:
+		return SESSION_WAIT_DATA;
+	case ST_WAIT_OPEN:
+	case ST_WAIT_COMMIT:
+		return SESSION_WAIT_QUEUE;
+	case ST_CLOSE:
+		return SESSION_WAIT_CLOSE;
+	default:
+		return SESSION_WAIT_COMMAND;
+	}
+}
+
+size_t
+session_pending_input(const struct session *s)
+{
+	return s->in.len;
+}
+
+uint64_t
+session_id(const struct session *s)
+{
+	return s->sid;
+}
+
+int
+session_idle(const struct session *s)
+{
+	return !s->t.active && (s->st == ST_CMD || s->st == ST_CLOSE);
+}
+
+const struct session_stats *
+session_stats(const struct session *s)
+{
+	return &s->stats;
+}

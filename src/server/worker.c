@@ -1,0 +1,515 @@
+/* worker — accept loop and connection I/O around session.c (see worker.h). */
+#include "server/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/msgtypes.h"
+#include "queue/envelope.h"
+#include "server/session.h"
+
+#define READ_CHUNK     (64 * 1024)
+#define OUT_HIGH       (64 * 1024)	/* stop reading while this much is unsent */
+#define IN_HIGH        (128 * 1024)	/* stop reading while this much is unprocessed */
+#define MAX_CONNS      (1u << 17)
+#define ENV_PART       (64 * 1024)
+
+struct worker;
+
+struct conn {
+	struct worker   *w;
+	int              fd;
+	uint32_t         reqid;
+	struct event    *ev_read, *ev_write, *ev_timer;
+	struct session  *s;
+	int              msgfd;
+	unsigned         bucket;
+	int              greeted;
+	char             ip[INET6_ADDRSTRLEN];
+};
+
+struct worker {
+	const struct worker_args *args;
+	const struct config      *cfg;
+	struct event_base        *base;
+	struct ipc               *queue;
+	struct event            **ev_listen;
+	struct conn             **conns;
+	uint32_t                  nconns, capconns, live;
+	uint32_t                  gen;
+	uint64_t                  next_sid;
+	int                       stopping;
+};
+
+static void conn_after(struct conn *);
+
+/* ---- connection table: reqid = generation << 17 | index ---- */
+
+static struct conn *
+conn_lookup(struct worker *w, uint32_t reqid)
+{
+	uint32_t i = reqid & (MAX_CONNS - 1);
+
+	if (i < w->nconns && w->conns[i] && w->conns[i]->reqid == reqid)
+		return w->conns[i];
+	return NULL;
+}
+
+static int
+conn_register(struct worker *w, struct conn *c)
+{
+	uint32_t i;
+
+	for (i = 0; i < w->nconns && w->conns[i]; i++)
+		;
+	if (i == w->nconns) {
+		if (w->nconns == MAX_CONNS)
+			return -1;
+		if (w->nconns == w->capconns) {
+			uint32_t nc = w->capconns ? w->capconns * 2 : 256;
+			struct conn **p = realloc(w->conns, nc * sizeof(*p));
+
+			if (p == NULL)
+				return -1;
+			w->conns = p;
+			w->capconns = nc;
+		}
+		w->nconns++;
+	}
+	w->conns[i] = c;
+	w->gen = (w->gen + 1) & 0x7fff;
+	c->reqid = (w->gen << 17) | i;
+	w->live++;
+	return 0;
+}
+
+static void
+conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+	const struct session_stats *st = session_stats(c->s);
+
+	log_info("event=disconnect session=%" PRIx64 " ip=%s commands=%u messages=%u rcpts=%u errors=%u",
+	    session_id(c->s), c->ip, st->commands, st->messages, st->rcpts, st->errors);
+	session_hangup(c->s);
+	session_free(c->s);
+	w->conns[c->reqid & (MAX_CONNS - 1)] = NULL;
+	w->live--;
+	connlimit_release(w->args->connlimit, w->args->slot, c->bucket);
+	event_free(c->ev_read);
+	event_free(c->ev_write);
+	event_free(c->ev_timer);
+	if (c->msgfd != -1)
+		close(c->msgfd);
+	close(c->fd);
+	free(c);
+	if (w->stopping && w->live == 0)
+		event_base_loopbreak(w->base);
+}
+
+/* ---- session operations ---- */
+
+static void
+op_open(void *ctx, struct session *s)
+{
+	struct conn *c = ctx;
+
+	if (ipc_send(c->w->queue, MSG_Q_OPEN, c->reqid, NULL, 0, -1) == -1)
+		session_open_done(s, NULL, EIO);
+}
+
+static int
+op_write(void *ctx, struct session *s, const char *p, size_t n)
+{
+	struct conn *c = ctx;
+
+	while (n > 0) {
+		ssize_t r = write(c->msgfd, p, n);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? EIO : errno;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void
+op_commit(void *ctx, struct session *s, const char *id, const struct buf *env)
+{
+	struct conn *c = ctx;
+	size_t off = 0;
+
+	/* The envelope may exceed one message: send it in parts, the last commits. */
+	do {
+		size_t n = env->len - off > ENV_PART ? ENV_PART : env->len - off;
+		int last = off + n == env->len;
+		struct buf b;
+
+		buf_init(&b, ENV_PART + 256);
+		ipc_put_str(&b, id);
+		ipc_put_bytes(&b, env->data + off, n);
+		if (ipc_send(c->w->queue, last ? MSG_Q_COMMIT : MSG_Q_ENV_PART, c->reqid,
+		    b.data, b.len, -1) == -1) {
+			buf_free(&b);
+			session_commit_done(s, EIO);
+			return;
+		}
+		buf_free(&b);
+		off += n;
+	} while (off < env->len);
+	close(c->msgfd);
+	c->msgfd = -1;
+}
+
+static void
+op_abort(void *ctx, struct session *s, const char *id)
+{
+	struct conn *c = ctx;
+	struct buf b;
+
+	buf_init(&b, 256);
+	ipc_put_str(&b, id);
+	ipc_send(c->w->queue, MSG_Q_ABORT, c->reqid, b.data, b.len, -1);
+	buf_free(&b);
+	if (c->msgfd != -1) {
+		close(c->msgfd);
+		c->msgfd = -1;
+	}
+}
+
+static void
+op_log(void *ctx, struct session *s, const char *line)
+{
+	struct conn *c = ctx;
+
+	log_info("session=%" PRIx64 " ip=%s %s", session_id(s), c->ip, line);
+}
+
+static const struct session_ops conn_ops = {
+	op_open, op_write, op_commit, op_abort, op_log,
+};
+
+/* ---- I/O ---- */
+
+static int
+conn_flush(struct conn *c)
+{
+	struct buf *out = session_output(c->s);
+
+	while (out->len > 0) {
+		ssize_t n = send(c->fd, out->data, out->len, MSG_NOSIGNAL);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		buf_consume(out, (size_t)n);
+	}
+	return 0;
+}
+
+static void
+conn_timer(struct conn *c)
+{
+	const struct limits_cfg *l = &c->w->cfg->limits;
+	struct timeval tv = { 0, 0 };
+
+	switch (session_waiting(c->s)) {
+	case SESSION_WAIT_COMMAND: tv.tv_sec = l->timeout_greeting; break;
+	case SESSION_WAIT_DATA: tv.tv_sec = l->timeout_data_block; break;
+	case SESSION_WAIT_QUEUE: tv.tv_sec = l->timeout_data_end; break;
+	case SESSION_WAIT_CLOSE: tv.tv_sec = 10; break;
+	}
+	if (!c->greeted)
+		tv.tv_sec = l->greeting_delay;
+	evtimer_add(c->ev_timer, &tv);
+}
+
+/* After anything happened: write what is ready, decide to read or close. */
+static void
+conn_after(struct conn *c)
+{
+	struct buf *out = session_output(c->s);
+	int closing = session_waiting(c->s) == SESSION_WAIT_CLOSE;
+
+	if (conn_flush(c) == -1) {
+		conn_free(c);
+		return;
+	}
+	if (closing && out->len == 0) {
+		conn_free(c);
+		return;
+	}
+	if (out->len > 0)
+		event_add(c->ev_write, NULL);
+	if (closing || out->len > OUT_HIGH || session_pending_input(c->s) > IN_HIGH)
+		event_del(c->ev_read);
+	else
+		event_add(c->ev_read, NULL);
+	conn_timer(c);
+}
+
+static void
+on_conn_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	char buf[READ_CHUNK];
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_free(c);
+		return;
+	}
+	if (!c->greeted) {
+		/* RFC 5321 4.3.1: the client waits for the greeting; this one did not. */
+		log_info("event=early-talker session=%" PRIx64 " ip=%s", session_id(c->s), c->ip);
+		c->greeted = 1;
+		session_refuse(c->s, 554, "5.5.0", "Error: talked before the greeting");
+		conn_after(c);
+		return;
+	}
+	session_input(c->s, buf, (size_t)n);
+	conn_after(c);
+}
+
+static void
+on_conn_write(evutil_socket_t fd, short what, void *arg)
+{
+	conn_after(arg);
+}
+
+static void
+on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (!c->greeted) {
+		c->greeted = 1;
+		session_greet(c->s);
+	} else if (session_waiting(c->s) == SESSION_WAIT_CLOSE) {
+		conn_free(c);
+		return;
+	} else
+		session_timeout(c->s);
+	conn_after(c);
+}
+
+static void
+refuse_raw(struct worker *w, int fd, const char *why)
+{
+	char line[512];
+	int n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s\r\n", w->cfg->hostname, why);
+
+	(void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+static void
+accept_one(struct worker *w, int fd, struct sockaddr_storage *ss)
+{
+	const struct limits_cfg *l = &w->cfg->limits;
+	struct conn *c;
+	unsigned bucket = 0;
+	char ip[INET6_ADDRSTRLEN] = "?";
+	enum connlimit_verdict v;
+
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+	v = connlimit_acquire(w->args->connlimit, w->args->slot, (struct sockaddr *)ss,
+	    l->connections, l->connections_per_ip, &bucket);
+	if (v != CONNLIMIT_OK) {
+		log_info("event=refused ip=%s reason=%s", ip, v == CONNLIMIT_TOTAL ? "connections" : "connections-per-ip");
+		refuse_raw(w, fd, v == CONNLIMIT_TOTAL ? "too many connections" :
+		    "too many connections from your address");
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || conn_register(w, c) == -1) {
+		free(c);
+		connlimit_release(w->args->connlimit, w->args->slot, bucket);
+		refuse_raw(w, fd, "out of resources");
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	c->msgfd = -1;
+	c->bucket = bucket;
+	memcpy(c->ip, ip, sizeof(ip));
+	c->s = session_new(w->cfg, &conn_ops, c, ip, ((uint64_t)getpid() << 32) | w->next_sid++);
+	c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, on_conn_read, c);
+	c->ev_write = event_new(w->base, fd, EV_WRITE, on_conn_write, c);
+	c->ev_timer = evtimer_new(w->base, on_conn_timer, c);
+	if (!c->s || !c->ev_read || !c->ev_write || !c->ev_timer)
+		log_panic("event=oom where=accept");
+	log_info("event=connect session=%" PRIx64 " ip=%s", session_id(c->s), ip);
+	if (l->greeting_delay == 0) {
+		c->greeted = 1;
+		session_greet(c->s);
+	}
+	conn_after(c);
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct worker *w = arg;
+	int budget = 64;
+
+	while (budget-- > 0 && !w->stopping) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("event=accept-failed error=\"%s\"", strerror(errno));
+			return;
+		}
+		accept_one(w, fd, &ss);
+	}
+}
+
+/* ---- queue channel ---- */
+
+static void
+on_queue(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct worker *w = arg;
+	char id[QUEUE_ID_LEN + 1] = "";
+	struct conn *c;
+	uint32_t err = 0;
+
+	if (m == NULL) {
+		log_warn("event=queue-lost");
+		event_base_loopbreak(w->base);
+		return;
+	}
+	c = conn_lookup(w, m->reqid);
+	switch (m->type) {
+	case MSG_Q_OPEN_OK:
+		ipc_get_str(m, id, sizeof(id));
+		if (ipc_get_end(m) == -1 || m->fd == -1 || c == NULL) {
+			/* The session is gone: give the file back. */
+			struct buf b;
+
+			buf_init(&b, 64);
+			ipc_put_str(&b, id);
+			ipc_send(ipc, MSG_Q_ABORT, m->reqid, b.data, b.len, -1);
+			buf_free(&b);
+			if (c)
+				session_open_done(c->s, NULL, EIO);
+			break;
+		}
+		c->msgfd = m->fd;
+		m->fd = -1;
+		session_open_done(c->s, id, 0);
+		break;
+	case MSG_Q_OPEN_FAIL:
+		err = ipc_get_u32(m);
+		if (c)
+			session_open_done(c->s, NULL, err ? (int)err : EIO);
+		break;
+	case MSG_Q_COMMIT_OK:
+	case MSG_Q_COMMIT_FAIL:
+		ipc_get_str(m, id, sizeof(id));
+		if (m->type == MSG_Q_COMMIT_FAIL)
+			err = ipc_get_u32(m);
+		if (c)
+			session_commit_done(c->s, m->type == MSG_Q_COMMIT_OK ? 0 : (err ? (int)err : EIO));
+		break;
+	default:
+		break;
+	}
+	if (m->fd != -1)
+		close(m->fd);
+	if (c)
+		conn_after(c);
+}
+
+/* ---- life cycle ---- */
+
+static void
+on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	log_info("event=stop-deadline open_sessions=%u", w->live);
+	event_base_loopbreak(w->base);
+}
+
+static void
+on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv = { w->cfg->limits.shutdown_wait, 0 };
+	size_t i;
+	uint32_t k;
+
+	if (w->stopping)
+		return;
+	w->stopping = 1;
+	for (i = 0; i < w->args->nlisten; i++)
+		event_del(w->ev_listen[i]);
+	for (k = 0; k < w->nconns; k++) {
+		struct conn *c = w->conns[k];
+
+		if (c) {
+			session_shutdown(c->s);
+			conn_after(c);
+		}
+	}
+	if (w->live == 0) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	event_base_once(w->base, -1, EV_TIMEOUT, on_stop_deadline, w, &tv);
+}
+
+int
+worker_main(const struct worker_args *args)
+{
+	struct worker w;
+	struct event *ev_term;
+	size_t i;
+
+	memset(&w, 0, sizeof(w));
+	w.args = args;
+	w.cfg = args->cfg;
+	log_set_proc("smtp");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	if ((w.base = event_base_new()) == NULL)
+		log_fatal("event=event-base-failed");
+	if ((w.queue = ipc_new(w.base, args->queue_fd, on_queue, &w)) == NULL)
+		log_fatal("event=ipc-failed");
+	w.ev_listen = calloc(args->nlisten ? args->nlisten : 1, sizeof(*w.ev_listen));
+	for (i = 0; i < args->nlisten; i++) {
+		w.ev_listen[i] = event_new(w.base, args->listen_fds[i], EV_READ | EV_PERSIST, on_accept, &w);
+		event_add(w.ev_listen[i], NULL);
+	}
+	ev_term = evsignal_new(w.base, SIGTERM, on_term, &w);
+	evsignal_add(ev_term, NULL);
+	event_base_dispatch(w.base);
+	log_info("event=stop open_sessions=%u", w.live);
+	return 0;
+}

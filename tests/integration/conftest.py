@@ -1,0 +1,415 @@
+"""Integration test fixtures: the real tern daemon on a loopback high port.
+
+The `tern` fixture writes a configuration, users and aliases into the test's
+temporary folder, starts TERN_BIN (default build/tern) with `-d -f CONF`,
+waits for its 220 greeting and yields a Tern object. Teardown always stops
+the daemon (SIGTERM, then SIGKILL after 10 s) and fails the test if the log
+holds a sanitizer report. Options per test with a marker:
+
+    @pytest.mark.tern(limits={"recipients": 5}, users=["carol"],
+                      aliases={"team": "alice, bob"}, workers=1)
+
+`tern_factory` starts further daemons (or one in a chosen base folder).
+"""
+
+import atexit
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from smtp_client import Client
+
+REPO = Path(__file__).resolve().parents[2]
+TERN_BIN = os.environ.get("TERN_BIN", str(REPO / "build" / "tern"))
+HOSTNAME = "test.example"
+DEFAULT_USERS = ["alice", "bob", "jürgen"]
+DEFAULT_ALIASES = {"root": "alice"}
+# Only what the tests rely on; tests add timeout_command, greeting_delay...
+DEFAULT_LIMITS = {
+    "message_size": "1M",
+    "recipients": 100,
+    "connections_per_ip": 20,
+    "errors": 10,
+    "shutdown_wait": "5s",
+}
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "ERROR: UndefinedBehaviorSanitizer")
+
+_running = set()
+
+
+def _kill_all_at_exit():
+    for t in list(_running):
+        t.kill9()
+
+
+atexit.register(_kill_all_at_exit)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may contain blanks.
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return int(fields[1]), fields[0].decode()
+
+
+def children_of(pid):
+    """Live (non-zombie) children of pid, from /proc/*/stat."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        r = _ppid(int(d))
+        if r and r[0] == pid and r[1] != "Z":
+            kids.append(int(d))
+    return sorted(kids)
+
+
+def descendants_of(pid):
+    out, todo = [], [pid]
+    while todo:
+        for k in children_of(todo.pop()):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def alive(pid):
+    r = _ppid(pid)
+    return r is not None and r[1] != "Z"
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of str -> str."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def listening_inodes(port):
+    """Socket inodes of TCP sockets listening on 127.0.0.1:port."""
+    want = f"0100007F:{port:04X}"
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if cols[1] == want and cols[3] == "0A":
+                inodes.add(cols[9])
+    return inodes
+
+
+def holds_socket(pid, inodes):
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    except OSError:
+        pass
+    return False
+
+
+class Tern:
+    """One daemon instance with its files; see the module docstring."""
+
+    def __init__(self, base, limits=None, users=None, aliases=None,
+                 workers=2, extra="", port=None):
+        self.base = Path(base)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.hostname = HOSTNAME
+        self.limits = dict(DEFAULT_LIMITS, **(limits or {}))
+        self.users = DEFAULT_USERS + list(users or [])
+        self.aliases = dict(DEFAULT_ALIASES, **(aliases or {}))
+        self.workers = workers
+        self.extra = extra
+        self.conf = self.base / "tern.conf"
+        self.users_file = self.base / "users.passwd"
+        self.aliases_file = self.base / "aliases"
+        self.spool = self.base / "spool"
+        self.maildir_root = self.base / "mail"
+        self.logfile = self.base / "tern.log"
+        self.proc = None
+        self.clients = []
+        self.write_files()
+
+    # ---- files
+
+    def config_text(self):
+        lim = "\n".join(f"    {k} {v}" for k, v in self.limits.items())
+        return (
+            f"# written by tests/integration/conftest.py\n"
+            f"hostname {self.hostname}\n"
+            f"spool {self.spool}\n"
+            f"workers {self.workers}\n"
+            f"listen {self.host}:{self.port} {{ mode mx }}\n"
+            f"limits {{\n{lim}\n}}\n"
+            f"domain localhost {{\n"
+            f"    users users.passwd\n"
+            f"    aliases aliases\n"
+            f"    maildir mail/%d/%u\n"
+            f"}}\n"
+            f"domain example.test {{ users users.passwd; maildir mail/%d/%u }}\n"
+            f"{self.extra}\n")
+
+    def write_users(self):
+        text = "".join(f"{u}:{{PLAIN}}secret-{i}\n" for i, u in enumerate(self.users))
+        self.users_file.write_bytes(text.encode())
+
+    def write_files(self):
+        self.conf.write_text(self.config_text())
+        self.write_users()
+        self.aliases_file.write_bytes(
+            "".join(f"{k}: {v}\n" for k, v in self.aliases.items()).encode())
+
+    # ---- process
+
+    def start(self, timeout=10):
+        log = open(self.logfile, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [TERN_BIN, "-d", "-f", str(self.conf)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            log.close()
+        _running.add(self)
+        self.wait_ready(timeout)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        try:
+            return self.logfile.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def fail_with_log(self, why):
+        pytest.fail(f"{why}\n---- {self.logfile} ----\n{self.log()[-6000:]}")
+
+    def wait_ready(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.fail_with_log(f"tern exited with {self.proc.returncode} at start")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=2) as s:
+                    s.settimeout(max(0.5, deadline - time.monotonic()))
+                    line = s.makefile("rb").readline()
+                    if line.startswith(b"220"):
+                        # Leave only after the server closed this session,
+                        # so it no longer counts against connection limits.
+                        s.sendall(b"QUIT\r\n")
+                        s.settimeout(2)
+                        try:
+                            while s.recv(4096):
+                                pass
+                        except OSError:
+                            pass
+                        return
+                    last = line
+            except OSError as e:
+                last = e
+            time.sleep(0.05)
+        self.fail_with_log(f"no 220 greeting within {timeout} s (last: {last!r})")
+
+    def client(self, greet=True, timeout=10):
+        c = Client(self.host, self.port, timeout=timeout)
+        self.clients.append(c)
+        if greet:
+            c.greeting()
+        return c
+
+    def close_clients(self):
+        for c in self.clients:
+            c.close()
+        self.clients.clear()
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL of everything left after `timeout` s.
+        Returns the exit status (negative: killed by that signal)."""
+        if self.proc is None:
+            return None
+        self.close_clients()
+        procs = descendants_of(self.pid)
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        rc = self.proc.poll()
+        self.kill9()
+        # Children should be gone with the parent; give them a moment.
+        deadline = time.monotonic() + 2
+        while any(alive(p) for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._kill_pids(procs)
+        return rc if rc is not None else -signal.SIGKILL
+
+    def _kill_pids(self, pids):
+        for p in pids:
+            if alive(p):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def kill9(self):
+        """SIGKILL the daemon and all its processes at once."""
+        if self.proc is None:
+            return
+        procs = descendants_of(self.pid) if self.proc.poll() is None else []
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._kill_pids(procs)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + 5
+        while any(alive(p) for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _running.discard(self)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def sighup(self):
+        os.kill(self.pid, signal.SIGHUP)
+
+    def children(self):
+        return children_of(self.pid)
+
+    def smtp_workers(self):
+        """Children holding the listening socket (the smtp workers)."""
+        inodes = listening_inodes(self.port)
+        return [p for p in self.children() if holds_socket(p, inodes)]
+
+    def sanitizer_report(self):
+        text = self.log()
+        for m in SANITIZER_MARKS:
+            i = text.find(m)
+            if i >= 0:
+                return text[max(0, i - 200):i + 3000]
+        return None
+
+    # ---- mail and spool
+
+    def maildir(self, user, domain="localhost"):
+        return self.maildir_root / domain / user
+
+    def maildir_names(self, user, domain="localhost"):
+        d = self.maildir(user, domain) / "new"
+        try:
+            return sorted(n for n in os.listdir(d) if not n.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def maildir_messages(self, user, domain="localhost"):
+        d = self.maildir(user, domain) / "new"
+        return [(d / n).read_bytes() for n in self.maildir_names(user, domain)]
+
+    def wait_for_messages(self, user, domain="localhost", n=1, timeout=10, settle=0.2):
+        """Polls until user@domain has at least n messages in new/; waits
+        `settle` s more so that extra copies show up too; returns them."""
+        deadline = time.monotonic() + timeout
+        while len(self.maildir_names(user, domain)) < n:
+            if time.monotonic() > deadline:
+                got = len(self.maildir_names(user, domain))
+                self.fail_with_log(f"{user}@{domain}: {got} of {n} messages "
+                                   f"after {timeout} s; spool: {self.spool_files()}")
+            time.sleep(0.05)
+        time.sleep(settle)
+        return self.maildir_messages(user, domain)
+
+    def all_maildir_files(self):
+        """Every message file in any Maildir (new/ and cur/) and tmp/ file."""
+        out = []
+        if self.maildir_root.exists():
+            for dirpath, _dirs, files in os.walk(self.maildir_root):
+                if Path(dirpath).name in ("new", "cur", "tmp"):
+                    out += [str(Path(dirpath, f).relative_to(self.maildir_root)) for f in files]
+        return sorted(out)
+
+    def spool_files(self):
+        """Message files in the spool (queue/ and tmp/), relative paths."""
+        out = []
+        for sub in ("queue", "tmp"):
+            d = self.spool / sub
+            if d.exists():
+                for dirpath, _dirs, files in os.walk(d):
+                    out += [str(Path(dirpath, f).relative_to(self.spool)) for f in files]
+        return sorted(out)
+
+    def wait_spool_empty(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while self.spool_files():
+            if time.monotonic() > deadline:
+                self.fail_with_log(f"spool not empty after {timeout} s: {self.spool_files()}")
+            time.sleep(0.05)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "tern(**options): options of the tern fixture's daemon")
+
+
+@pytest.fixture
+def tern_factory(tmp_path):
+    started = []
+
+    def make(base=None, start=True, **options):
+        t = Tern(base or tmp_path / f"tern{len(started)}", **options)
+        started.append(t)
+        return t.start() if start else t
+
+    yield make
+    problems = []
+    for t in started:
+        t.stop()
+        report = t.sanitizer_report()
+        if report:
+            problems.append(f"sanitizer report in {t.logfile}:\n{report}")
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def tern(request, tern_factory):
+    marker = request.node.get_closest_marker("tern")
+    options = dict(marker.kwargs) if marker else {}
+    return tern_factory(**options)

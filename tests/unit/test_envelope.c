@@ -1,0 +1,480 @@
+/* Unit tests for src/queue/envelope.c: golden text, round trips, refusals. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue/envelope.h"
+
+#define BIG	(16u * 1024 * 1024)
+
+static const char golden[] =
+    "version: 1\n"
+    "id: 0187a3f2c4d1e00a\n"
+    "created: 1700000000\n"
+    "sender: alice@example.org\n"
+    "helo: mail.example.org\n"
+    "client: 192.0.2.1\n"
+    "proto: ESMTPS\n"
+    "body: 8bitmime\n"
+    "smtputf8: 0\n"
+    "size: 12345\n"
+    "rcpt: pending local 0 bob example.test bob@example.test "
+    "Bob@Example.TEST -\n"
+    "rcpt: failed remote 3 - - carol@example.net carol@example.net "
+    "550%205.1.1%20no%20such%20user\n"
+    "end: 1\n";
+
+static void
+set_rcpt(struct envelope_rcpt *r, enum rcpt_state st, enum rcpt_kind k,
+    uint32_t att, const char *user, const char *dom, const char *addr,
+    const char *orig, const char *err)
+{
+	memset(r, 0, sizeof(*r));
+	r->state = st;
+	r->kind = k;
+	r->attempts = att;
+	snprintf(r->user, sizeof(r->user), "%s", user);
+	snprintf(r->domain, sizeof(r->domain), "%s", dom);
+	snprintf(r->addr, sizeof(r->addr), "%s", addr);
+	snprintf(r->orig, sizeof(r->orig), "%s", orig);
+	snprintf(r->last_error, sizeof(r->last_error), "%s", err);
+}
+
+static void
+make_golden(struct envelope *e)
+{
+	struct envelope_rcpt r;
+
+	envelope_init(e);
+	memcpy(e->id, "0187a3f2c4d1e00a", QUEUE_ID_LEN + 1);
+	e->created = 1700000000;
+	snprintf(e->sender, sizeof(e->sender), "alice@example.org");
+	snprintf(e->helo, sizeof(e->helo), "mail.example.org");
+	snprintf(e->client_addr, sizeof(e->client_addr), "192.0.2.1");
+	snprintf(e->proto, sizeof(e->proto), "ESMTPS");
+	e->body_8bit = 1;
+	e->size = 12345;
+	set_rcpt(&r, RCPT_PENDING, RCPTK_LOCAL, 0, "bob", "example.test",
+	    "bob@example.test", "Bob@Example.TEST", "");
+	assert_int_equal(envelope_add_rcpt(e, &r), 0);
+	set_rcpt(&r, RCPT_FAILED, RCPTK_REMOTE, 3, "", "",
+	    "carol@example.net", "carol@example.net",
+	    "550 5.1.1 no such user");
+	assert_int_equal(envelope_add_rcpt(e, &r), 0);
+}
+
+static int
+rcpt_equal(const struct envelope_rcpt *a, const struct envelope_rcpt *b)
+{
+	return a->state == b->state && a->kind == b->kind &&
+	    a->attempts == b->attempts && strcmp(a->user, b->user) == 0 &&
+	    strcmp(a->domain, b->domain) == 0 &&
+	    strcmp(a->addr, b->addr) == 0 && strcmp(a->orig, b->orig) == 0 &&
+	    strcmp(a->last_error, b->last_error) == 0;
+}
+
+static void
+assert_env_equal(const struct envelope *a, const struct envelope *b)
+{
+	size_t i;
+
+	assert_int_equal(a->version, b->version);
+	assert_string_equal(a->id, b->id);
+	assert_true(a->created == b->created);
+	assert_string_equal(a->sender, b->sender);
+	assert_string_equal(a->helo, b->helo);
+	assert_string_equal(a->client_addr, b->client_addr);
+	assert_string_equal(a->proto, b->proto);
+	assert_int_equal(a->body_8bit, b->body_8bit);
+	assert_int_equal(a->smtputf8, b->smtputf8);
+	assert_true(a->size == b->size);
+	assert_int_equal(a->nrcpts, b->nrcpts);
+	for (i = 0; i < a->nrcpts; i++)
+		assert_true(rcpt_equal(&a->rcpts[i], &b->rcpts[i]));
+}
+
+/* Encodes e, decodes it, checks every field, re-encodes byte for byte. */
+static void
+round_trip(const struct envelope *e)
+{
+	struct envelope d;
+	struct buf b1, b2;
+	const char *why = "unset";
+
+	buf_init(&b1, BIG);
+	buf_init(&b2, BIG);
+	assert_int_equal(envelope_encode(e, &b1), 0);
+	assert_int_equal(envelope_decode(b1.data, b1.len, &d, &why), 0);
+	assert_null(why);
+	assert_env_equal(e, &d);
+	assert_int_equal(envelope_encode(&d, &b2), 0);
+	assert_int_equal(b1.len, b2.len);
+	assert_memory_equal(b1.data, b2.data, b1.len);
+	envelope_free(&d);
+	buf_free(&b1);
+	buf_free(&b2);
+}
+
+static void
+test_golden_encode(void **state)
+{
+	struct envelope e;
+	struct buf b;
+
+	(void)state;
+	make_golden(&e);
+	buf_init(&b, BIG);
+	assert_int_equal(envelope_encode(&e, &b), 0);
+	assert_int_equal(b.len, strlen(golden));
+	assert_string_equal(b.data, golden);
+	buf_free(&b);
+	envelope_free(&e);
+}
+
+static void
+test_golden_decode(void **state)
+{
+	struct envelope e, want;
+	const char *why;
+
+	(void)state;
+	make_golden(&want);
+	assert_int_equal(envelope_decode(golden, strlen(golden), &e, &why), 0);
+	assert_env_equal(&want, &e);
+	assert_string_equal(e.rcpts[1].last_error, "550 5.1.1 no such user");
+	assert_string_equal(e.rcpts[1].user, "");
+	assert_int_equal(e.rcpts[1].attempts, 3);
+	envelope_free(&e);
+	envelope_free(&want);
+}
+
+static void
+test_round_trip_nasty(void **state)
+{
+	struct envelope e;
+	struct envelope_rcpt r;
+	char all[256];
+	int i;
+
+	(void)state;
+	make_golden(&e);
+	snprintf(e.sender, sizeof(e.sender), "%s", "");
+	snprintf(e.helo, sizeof(e.helo), "-");
+	snprintf(e.client_addr, sizeof(e.client_addr), "2001:db8::1");
+	snprintf(e.proto, sizeof(e.proto), "%%2D");
+	e.created = INT64_MAX;
+	e.size = UINT64_MAX;
+	e.smtputf8 = 1;
+	e.body_8bit = 0;
+	/* Every octet 1..255 in one value. */
+	for (i = 1; i < 256; i++)
+		all[i - 1] = (char)i;
+	all[255] = '\0';
+	set_rcpt(&r, RCPT_HELD, RCPTK_REMOTE, UINT32_MAX, "a b", "-",
+	    "\xc3\xa9l\xc3\xa8ve@\xc3\xa9xample.test", "x\r\ny%00z",
+	    "%%%% - --  \t\x7f");
+	assert_int_equal(envelope_add_rcpt(&e, &r), 0);
+	set_rcpt(&r, RCPT_DELIVERED, RCPTK_LOCAL, 1, "-", "", "-", "", "");
+	memcpy(r.last_error, all, 255);
+	r.last_error[255] = '\0';
+	assert_int_equal(envelope_add_rcpt(&e, &r), 0);
+	/* Values at the exact length of their arrays. */
+	set_rcpt(&r, RCPT_PENDING, RCPTK_LOCAL, 7, "", "", "", "", "");
+	memset(r.user, '%', SMTP_LOCAL_MAX);
+	memset(r.domain, ' ', SMTP_DOMAIN_MAX);
+	memset(r.addr, 'a', SMTP_PATH_MAX);
+	memset(r.orig, '\n', SMTP_PATH_MAX);
+	assert_int_equal(envelope_add_rcpt(&e, &r), 0);
+	round_trip(&e);
+	envelope_free(&e);
+}
+
+static void
+test_escaping_text(void **state)
+{
+	struct envelope e;
+	struct buf b;
+
+	(void)state;
+	make_golden(&e);
+	e.nrcpts = 0;
+	snprintf(e.sender, sizeof(e.sender), "%s", "");
+	snprintf(e.helo, sizeof(e.helo), "-");
+	snprintf(e.client_addr, sizeof(e.client_addr), "a%%b c\r\n");
+	snprintf(e.proto, sizeof(e.proto), "\xc3\xa9-\x7f");
+	buf_init(&b, BIG);
+	assert_int_equal(envelope_encode(&e, &b), 0);
+	assert_non_null(strstr(b.data, "\nsender: -\n"));
+	assert_non_null(strstr(b.data, "\nhelo: %2D\n"));
+	assert_non_null(strstr(b.data, "\nclient: a%25b%20c%0D%0A\n"));
+	assert_non_null(strstr(b.data, "\nproto: \xc3\xa9-%7F\n"));
+	buf_free(&b);
+	envelope_free(&e);
+}
+
+/* Golden text with line `from` replaced by `to` (to may be "" to drop it). */
+static char *
+edit(const char *from, const char *to)
+{
+	const char *p = strstr(golden, from);
+	size_t n = strlen(golden) - strlen(from) + strlen(to) + 1;
+	char *s = malloc(n);
+
+	assert_non_null(p);
+	assert_non_null(s);
+	snprintf(s, n, "%.*s%s%s", (int)(p - golden), golden, to,
+	    p + strlen(from));
+	return s;
+}
+
+struct bad_case {
+	const char *from, *to, *why;
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "version: 1\n", "version: 2\n", "unsupported version" },
+	{ "version: 1\n", "version: 01\n", "bad version" },
+	{ "version: 1\n", "", "version must be the first line" },
+	{ "helo: mail.example.org\n", "helo: mail.example.org\nversion: 1\n",
+	    "version must be the first line" },
+	{ "id: 0187a3f2c4d1e00a\n", "id: 0187A3F2C4D1E00A\n", "bad id" },
+	{ "id: 0187a3f2c4d1e00a\n", "id: 0187a3f2c4d1e00\n", "bad id" },
+	{ "id: 0187a3f2c4d1e00a\n", "id: 0187a3f2c4d1e00ab\n", "bad id" },
+	{ "id: 0187a3f2c4d1e00a\n", "id: 0187a3f2c4d1e00g\n", "bad id" },
+	{ "id: 0187a3f2c4d1e00a\n", "", "required key missing" },
+	{ "created: 1700000000\n", "", "required key missing" },
+	{ "sender: alice@example.org\n", "", "required key missing" },
+	{ "created: 1700000000\n", "created: -1\n", "bad created" },
+	{ "created: 1700000000\n", "created: +1\n", "bad created" },
+	{ "created: 1700000000\n", "created: 9223372036854775808\n",
+	    "bad created" },
+	{ "created: 1700000000\n", "created: 1x\n", "bad created" },
+	{ "created: 1700000000\n", "created: \n", "bad created" },
+	{ "size: 12345\n", "size: 18446744073709551616\n", "bad size" },
+	{ "size: 12345\n", "size: 99999999999999999999\n", "bad size" },
+	{ "smtputf8: 0\n", "smtputf8: 2\n", "bad smtputf8" },
+	{ "body: 8bitmime\n", "body: 8BITMIME\n", "bad body" },
+	{ "body: 8bitmime\n", "body: binarymime\n", "bad body" },
+	{ "size: 12345\n", "size: 12345\nsize: 12345\n", "duplicate key" },
+	{ "helo: mail.example.org\n",
+	    "helo: mail.example.org\nhelo: x\n", "duplicate key" },
+	{ "helo: mail.example.org\n", "colour: blue\n",
+	    "malformed line or unknown key" },
+	{ "helo: mail.example.org\n", "helo:mail.example.org\n",
+	    "malformed line or unknown key" },
+	{ "helo: mail.example.org\n", "helo mail.example.org\n",
+	    "malformed line or unknown key" },
+	{ "helo: mail.example.org\n", "HELO: mail.example.org\n",
+	    "malformed line or unknown key" },
+	{ "helo: mail.example.org\n", "\n", "malformed line or unknown key" },
+	{ "helo: mail.example.org\n", "helo: \n", "empty value" },
+	{ "helo: mail.example.org\n", "helo: mail example\n",
+	    "raw control character or space" },
+	{ "helo: mail.example.org\n", "helo: mail.example.org\r\n",
+	    "raw control character or space" },
+	{ "helo: mail.example.org\n", "helo: a\tb\n",
+	    "raw control character or space" },
+	{ "helo: mail.example.org\n", "helo: a\x7f\n",
+	    "raw control character or space" },
+	{ "helo: mail.example.org\n", "helo: a%2g\n", "bad escape" },
+	{ "helo: mail.example.org\n", "helo: a%2a\n", "bad escape" },
+	{ "helo: mail.example.org\n", "helo: a%2\n", "bad escape" },
+	{ "helo: mail.example.org\n", "helo: a%\n", "bad escape" },
+	{ "helo: mail.example.org\n", "helo: a%00b\n", "NUL in value" },
+	{ "proto: ESMTPS\n", "proto: ESMTPSESMTPSESMT\n", "value too long" },
+	{ "proto: ESMTPS\n", "proto: ESMTPSESMTPSESM\n", NULL },
+	{ "Bob@Example.TEST -\n", "Bob@Example.TEST\n",
+	    "rcpt: wrong number of fields" },
+	{ "Bob@Example.TEST -\n", "Bob@Example.TEST - -\n",
+	    "rcpt: wrong number of fields" },
+	{ "Bob@Example.TEST -\n", "Bob@Example.TEST  -\n",
+	    "rcpt: wrong number of fields" },
+	{ "bob example.test", "bob ", "empty value" },
+	{ "Bob@Example.TEST -\n", "Bob@Example.TEST - \n",
+	    "rcpt: wrong number of fields" },
+	{ "Bob@Example.TEST -\n", "Bob@Example.TEST -\x01\n",
+	    "raw control character or space" },
+	{ "rcpt: pending", "rcpt: Pending", "rcpt: bad state" },
+	{ "pending local", "pending lokal", "rcpt: bad kind" },
+	{ "pending local 0", "pending local 4294967296", "rcpt: bad attempts" },
+	{ "pending local 0", "pending local -1", "rcpt: bad attempts" },
+	{ "pending local 0", "pending local 4294967295", NULL },
+	{ "end: 1\n", "", "torn file: no end line" },
+	{ "end: 1\n", "end: 1", "torn file: last line unterminated" },
+	{ "end: 1\n", "end: 2\n", "bad end" },
+	{ "end: 1\n", "end: 1\n\n", "data after end line" },
+	{ "end: 1\n", "end: 1\nsize: 1\n", "data after end line" },
+	{ "end: 1\n", "end: 1\nend: 1\n", "data after end line" },
+	{ "smtputf8: 0\n", "smtputf8: 0\nend: 1\n", "data after end line" },
+};
+
+static void
+test_decode_errors(void **state)
+{
+	struct envelope e;
+	const char *why;
+	size_t i;
+	char *s;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		s = edit(bad_cases[i].from, bad_cases[i].to);
+		why = "unset";
+		if (bad_cases[i].why == NULL) {
+			if (envelope_decode(s, strlen(s), &e, &why) != 0)
+				fail_msg("case %zu refused: %s", i, why);
+		} else {
+			if (envelope_decode(s, strlen(s), &e, &why) != -1)
+				fail_msg("case %zu accepted", i);
+			assert_string_equal(why, bad_cases[i].why);
+			assert_null(e.rcpts);
+			assert_int_equal(e.nrcpts, 0);
+		}
+		envelope_free(&e);
+		free(s);
+	}
+}
+
+static void
+test_decode_empty(void **state)
+{
+	static const char minimal[] = "version: 1\nid: 0123456789abcdef\n"
+	    "created: 0\nsender: -\nend: 1\n";
+	struct envelope e;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(envelope_decode(NULL, 0, &e, &why), -1);
+	assert_string_equal(why, "empty file");
+	assert_int_equal(envelope_decode("", 0, &e, NULL), -1);
+	/* The minimal file: only the required keys. */
+	assert_int_equal(envelope_decode(minimal, strlen(minimal), &e, &why), 0);
+	assert_string_equal(e.id, "0123456789abcdef");
+	assert_string_equal(e.sender, "");
+	assert_int_equal(e.nrcpts, 0);
+	envelope_free(&e);
+}
+
+/* Every proper prefix of a valid file is torn and must be refused. */
+static void
+test_truncated(void **state)
+{
+	struct envelope e;
+	const char *why;
+	size_t n, len = strlen(golden);
+	char *copy;
+
+	(void)state;
+	for (n = 0; n < len; n++) {
+		/* An exact-size heap copy so ASan sees any read past n. */
+		copy = malloc(n ? n : 1);
+		assert_non_null(copy);
+		memcpy(copy, golden, n);
+		why = NULL;
+		assert_int_equal(envelope_decode(copy, n, &e, &why), -1);
+		assert_non_null(why);
+		free(copy);
+	}
+	copy = malloc(len);
+	memcpy(copy, golden, len);
+	assert_int_equal(envelope_decode(copy, len, &e, &why), 0);
+	envelope_free(&e);
+	free(copy);
+}
+
+static void
+test_max_rcpt(void **state)
+{
+	struct envelope e, d;
+	struct envelope_rcpt r;
+	struct buf b;
+	const char *why;
+	static const char extra[] = "rcpt: pending remote 0 - - a@b a@b -\n";
+
+	(void)state;
+	make_golden(&e);
+	set_rcpt(&r, RCPT_PENDING, RCPTK_REMOTE, 0, "", "", "a@b", "a@b", "");
+	while (e.nrcpts < ENVELOPE_MAX_RCPT)
+		assert_int_equal(envelope_add_rcpt(&e, &r), 0);
+	assert_int_equal(envelope_add_rcpt(&e, &r), -1);
+	assert_int_equal(e.nrcpts, ENVELOPE_MAX_RCPT);
+	buf_init(&b, BIG);
+	assert_int_equal(envelope_encode(&e, &b), 0);
+	assert_int_equal(envelope_decode(b.data, b.len, &d, &why), 0);
+	assert_int_equal(d.nrcpts, ENVELOPE_MAX_RCPT);
+	envelope_free(&d);
+	/* One more line before "end: 1". */
+	b.len -= strlen("end: 1\n");
+	assert_int_equal(buf_appends(&b, extra), 0);
+	assert_int_equal(buf_appends(&b, "end: 1\n"), 0);
+	assert_int_equal(envelope_decode(b.data, b.len, &d, &why), -1);
+	assert_string_equal(why, "too many recipients");
+	assert_null(d.rcpts);
+	assert_int_equal(d.nrcpts, 0);
+	buf_free(&b);
+	envelope_free(&e);
+}
+
+static void
+test_encode_refuses(void **state)
+{
+	struct envelope e;
+	struct buf b;
+
+	(void)state;
+	make_golden(&e);
+	buf_init(&b, BIG);
+	assert_int_equal(buf_appends(&b, "keep"), 0);
+
+	e.id[3] = 'A';
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.id[3] = '7';
+	e.created = -5;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.created = 0;
+	e.rcpts[1].state = (enum rcpt_state)9;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.rcpts[1].state = RCPT_FAILED;
+	memset(e.helo, 'x', sizeof(e.helo));	/* no terminating NUL */
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.helo[0] = '\0';
+	e.version = 2;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.version = ENVELOPE_VERSION;
+	assert_int_equal(b.len, 4);
+	assert_string_equal(b.data, "keep");
+
+	/* A buffer limit reached half way leaves the buffer as it was. */
+	buf_free(&b);
+	buf_init(&b, 100);
+	assert_int_equal(buf_appends(&b, "keep"), 0);
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	assert_int_equal(b.len, 4);
+	assert_string_equal(b.data, "keep");
+	buf_free(&b);
+	envelope_free(&e);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_golden_encode),
+		cmocka_unit_test(test_golden_decode),
+		cmocka_unit_test(test_round_trip_nasty),
+		cmocka_unit_test(test_escaping_text),
+		cmocka_unit_test(test_decode_errors),
+		cmocka_unit_test(test_decode_empty),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_max_rcpt),
+		cmocka_unit_test(test_encode_refuses),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

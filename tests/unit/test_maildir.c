@@ -1,0 +1,436 @@
+/* Unit tests for src/deliver/maildir.c: delivery into a fresh Maildir. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deliver/maildir.h"
+
+#define MIB	(1024 * 1024)
+
+struct fixture {
+	char root[64];		/* the mkdtemp directory */
+	char md[PATH_MAX];	/* root/a/b/Maildir, not yet created */
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->root, sizeof(f->root), "/tmp/tern-maildir-XXXXXX");
+	if (mkdtemp(f->root) == NULL)
+		return -1;
+	snprintf(f->md, sizeof(f->md), "%s/a/b/Maildir", f->root);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[PATH_MAX + 16];
+
+	/* The test's own mkdtemp directory, nothing else. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* Names in dir (not . and ..); the last one seen goes to last. */
+static int
+count_entries(const char *dir, char *last, size_t lastsz)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (last != NULL)
+			snprintf(last, lastsz, "%s", de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static int
+count_sub(const struct fixture *f, const char *sub)
+{
+	char p[PATH_MAX + 8];
+
+	snprintf(p, sizeof(p), "%s/%s", f->md, sub);
+	return count_entries(p, NULL, 0);
+}
+
+/* A temporary source file holding data[0..n); its offset is left at off. */
+static int
+make_source(const struct fixture *f, const void *data, size_t n, off_t off)
+{
+	char p[PATH_MAX + 8];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/src.XXXXXX", f->root);
+	fd = mkstemp(p);
+	assert_true(fd >= 0);
+	unlink(p);
+	assert_int_equal(write(fd, data, n), (ssize_t)n);
+	assert_int_equal(lseek(fd, off, SEEK_SET), off);
+	return fd;
+}
+
+static char *
+read_delivered(const struct fixture *f, const char *name, size_t *len)
+{
+	char p[PATH_MAX + 300];
+	struct stat st;
+	char *buf;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/new/%s", f->md, name);
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	buf = malloc((size_t)st.st_size + 1);
+	assert_non_null(buf);
+	assert_int_equal(read(fd, buf, (size_t)st.st_size + 1), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+static void
+fill_random(char *p, size_t n)
+{
+	ssize_t r;
+
+	while (n > 0) {
+		r = getrandom(p, n, 0);
+		assert_true(r > 0);
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+static void
+test_deliver_exact(void **state)
+{
+	struct fixture *f = *state;
+	static const char prefix[] = "Return-Path: <a@b>\r\nDelivered-To: c@d\r\n";
+	size_t plen = sizeof(prefix) - 1, n = MIB + 7, got;
+	struct maildir_result res;
+	char *data, *out, name[256], sub[PATH_MAX + 8];
+	struct stat st;
+	int fd;
+
+	data = malloc(n);
+	assert_non_null(data);
+	fill_random(data, n);
+	memset(data, 0, 4096);		/* NULs, a bare LF, a lone CR */
+	data[100] = '\n';
+	data[200] = '\r';
+	fd = make_source(f, data, n, 12345);
+
+	assert_int_equal(maildir_deliver(f->md, fd, prefix, plen, &res), 0);
+	assert_string_equal(res.error, "");
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), 12345);
+	assert_int_equal(count_sub(f, "tmp"), 0);
+	assert_int_equal(count_sub(f, "cur"), 0);
+	snprintf(sub, sizeof(sub), "%s/new", f->md);
+	assert_int_equal(count_entries(sub, name, sizeof(name)), 1);
+	assert_string_equal(name, res.name);
+	snprintf(sub, sizeof(sub), "%s/tmp", f->md);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_int_equal(st.st_mode & 0777 & ~0700, 0);
+	assert_true(S_ISDIR(st.st_mode));
+
+	out = read_delivered(f, res.name, &got);
+	assert_int_equal(got, plen + n);
+	assert_memory_equal(out, prefix, plen);
+	assert_memory_equal(out + plen, data, n);
+	free(out);
+	free(data);
+	close(fd);
+}
+
+static void
+test_name_format(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_result res;
+	char want[64], *p;
+	int fd;
+
+	fd = make_source(f, "x", 1, 0);
+	assert_int_equal(maildir_deliver(f->md, fd, NULL, 0, &res), 0);
+	/* <sec>.M<usec>P<pid>R<16 hex>.<host> */
+	p = res.name + strspn(res.name, "0123456789");
+	assert_true(p > res.name);
+	assert_memory_equal(p, ".M", 2);
+	p += 2;
+	p += strspn(p, "0123456789");
+	snprintf(want, sizeof(want), "P%ldR", (long)getpid());
+	assert_memory_equal(p, want, strlen(want));
+	p += strlen(want);
+	assert_int_equal(strspn(p, "0123456789abcdef"), 16);
+	p += 16;
+	assert_int_equal(*p, '.');
+	assert_true(strlen(p) > 1);
+	assert_null(strchr(res.name, '/'));
+	assert_null(strchr(res.name, ':'));
+	close(fd);
+}
+
+static void
+test_two_deliveries_distinct(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_result r1, r2;
+	size_t got;
+	char *out;
+	int fd;
+
+	fd = make_source(f, "", 0, 0);
+	assert_int_equal(maildir_deliver(f->md, fd, NULL, 0, &r1), 0);
+	assert_int_equal(maildir_deliver(f->md, fd, "P\n", 2, &r2), 0);
+	assert_string_not_equal(r1.name, r2.name);
+	assert_int_equal(count_sub(f, "new"), 2);
+	assert_int_equal(count_sub(f, "tmp"), 0);
+	out = read_delivered(f, r1.name, &got);
+	assert_int_equal(got, 0);
+	free(out);
+	out = read_delivered(f, r2.name, &got);
+	assert_int_equal(got, 2);
+	assert_memory_equal(out, "P\n", 2);
+	free(out);
+	close(fd);
+}
+
+static void
+test_existing_maildir(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_result res;
+	int fd;
+
+	/* A Maildir with only new/: tmp/ and cur/ are made. */
+	snprintf(f->md, sizeof(f->md), "%s/m", f->root);
+	assert_int_equal(mkdir(f->md, 0755), 0);
+	snprintf(f->md, sizeof(f->md), "%s/m/new", f->root);
+	assert_int_equal(mkdir(f->md, 0755), 0);
+	snprintf(f->md, sizeof(f->md), "%s/m/", f->root);	/* trailing '/' */
+	fd = make_source(f, "body", 4, 0);
+	assert_int_equal(maildir_deliver(f->md, fd, NULL, 0, &res), 0);
+	assert_int_equal(count_sub(f, "new"), 1);
+	assert_int_equal(count_sub(f, "cur"), 0);
+	assert_int_equal(count_sub(f, "tmp"), 0);
+	close(fd);
+}
+
+static void
+test_path_under_file(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_result res;
+	char file[PATH_MAX];
+	int fd, src;
+
+	snprintf(file, sizeof(file), "%s/plain", f->root);
+	fd = open(file, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	src = make_source(f, "x", 1, 0);
+
+	snprintf(f->md, sizeof(f->md), "%s/plain/Maildir", f->root);
+	res.temporary = 7;
+	assert_int_equal(maildir_deliver(f->md, src, NULL, 0, &res), -1);
+	assert_int_equal(res.temporary, 0);
+	assert_non_null(strstr(res.error, strerror(ENOTDIR)));
+
+	/* The Maildir itself a file. */
+	assert_int_equal(maildir_deliver(file, src, NULL, 0, &res), -1);
+	assert_int_equal(res.temporary, 0);
+	assert_non_null(strstr(res.error, strerror(ENOTDIR)));
+
+	/* Deeper: a parent to create lies under the file. */
+	snprintf(f->md, sizeof(f->md), "%s/plain/x/y/Maildir", f->root);
+	assert_int_equal(maildir_deliver(f->md, src, NULL, 0, &res), -1);
+	assert_int_equal(res.temporary, 0);
+
+	assert_int_equal(maildir_deliver("", src, NULL, 0, &res), -1);
+	assert_int_equal(res.temporary, 0);
+	close(src);
+}
+
+static void
+test_bad_source_cleans_up(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_result res;
+	char p[PATH_MAX];
+	int wfd;
+
+	/* -1 and a write-only descriptor: pread fails, EBADF (temporary). */
+	assert_int_equal(maildir_deliver(f->md, -1, "x", 1, &res), -1);
+	assert_int_equal(res.temporary, 1);
+	assert_non_null(strstr(res.error, strerror(EBADF)));
+	snprintf(p, sizeof(p), "%s/wo", f->root);
+	wfd = open(p, O_CREAT | O_WRONLY, 0600);
+	assert_true(wfd >= 0);
+	assert_int_equal(maildir_deliver(f->md, wfd, NULL, 0, &res), -1);
+	assert_int_equal(res.temporary, 1);
+	close(wfd);
+	assert_int_equal(count_sub(f, "tmp"), 0);
+	assert_int_equal(count_sub(f, "new"), 0);
+}
+
+/* A write that fails half way (EFBIG via RLIMIT_FSIZE) leaves nothing. */
+static void
+test_write_failure_cleans_up(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_result res;
+	struct rlimit old, lim;
+	void (*oldsig)(int);
+	char *data;
+	int fd, rc;
+
+	data = calloc(1, MIB);
+	assert_non_null(data);
+	fd = make_source(f, data, MIB, 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 100000;
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc = maildir_deliver(f->md, fd, NULL, 0, &res);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	assert_int_equal(rc, -1);
+	assert_int_equal(res.temporary, 0);
+	assert_non_null(strstr(res.error, strerror(EFBIG)));
+	assert_int_equal(count_sub(f, "tmp"), 0);
+	assert_int_equal(count_sub(f, "new"), 0);
+	free(data);
+	close(fd);
+}
+
+struct expand_case {
+	const char *tmpl, *user, *domain, *want;	/* want NULL: -1 */
+};
+
+static const struct expand_case expand_cases[] = {
+	{ "/var/mail/%d/%u", "bob", "example.test",
+	    "/var/mail/example.test/bob" },
+	{ "/m/%u/%u%%%d", "a", "b", "/m/a/a%b" },
+	{ "%%u", "bob", "x", "%u" },
+	{ "/plain", "bob", "x", "/plain" },
+	{ "/m/%u", "bob", "", "/m/bob" },		/* %d unused */
+	{ "/m/%u", "b\xc3\xb6" "b", "x", "/m/b\xc3\xb6" "b" },
+	{ "/m/%x", "bob", "x", NULL },
+	{ "/m/%U", "bob", "x", NULL },
+	{ "/m/%", "bob", "x", NULL },
+	{ "/m/%u", "a/b", "x", NULL },
+	{ "/m/%u", ".", "x", NULL },
+	{ "/m/%u", "..", "x", NULL },
+	{ "/m/%u", ".hidden", "x", NULL },
+	{ "/m/%u", "", "x", NULL },
+	{ "/m/%u", "a\nb", "x", NULL },
+	{ "/m/%d/%u", "bob", "..", NULL },
+	{ "/m/%d/%u", "bob", "a/../..", NULL },
+	{ "/m/%d/%u", "bob", "", NULL },
+};
+
+static void
+test_expand(void **state)
+{
+	char out[128];
+	size_t i;
+	int rc;
+
+	(void)state;
+	for (i = 0; i < sizeof(expand_cases) / sizeof(expand_cases[0]); i++) {
+		const struct expand_case *c = &expand_cases[i];
+
+		memset(out, 'Z', sizeof(out));
+		rc = maildir_expand(c->tmpl, c->user, c->domain, out,
+		    sizeof(out));
+		if (c->want == NULL) {
+			if (rc != -1)
+				fail_msg("case %zu accepted: %s", i, out);
+			assert_string_equal(out, "");
+		} else {
+			if (rc != 0)
+				fail_msg("case %zu refused", i);
+			assert_string_equal(out, c->want);
+		}
+	}
+	assert_int_equal(maildir_expand("/m/%u", NULL, "x", out, 10), -1);
+}
+
+static void
+test_expand_sizes(void **state)
+{
+	char out[8];
+
+	(void)state;
+	/* "/m/abcd" is 7 bytes: fits in 8 with the NUL, not in 7. */
+	assert_int_equal(maildir_expand("/m/%u", "abcd", "x", out, 8), 0);
+	assert_string_equal(out, "/m/abcd");
+	assert_int_equal(maildir_expand("/m/%u", "abcd", "x", out, 7), -1);
+	assert_string_equal(out, "");
+	assert_int_equal(maildir_expand("/m/abcd", "u", "x", out, 7), -1);
+	assert_int_equal(maildir_expand("", "u", "x", out, 1), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(maildir_expand("", "u", "x", out, 0), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_deliver_exact, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_name_format, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_two_deliveries_distinct,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_existing_maildir, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_path_under_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_source_cleans_up,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_failure_cleans_up,
+		    setup, teardown),
+		cmocka_unit_test(test_expand),
+		cmocka_unit_test(test_expand_sizes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
