@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,6 +44,7 @@ struct child {
 struct parent {
 	struct config       *cfg;
 	const char          *conf_path;
+	pid_t                pid;
 	struct event_base   *base;
 	int                  root;
 	struct privsep_user  smtp_user, deliver_user;
@@ -175,6 +177,12 @@ become(struct parent *p, const struct privsep_user *u, const char *dir, const ch
 		log_fatal("event=chdir-failed dir=\"%s\" error=\"%s\"", dir, strerror(errno));
 	if (p->root && privsep_drop(u, chroot_dir, err, sizeof(err)) == -1)
 		log_fatal("event=privdrop-failed error=\"%s\"", err);
+	/*
+	 * Die with the parent (even by SIGKILL), so a restarted daemon finds
+	 * its ports free. Set after the uid change, which clears it.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != p->pid)
+		_exit(1);
 }
 
 static int
@@ -533,6 +541,7 @@ parent_main(struct config *cfg, const char *conf_path)
 	p.cfg = cfg;
 	p.conf_path = conf_path;
 	p.root = geteuid() == 0;
+	p.pid = getpid();
 	settle_workers(cfg);
 	log_set_proc("parent");
 	if (p.root) {

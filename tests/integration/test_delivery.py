@@ -1,0 +1,154 @@
+"""Local delivery beyond the happy path: temporary Maildir failures are
+retried (nothing lost), alias targets on foreign domains stay queued as
+held, and a full spool gives 452 4.3.1, never a 250 for a message that
+was not stored."""
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from smtp_client import queued_id
+
+BODY = (b"From: bob@example.test\r\nTo: alice@localhost\r\nSubject: retry\r\n"
+        b"\r\nbody line\r\n")
+
+
+def deliver_owner():
+    """uid/gid the deliver process runs as (vmail as root, else us)."""
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("vmail")
+        return pw.pw_uid, pw.pw_gid
+    return os.getuid(), os.getgid()
+
+
+def envelope(tern, qid):
+    return (tern.spool / "queue" / f"{qid}.env").read_text()
+
+
+def wait_log(tern, pattern, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, tern.log()):
+        if time.monotonic() > deadline:
+            tern.fail_with_log(f"no log line matching {pattern!r}")
+        time.sleep(0.05)
+
+
+@pytest.mark.tern(extra="retry_interval 1s")
+def test_temporary_failure_is_retried(tern):
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["bob@localhost"], BODY)
+    tern.wait_for_messages("bob")
+    # alice's Maildir exists but the delivery user cannot write it: EACCES.
+    box = tern.maildir("alice")
+    box.mkdir(mode=0o700)
+    os.chmod(box, 0)
+    qid = c.deliver("bob@example.test", ["alice@localhost"], BODY)
+    wait_log(tern, rf"event=tempfail id={qid} to=alice@localhost")
+    assert (tern.spool / "queue" / f"{qid}.msg").exists(), "deferred message left the spool"
+    assert "pending" in envelope(tern, qid)
+    assert tern.maildir_names("alice") == []
+    uid, gid = deliver_owner()
+    os.chown(box, uid, gid)
+    os.chmod(box, 0o700)
+    [stored] = tern.wait_for_messages("alice", timeout=15)
+    assert stored.endswith(b"\r\n" + BODY)
+    assert f"id {qid}".encode() in stored
+    tern.wait_spool_empty()
+
+
+@pytest.mark.tern(aliases={"ext": "someone@foreign.example",
+                           "team": "alice, someone@foreign.example"})
+def test_foreign_alias_targets_are_held(tern):
+    c = tern.client()
+    c.ehlo()
+    qid1 = c.deliver("bob@example.test", ["ext@localhost"], BODY)
+    qid2 = c.deliver("bob@example.test", ["team@localhost"], BODY)
+    wait_log(tern, rf"event=held id={qid1} remote=1")
+    wait_log(tern, rf"event=held id={qid2} remote=1")
+    [stored] = tern.wait_for_messages("alice")
+    assert f"id {qid2}".encode() in stored
+    env1, env2 = envelope(tern, qid1), envelope(tern, qid2)
+    assert re.search(r"^rcpt: held remote .*someone@foreign\.example", env1, re.M), env1
+    assert re.search(r"^rcpt: delivered local .*alice@localhost", env2, re.M), env2
+    assert re.search(r"^rcpt: held remote .*someone@foreign\.example", env2, re.M), env2
+    # Still queued after a restart, and alice does not get a second copy.
+    tern.restart()
+    wait_log(tern, rf"event=recovered id={qid2}")
+    time.sleep(0.5)
+    assert len(tern.maildir_names("alice")) == 1
+    assert (tern.spool / "queue" / f"{qid2}.env").exists()
+
+
+def mount_tmpfs(path, size):
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    return r.returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small tmpfs")
+def test_full_spool_gives_452_and_loses_nothing(tern_factory, tmp_path):
+    base = tmp_path / "full"
+    spool = base / "spool"
+    if not mount_tmpfs(spool, "400k"):
+        pytest.skip("tmpfs mount not permitted here")
+    t = None
+    try:
+        t = tern_factory(base=base, start=False, users=["carol"], limits={"errors": 100},
+                          extra="retry_interval 1s")
+        # carol's Maildir is unwritable, so her mail stays in the spool and fills it.
+        uid, gid = deliver_owner()
+        os.chown(spool, uid, gid)
+        t.start()
+        box = t.maildir("carol")
+        box.parent.mkdir(parents=True, exist_ok=True)
+        os.chown(box.parent, uid, gid)
+        box.mkdir(mode=0)
+        body = b"Subject: fill\r\n\r\n" + (b"x" * 998 + b"\r\n") * 60  # ~60 KB
+        accepted, refused = [], 0
+        c = t.client()
+        c.ehlo()
+        for i in range(20):
+            c.cmd("MAIL FROM:<bob@example.test>").check(250)
+            c.cmd("RCPT TO:<carol@localhost>").check(250)
+            r = c.cmd("DATA")
+            if r.code != 354:
+                r.check(452, "4.3.1")
+                refused += 1
+                continue
+            r = c.message(body)
+            if r.code == 250:
+                accepted.append(queued_id(r))
+            else:
+                r.check(452, "4.3.1")
+                refused += 1
+        assert refused > 0, "a 400 KiB spool took 20 messages of 60 KB"
+        assert accepted, "nothing was accepted at all"
+        # Every acknowledged message is in the spool, complete.
+        for qid in accepted:
+            assert (spool / "queue" / f"{qid}.env").exists()
+            assert (spool / "queue" / f"{qid}.msg").stat().st_size > len(body)
+        # Space returns when carol's box is fixed: all of them arrive.
+        os.chown(box, uid, gid)
+        os.chmod(box, 0o700)
+        stored = t.wait_for_messages("carol", n=len(accepted), timeout=90)
+        assert len(stored) == len(accepted)
+        ids = {re.search(rb"id ([0-9a-f]{16})", m).group(1).decode() for m in stored}
+        assert ids == set(accepted)
+        t.wait_spool_empty(timeout=30)
+        # And the server takes mail again.
+        qid = c.deliver("bob@example.test", ["alice@localhost"], b"Subject: after\r\n\r\nok\r\n")
+        assert qid
+        t.stop()
+    finally:
+        if t is not None:
+            t.stop()
+        r = subprocess.run(["umount", str(spool)], capture_output=True, text=True)
+        if r.returncode != 0:
+            subprocess.run(["umount", "-l", str(spool)], capture_output=True)
