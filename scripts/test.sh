@@ -74,7 +74,8 @@ run_unit() {
 
 # itest MAKE-ARGS...: the pytest suite against that build's daemon.
 run_itest() {
-	local label=$1 rc=0 log="$LOGDIR/$label-itest.log"
+	local label=$1 rc=0 log
+	log="$LOGDIR/$label-itest.log"
 	shift
 	make "$@" itest 2>&1 | tee "$log" || rc=$?
 	count_pytest "$log" "$rc" || PROBLEMS+=("$label integration (exit $rc)")

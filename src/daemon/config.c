@@ -138,7 +138,7 @@ lex_quoted(struct parser *ps)
 		if (lx->pos >= lx->len || lx->p[lx->pos] == '\n')
 			return perr(ps, start, "unterminated quoted string"), TOK_ERR;
 		c = (unsigned char)lx->p[lx->pos];
-		if (is_ctl(c))
+		if (is_ctl(c) || c == '\r')
 			return perr(ps, lx->line, "control character 0x%02x", c), TOK_ERR;
 		if (c == '"')
 			break;
@@ -442,7 +442,7 @@ valid_domain(const char *s, size_t n)
 		if ((lab == 0 && s[i] == '-') || ++lab > 63)
 			return 0;
 	}
-	return s[n - 1] != '-';
+	return lab > 0 && s[n - 1] != '-';
 }
 
 /* System and mailbox names: letters, digits, '.', '_', '-'; not starting with '.' or '-'. */
@@ -750,6 +750,9 @@ static const struct directive limits_tab[] = {
 	    LIM(LIM_DURATION, timeout_data_end, 1, DURATION_MAX) },
 	{ "shutdown_wait", fn_limit, 1, BLOCK_NO, 0,
 	    LIM(LIM_DURATION, shutdown_wait, 0, DURATION_MAX) },
+	/* Seconds of silence before the 220; a client that talks first is refused. */
+	{ "greeting_delay", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_DURATION, greeting_delay, 0, 60) },
 };
 
 static int

@@ -114,7 +114,7 @@ signal_role(struct parent *p, enum role r, int sig, int only_old)
 static void
 child_setup(const int *keep, size_t nkeep)
 {
-	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE };
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1 };
 	DIR *d;
 	struct dirent *de;
 	sigset_t all;
@@ -459,7 +459,8 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	}
 	for (i = 0; i < p->cfg->workers; i++)
 		spawn_worker(p, free_worker_slot(p));
-	signal_role(p, ROLE_WORKER, SIGTERM, 1);
+	/* Old workers stop accepting; their sessions end when their clients say so. */
+	signal_role(p, ROLE_WORKER, SIGUSR1, 1);
 	log_info("event=reloaded generation=%u", p->gen);
 }
 

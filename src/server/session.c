@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,13 +114,17 @@ reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 		return;
 	s->stats.errors++;
 	if (s->cfg->limits.errors && s->stats.errors >= s->cfg->limits.errors) {
-		char bye[300];
-
-		snprintf(bye, sizeof(bye), "%s Error: too many errors", s->cfg->hostname);
-		reply_raw(s, 421, "4.7.0", bye);
+		session_refuse(s, 421, "4.7.0", "Error: too many errors");
 		slog(s, "event=too-many-errors errors=%u", s->stats.errors);
-		s->st = ST_CLOSE;
 	}
+}
+
+/* A reply may have closed the session (too many errors): it stays closed. */
+static void
+set_state(struct session *s, enum sstate st)
+{
+	if (s->st != ST_CLOSE)
+		s->st = st;
 }
 
 /* ---- transactions ---- */
@@ -207,8 +212,11 @@ emit(struct session *s, const char *p, size_t n)
 		data_fail(s, DERR_SIZE, 0);
 	if (t->err != DERR_NONE)
 		return;
-	if (t->wbuf.len + n > SESSION_WBUF)
+	if (t->wbuf.len + n > SESSION_WBUF) {
 		wbuf_flush(s);
+		if (t->err != DERR_NONE)
+			return;
+	}
 	if (n >= SESSION_WBUF) {
 		int r = s->ops->write(s->ctx, s, p, n);
 		if (r)
@@ -246,8 +254,8 @@ data_feed(struct session *s, const char *p, size_t n, int dot, int *done)
 		switch (t->ds) {
 		case D_LINE_START:
 			if (dot && p[i] == '.') {
+				/* The stuffed dot is not part of the line (4.5.2). */
 				t->ds = D_DOT;
-				t->linelen++;
 				i++;
 			} else
 				t->ds = D_MID;
@@ -337,7 +345,7 @@ finish_message(struct session *s)
 	if (t->err != DERR_NONE) {
 		slog(s, "event=reject stage=data reason=%d size=%" PRIu64, (int)t->err, t->size);
 		txn_reset(s);
-		s->st = ST_CMD;
+		set_state(s, ST_CMD);
 		return;
 	}
 	snprintf(t->env.id, sizeof(t->env.id), "%s", t->id);
@@ -354,7 +362,7 @@ finish_message(struct session *s)
 		buf_free(&env);
 		reply(s, 451, "4.3.0", "Error: queue write error");
 		txn_reset(s);
-		s->st = ST_CMD;
+		set_state(s, ST_CMD);
 		return;
 	}
 	s->st = ST_WAIT_COMMIT;
@@ -391,8 +399,12 @@ session_open_done(struct session *s, const char *id, int err)
 	struct txn *t = &s->t;
 	int bdat = t->bdat;
 
-	if (s->st != ST_WAIT_OPEN)
+	if (s->st != ST_WAIT_OPEN) {
+		/* The session ended (hangup, timeout) while the queue worked. */
+		if (err == 0 && id != NULL)
+			s->ops->abort(s->ctx, s, id);
 		return;
+	}
 	if (err == 0) {
 		snprintf(t->id, sizeof(t->id), "%s", id);
 		t->file_open = 1;
@@ -486,10 +498,12 @@ mail_params(struct session *s, const struct smtp_mailarg *a)
 
 			errno = 0;
 			n = strtoull(val, &end, 10);
-			if (*end || val[0] < '0' || val[0] > '9' || errno) {
+			if (*end || val[0] < '0' || val[0] > '9') {
 				reply(s, 501, "5.5.4", "Syntax: bad SIZE value");
 				return -1;
 			}
+			if (errno == ERANGE)
+				n = ULLONG_MAX;	/* 1*20DIGIT may pass 64 bits: simply too big */
 			if (s->cfg->limits.message_size && n > s->cfg->limits.message_size) {
 				reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
 				return -1;
@@ -521,8 +535,7 @@ cmd_mail(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	if (s->shutting_down) {
-		s->st = ST_CLOSE;
-		reply(s, 421, "4.3.2", "Service shutting down");
+		session_refuse(s, 421, "4.3.2", "Service shutting down");
 		return;
 	}
 	e = smtp_parse_mailarg(c->arg, c->arglen, "FROM:", &a, &why);
@@ -802,11 +815,13 @@ take_line(struct session *s)
 	size_t len;
 
 	if (lf == NULL) {
-		if (avail >= max) {
+		if (s->st == ST_SKIPLINE)
+			s->in_off = s->in.len;	/* more of a line already refused */
+		else if (avail >= max) {
 			/* Over-long: answer now, drop the rest of the line (4.5.3.1.4). */
 			reply(s, 500, "5.5.2", "Error: line too long");
 			s->in_off = s->in.len;
-			s->st = ST_SKIPLINE;
+			set_state(s, ST_SKIPLINE);
 		}
 		return 0;
 	}
@@ -879,8 +894,7 @@ process(struct session *s)
 	buf_consume(&s->in, s->in_off);
 	s->in_off = 0;
 	if (s->shutting_down && s->st == ST_CMD && !s->t.active && s->in.len == 0) {
-		reply_raw(s, 421, "4.3.2", "Service shutting down");
-		s->st = ST_CLOSE;
+		session_refuse(s, 421, "4.3.2", "Service shutting down");
 	}
 	s->busy = 0;
 }
@@ -945,8 +959,9 @@ session_refuse(struct session *s, int code, const char *enh, const char *text)
 {
 	char line[512];
 
-	snprintf(line, sizeof(line), "%s %s", s->cfg->hostname, text);
-	reply_raw(s, code, enh, line);
+	/* Said before or outside EHLO too: these end the session, so be explicit. */
+	snprintf(line, sizeof(line), "%d %s %s %s\r\n", code, enh, s->cfg->hostname, text);
+	buf_appends(&s->out, line);
 	s->st = ST_CLOSE;
 }
 
@@ -965,6 +980,9 @@ void
 session_timeout(struct session *s)
 {
 	if (s->st == ST_WAIT_COMMIT || s->st == ST_WAIT_OPEN) {
+		/* A commit in progress completes in the queue; never abort it. */
+		if (s->st == ST_WAIT_COMMIT)
+			s->t.file_open = 0;
 		reply_raw(s, 451, "4.3.0", "Error: queue timeout");
 		s->st = ST_CLOSE;
 		return;

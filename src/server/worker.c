@@ -49,7 +49,8 @@ struct worker {
 	uint32_t                  nconns, capconns, live;
 	uint32_t                  gen;
 	uint64_t                  next_sid;
-	int                       stopping;
+	int                       stopping;	/* SIGTERM: sessions are told to go */
+	int                       retiring;	/* SIGUSR1: sessions end by themselves */
 };
 
 static void conn_after(struct conn *);
@@ -114,7 +115,7 @@ conn_free(struct conn *c)
 		close(c->msgfd);
 	close(c->fd);
 	free(c);
-	if (w->stopping && w->live == 0)
+	if ((w->stopping || w->retiring) && w->live == 0)
 		event_base_loopbreak(w->base);
 }
 
@@ -374,7 +375,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 	struct worker *w = arg;
 	int budget = 64;
 
-	while (budget-- > 0 && !w->stopping) {
+	while (budget-- > 0 && !w->stopping && !w->retiring) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -484,11 +485,28 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_once(w->base, -1, EV_TIMEOUT, on_stop_deadline, w, &tv);
 }
 
+/* SIGUSR1 after a reload: stop accepting, let every session end by itself. */
+static void
+on_retire(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	size_t i;
+
+	if (w->stopping || w->retiring)
+		return;
+	w->retiring = 1;
+	for (i = 0; i < w->args->nlisten; i++)
+		event_del(w->ev_listen[i]);
+	log_info("event=retire open_sessions=%u", w->live);
+	if (w->live == 0)
+		event_base_loopbreak(w->base);
+}
+
 int
 worker_main(const struct worker_args *args)
 {
 	struct worker w;
-	struct event *ev_term;
+	struct event *ev_term, *ev_retire;
 	size_t i;
 
 	memset(&w, 0, sizeof(w));
@@ -509,6 +527,8 @@ worker_main(const struct worker_args *args)
 	}
 	ev_term = evsignal_new(w.base, SIGTERM, on_term, &w);
 	evsignal_add(ev_term, NULL);
+	ev_retire = evsignal_new(w.base, SIGUSR1, on_retire, &w);
+	evsignal_add(ev_retire, NULL);
 	event_base_dispatch(w.base);
 	log_info("event=stop open_sessions=%u", w.live);
 	return 0;

@@ -219,5 +219,5 @@ def test_reply_text_has_no_control_chars(tern):
     c = tern.client()
     c.ehlo()
     r = c.cmd(b"MAIL FROM:<bob\x01@example.test>")
-    assert r.code == 501
+    assert r.code in (500, 501), r
     assert not re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", r.raw), r.raw

@@ -47,7 +47,7 @@ def test_close_mid_bdat(tern):
     c.ehlo()
     c.cmd("MAIL FROM:<bob@example.test>").check(250)
     c.cmd("RCPT TO:<alice@localhost>").check(250)
-    c.send(b"BDAT 100\r\nSubject: x\r\n\r\n")
+    c.send(b"BDAT 14\r\nSubject: x\r\n\r\n")
     c.reply().check(250)
     c.send(b"BDAT 5000 LAST\r\nonly part")
     c.close()

@@ -70,9 +70,3 @@ def test_invalid_utf8_refused(tern):
     assert r.code in (501, 553), r
     c.cmd("RCPT TO:<alice@localhost>").check(250)
 
-
-def test_smtputf8_after_helo_refused(tern):
-    c = tern.client()
-    c.helo()
-    r = c.cmd("MAIL FROM:<bob@example.test> SMTPUTF8")
-    assert r.code in (501, 555), r

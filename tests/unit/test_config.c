@@ -374,6 +374,12 @@ errors_listen_domain(void **state)
 	    "tern.conf:2: domain: bad domain name \"-bad.test\"");
 	bad("listen *:25\ndomain a..b { maildir /m }\n",
 	    "tern.conf:2: domain: bad domain name \"a..b\"");
+	bad("listen *:25\ndomain a.. { maildir /m }\n",
+	    "tern.conf:2: domain: bad domain name \"a..\"");
+	bad("listen *:25\ndomain . { maildir /m }\n",
+	    "tern.conf:2: domain: bad domain name \".\"");
+	bad(MIN "hostname a-.b\n",
+	    "tern.conf:3: hostname: bad domain name \"a-.b\"");
 	bad("listen *:25\ndomain x {\n maildir /m/%x\n}\n",
 	    "tern.conf:3: domain \"x\": maildir: bad escape \"%x\" (only %u, %d and "
 	    "%% are allowed)");
@@ -396,6 +402,7 @@ errors_lexer(void **state)
 	bad("listen \"*:25\"x\n", "tern.conf:1: missing blank after quoted string");
 	bad("listen a\"b\"\n", "tern.conf:1: '\"' inside a word");
 	bad("\nlisten *:25\x01\n", "tern.conf:2: control character 0x01");
+	bad("listen \"*:25\r\"\n", "tern.conf:1: control character 0x0d");
 	{
 		struct config cfg;
 		static const char nul[] = "listen *:25\0\n";
