@@ -84,6 +84,7 @@ install_deps() {
 	say "installing:$need"
 	echo "postfix postfix/main_mailer_type select No configuration" |
 	    debconf-set-selections
+	# shellcheck disable=SC2086 # a list of packages
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $need >&2
 }
 
@@ -337,13 +338,24 @@ stop_postfix() {
 		kill -0 "$PF_MASTER" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -0 "$PF_MASTER" 2>/dev/null && postfix -c "$PF_CONF" abort >&2 || true
+	if kill -0 "$PF_MASTER" 2>/dev/null; then
+		postfix -c "$PF_CONF" abort >&2 || true
+	fi
 	PF_UP=""
 }
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
+LOADGEN_PID=""
+cleanup() {	# [exit status]
+	local rc=${1:-$?}
+	trap - EXIT INT TERM HUP
+	if [ -n "$LOADGEN_PID" ]; then
+		# /usr/bin/time and its smtp-source child, by PID
+		local lg
+		lg=$(tree_pids "$LOADGEN_PID")
+		# shellcheck disable=SC2086 # a list of PIDs
+		kill -TERM $lg 2>/dev/null || true
+		wait "$LOADGEN_PID" 2>/dev/null || true
+	fi
 	stop_tern
 	stop_postfix
 	if [ -n "${WORK:-}" ] && [ "$KEEP" = 0 ] && [ "$rc" = 0 ]; then
@@ -369,20 +381,26 @@ spool_empty() {	# server
 run_one() {
 	local server=$1 name=$2 opts=$3 n=$4 run=$5
 	local pid=${S_PID[$1]} md=${S_MAILDIR[$1]}
-	local c0 c1 m0 m1 t0 t1 got rc i status=ok deadline tf=$WORK/time.out
+	local c0 c1 k0 k1 m0 m1 t0 t1 got rc i status=ok deadline tf=$WORK/time.out
 	local slog=$WORK/source.$server.$RANDOM.log
 	if [ -d "$md/new" ]; then
 		find "$md/new" "$md/cur" "$md/tmp" -type f -delete
 	fi
 	sync
 	c0=$(tree_ticks "$pid")
+	k0=$(tree_ticks 2)	# kthreadd's children: jbd2, kworkers (I/O)
 	m0=$(machine_jiffies)
 	t0=$EPOCHREALTIME
 	rc=0
 	# shellcheck disable=SC2086
+	# In the background so that a signal reaches our trap at once (bash
+	# runs traps only between commands) and cleanup can stop it by PID.
 	/usr/bin/time -f '%U %S' -o "$tf" \
 	    "$SOURCE" -c $opts -m "$n" -f bench@bench.example -t bench@localhost \
-	    "127.0.0.1:${S_PORT[$server]}" >/dev/null 2>"$slog" || rc=$?
+	    "127.0.0.1:${S_PORT[$server]}" >/dev/null 2>"$slog" &
+	LOADGEN_PID=$!
+	wait "$LOADGEN_PID" || rc=$?
+	LOADGEN_PID=""
 	deadline=$(( ${EPOCHREALTIME%.*} + TIMEOUT ))
 	while :; do
 		count_files "$md/new"
@@ -404,20 +422,22 @@ run_one() {
 	done
 	sleep 0.2
 	c1=$(tree_ticks "$pid")
+	k1=$(tree_ticks 2)
 	[ "$rc" = 0 ] || status="source-exit-$rc;$status"
 	if [ -s "$slog" ]; then
 		say "  smtp-source said: $(head -c 300 "$slog" | tr '\n' ' ')"
 		[ "$status" = ok ] && status="source-stderr"
 	fi
 	/usr/bin/python3 - "$server" "$name" "$run" "$n" "$t0" "$t1" "$c0" "$c1" \
-	    "$TICK" "$m0" "$m1" "$(nproc)" "$status" "$(cat "$tf" | tail -1)" \
+	    "$TICK" "$m0" "$m1" "$(nproc)" "$status" "$(tail -1 "$tf")" "$k0" "$k1" \
 	    >>"$RAW" <<-'EOF'
 	import sys
 	(server, name, run, n, t0, t1, c0, c1, tick, m0, m1, ncpu, status,
-	 lg) = sys.argv[1:]
+	 lg, k0, k1) = sys.argv[1:]
 	n = int(n); tick = int(tick); ncpu = int(ncpu)
 	wall = float(t1) - float(t0)
 	srv = (int(c1) - int(c0)) / tick
+	kth = (int(k1) - int(k0)) / tick
 	b0, w0 = map(int, m0.split()); b1, w1 = map(int, m1.split())
 	busy = 100.0 * (b1 - b0) / tick / wall / ncpu
 	iow = 100.0 * (w1 - w0) / tick / wall / ncpu
@@ -428,13 +448,16 @@ run_one() {
 	    lgc = float("nan")
 	# CPU of everything else on the machine (other users' jobs), as a
 	# share of all CPUs: a busy neighbour makes the run meaningless.
-	other = max(0.0, (b1 - b0) / tick - srv - (lgc if lgc == lgc else 0))
+	# Kernel threads mostly do the servers' I/O, so they are not "other".
+	other = (b1 - b0) / tick - srv - kth - (lgc if lgc == lgc else 0)
+	other = max(0.0, other)
 	other = 100.0 * other / wall / ncpu
 	print("\t".join([server, name, run, str(n), "%.1f" % (n / wall),
 	    "%.3f" % (srv * 1000 / n), "%.3f" % (lgc * 1000 / n),
-	    "%.2f" % wall, "%.0f" % busy, "%.0f" % iow, "%.0f" % other, status]))
+	    "%.2f" % wall, "%.0f" % busy, "%.0f" % iow, "%.0f" % other,
+	    "%.3f" % (kth * 1000 / n), status]))
 	EOF
-	tail -1 "$RAW" | awk -F'\t' '{ printf "  %-8s %-12s run %s: %8s msg/s  server %6s CPU-s/1000  loadgen %6s CPU-s/1000  wall %ss  machine busy %s%% iowait %s%% other %s%%  %s\n", $1, $2, $3, $5, $6, $7, $8, $9, $10, $11, $12 }' >&2
+	tail -1 "$RAW" | awk -F'\t' '{ printf "  %-8s %-12s run %s: %8s msg/s  server %6s CPU-s/1000  loadgen %6s CPU-s/1000  wall %ss  machine busy %s%% iowait %s%% other %s%% kthreads %s CPU-s/1000  %s\n", $1, $2, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13 }' >&2
 }
 
 # Log lines that mean something went wrong (tern logs a temporary delivery
@@ -477,14 +500,14 @@ report() {
 	raw, servers = sys.argv[1], sys.argv[2].split()
 	rows = [l.rstrip("\n").split("\t") for l in open(raw) if l.strip()]
 	order, res = [], {}
-	for srv, name, run, n, rate, cpu, lg, wall, busy, iow, oth, st in rows:
+	for srv, name, run, n, rate, cpu, lg, wall, busy, iow, oth, kth, st in rows:
 	    if name not in order:
 	        order.append(name)
 	    r = res.setdefault((srv, name), {"rate": [], "cpu": [], "lg": [],
-	        "busy": [], "oth": [], "bad": [], "n": n})
+	        "busy": [], "oth": [], "kth": [], "bad": [], "n": n})
 	    r["rate"].append(float(rate)); r["cpu"].append(float(cpu))
 	    r["lg"].append(float(lg)); r["busy"].append(float(busy))
-	    r["oth"].append(float(oth))
+	    r["oth"].append(float(oth)); r["kth"].append(float(kth))
 	    if st != "ok":
 	        r["bad"].append(st)
 	def med(srv, name, k):
@@ -505,6 +528,7 @@ report() {
 	if both:
 	    hdr += ["CPU ratio"]
 	hdr += ["loadgen CPU s/1000 (%s)" % "/".join(servers),
+	    "kernel threads CPU s/1000 (%s)" % "/".join(servers),
 	    "machine busy %% (%s)" % "/".join(servers),
 	    "other load %% (%s)" % "/".join(servers)]
 	print("| " + " | ".join(hdr) + " |")
@@ -525,6 +549,7 @@ report() {
 	    if both:
 	        row.append(ratio(med("tern", name, "cpu"), med("postfix", name, "cpu")))
 	    row.append(" / ".join(f(med(s, name, "lg"), "%.3f") for s in servers))
+	    row.append(" / ".join(f(med(s, name, "kth"), "%.3f") for s in servers))
 	    row.append(" / ".join(f(med(s, name, "busy"), "%.0f") for s in servers))
 	    row.append(" / ".join(f(med(s, name, "oth"), "%.0f") for s in servers))
 	    print("| " + " | ".join(row) + " |")
@@ -550,7 +575,10 @@ fi
 
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/tern-bench.XXXXXX")
 chmod 755 "$WORK"	# _tern, vmail and postfix must traverse it
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup 130' INT
+trap 'cleanup 143' TERM
+trap 'cleanup 129' HUP
 RAW=$WORK/raw.tsv
 : >"$RAW"
 

@@ -239,13 +239,14 @@ enqueue_work(struct queue *q, struct qmsg *m, size_t rcpt)
 static void
 msg_schedule(struct qmsg *m)
 {
+	struct queue *q = m->q;
 	size_t i;
 
 	for (i = 0; i < m->env.nrcpts; i++)
 		if (m->env.rcpts[i].state == RCPT_PENDING && m->env.rcpts[i].kind == RCPTK_LOCAL)
-			enqueue_work(m->q, m, i);
-	msg_check_done(m);
-	schedule(m->q);
+			enqueue_work(q, m, i);
+	msg_check_done(m);	/* may free m */
+	schedule(q);
 }
 
 static void
