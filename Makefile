@@ -36,7 +36,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 30
 
 .PHONY: all check itest test asan fuzz fuzz-build bench clean
-all: $(BUILD)/tern $(UNIT_BIN)
+all: $(BUILD)/tern $(BUILD)/ternctl $(UNIT_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -47,6 +47,9 @@ $(BUILD)/libtern.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/tern: $(BUILD)/obj/src/daemon/main.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/ternctl: $(BUILD)/obj/src/cli/ternctl.o $(BUILD)/libtern.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtern.a

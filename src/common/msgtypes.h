@@ -24,6 +24,11 @@ enum msgtype {
 	/* parent -> queue */
 	MSG_P_WORKER,		/* fd = queue's end of a new smtp worker channel */
 	MSG_P_DELIVER,		/* fd = queue's end of a new deliver channel */
+	/* smtp worker -> auth */
+	MSG_A_CHECK,		/* str client address, str user, str password */
+	/* auth -> smtp worker */
+	MSG_A_RESULT,		/* u32 result (enum session_auth), u32 delay in ms before answering */
+	/* parent -> auth: MSG_P_WORKER with the auth end of a worker channel */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

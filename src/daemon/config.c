@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/passwd.h"
+
 #define CONFIG_FILE_MAX   (1024 * 1024)
 #define CONFIG_PATH_MAX   4096
 #define TABLE_FILE_MAX    ((size_t)256 * 1024 * 1024)
@@ -53,6 +55,8 @@ struct parser {
 	size_t         errlen;
 	int            load_tables;
 };
+
+#define NARGS_ANY ((size_t)-1)
 
 enum blockness { BLOCK_NO, BLOCK_OPTIONAL, BLOCK_REQUIRED };
 
@@ -321,9 +325,11 @@ dispatch(struct parser *ps, const char *ctx, const struct directive *tab,
 		return perr(ps, d->line, "%s%sduplicate directive \"%s\" (first at "
 		    "line %d)", ctx, sep, e->name, seen[e - tab]);
 	seen[e - tab] = d->line;
-	if (d->n - 1 < e->nargs)
+	if (e->nargs == NARGS_ANY)
+		;	/* the directive checks its own words */
+	else if (d->n - 1 < e->nargs)
 		return perr(ps, d->line, "%s%s%s: missing argument", ctx, sep, e->name);
-	if (d->n - 1 > e->nargs)
+	else if (d->n - 1 > e->nargs)
 		return perr(ps, d->line, "%s%s%s: too many arguments", ctx, sep,
 		    e->name);
 	if (d->block && e->block == BLOCK_NO)
@@ -638,18 +644,39 @@ fn_mode(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 {
 	struct listen_cfg *l = arg;
 
-	if (strcmp(d->w[1], "mx") == 0) {
+	if (strcmp(d->w[1], "mx") == 0)
 		l->mode = LISTEN_MX;
-		return 0;
-	}
-	if (strcmp(d->w[1], "submission") == 0)
-		return perr(ps, d->line, "listen: mode submission needs TLS and AUTH, "
-		    "not available in this version");
-	return perr(ps, d->line, "listen: mode: unknown mode \"%s\" (mx)", d->w[1]);
+	else if (strcmp(d->w[1], "submission") == 0)
+		l->mode = LISTEN_SUBMISSION;
+	else
+		return perr(ps, d->line, "listen: mode: unknown mode \"%s\" (mx, submission)",
+		    d->w[1]);
+	return 0;
+}
+
+static int
+fn_listen_tls(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	static const struct { const char *name; enum listen_tls v; } modes[] = {
+		{ "none", LTLS_NONE }, { "optional", LTLS_OPTIONAL },
+		{ "required", LTLS_REQUIRED }, { "starttls-required", LTLS_REQUIRED },
+		{ "implicit", LTLS_IMPLICIT },
+	};
+	struct listen_cfg *l = arg;
+	size_t i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(d->w[1], modes[i].name) == 0) {
+			l->tls = modes[i].v;
+			return 0;
+		}
+	return perr(ps, d->line, "listen: tls: unknown value \"%s\" (none, optional, "
+	    "required, implicit)", d->w[1]);
 }
 
 static const struct directive listen_tab[] = {
 	{ "mode", fn_mode, 1, BLOCK_NO, 0, NULL },
+	{ "tls", fn_listen_tls, 1, BLOCK_NO, 0, NULL },
 };
 
 static int
@@ -675,6 +702,9 @@ fn_listen(struct parser *ps, const struct directive *e, struct dir *d, void *arg
 	if (d->block && parse_block(ps, "listen", listen_tab,
 	    sizeof(listen_tab) / sizeof(listen_tab[0]), d->line, l) == -1)
 		return -1;
+	if (l->mode == LISTEN_SUBMISSION && l->tls == LTLS_OPTIONAL)
+		return perr(ps, d->line, "listen: mode submission: tls optional would "
+		    "let passwords travel in clear; use required or implicit");
 	cfg->nlisten++;
 	return 0;
 }
@@ -949,6 +979,246 @@ fn_domain(struct parser *ps, const struct directive *e, struct dir *d, void *arg
 	return check_catchall(ps, &dx);
 }
 
+/* ---- tls ---- */
+
+static int
+fn_tls_file(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct tls_cert_cfg *c = arg;
+	char what[CONFIG_NAME_MAX + 32];
+
+	snprintf(what, sizeof(what), "tls%s%s: %s", c->name[0] ? " sni " : "", c->name, e->name);
+	return make_path(ps, d, what, d->w[1], strcmp(e->name, "cert") == 0 ? &c->cert : &c->key);
+}
+
+static const struct directive sni_tab[] = {
+	{ "cert", fn_tls_file, 1, BLOCK_NO, 0, NULL },
+	{ "key", fn_tls_file, 1, BLOCK_NO, 0, NULL },
+};
+
+static int
+fn_tls_sni(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct tls_cfg *t = &ps->cfg->tls;
+	struct tls_cert_cfg *c;
+	size_t i, n = strlen(d->w[1]);
+
+	if (!valid_domain(d->w[1], n) && !(d->w[1][0] == '*' && d->w[1][1] == '.' &&
+	    valid_domain(d->w[1] + 2, n - 2)))
+		return perr(ps, d->line, "tls: sni: bad host name \"%s\"", d->w[1]);
+	lower(d->w[1]);
+	for (i = 1; i < t->ncerts; i++)
+		if (strcmp(t->certs[i].name, d->w[1]) == 0)
+			return perr(ps, d->line, "tls: sni \"%s\" declared twice", d->w[1]);
+	if (t->ncerts > CONFIG_MAX_SNI)
+		return perr(ps, d->line, "tls: too many sni blocks (max %d)", CONFIG_MAX_SNI);
+	c = &t->certs[t->ncerts++];
+	snprintf(c->name, sizeof(c->name), "%s", d->w[1]);
+	c->line = d->line;
+	if (parse_block(ps, "tls: sni", sni_tab, sizeof(sni_tab) / sizeof(sni_tab[0]),
+	    d->line, c) == -1)
+		return -1;
+	if (!c->cert || !c->key)
+		return perr(ps, d->line, "tls: sni \"%s\": cert and key are required", c->name);
+	return 0;
+}
+
+static int
+fn_tls_default_file(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return fn_tls_file(ps, e, d, &ps->cfg->tls.certs[0]);
+}
+
+static int
+fn_tls_min(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	if (strcmp(d->w[1], "1.2") == 0)
+		ps->cfg->tls.min_version = 0x0303;
+	else if (strcmp(d->w[1], "1.3") == 0)
+		ps->cfg->tls.min_version = 0x0304;
+	else
+		return perr(ps, d->line, "tls: min_version: \"%s\" is not 1.2 or 1.3", d->w[1]);
+	return 0;
+}
+
+static int
+fn_tls_ciphers(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	free(ps->cfg->tls.ciphers);
+	if ((ps->cfg->tls.ciphers = strdup(d->w[1])) == NULL)
+		return perr(ps, d->line, "out of memory");
+	return 0;
+}
+
+static const struct directive tls_tab[] = {
+	{ "cert", fn_tls_default_file, 1, BLOCK_NO, 0, NULL },
+	{ "key", fn_tls_default_file, 1, BLOCK_NO, 0, NULL },
+	{ "min_version", fn_tls_min, 1, BLOCK_NO, 0, NULL },
+	{ "ciphers", fn_tls_ciphers, 1, BLOCK_NO, 0, NULL },
+	{ "sni", fn_tls_sni, 1, BLOCK_REQUIRED, 1, NULL },
+};
+
+static int
+fn_tls(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct tls_cfg *t = &ps->cfg->tls;
+
+	t->present = 1;
+	t->line = d->line;
+	t->ncerts = 1;
+	if (parse_block(ps, "tls", tls_tab, sizeof(tls_tab) / sizeof(tls_tab[0]),
+	    d->line, NULL) == -1)
+		return -1;
+	if (!t->certs[0].cert || !t->certs[0].key)
+		return perr(ps, d->line, "tls: cert and key are required");
+	return 0;
+}
+
+/* ---- auth ---- */
+
+static int
+yes_no(struct parser *ps, struct dir *d, const char *what, int *out)
+{
+	if (strcmp(d->w[1], "yes") == 0)
+		*out = 1;
+	else if (strcmp(d->w[1], "no") == 0)
+		*out = 0;
+	else
+		return perr(ps, d->line, "auth: %s: \"%s\" is not yes or no", what, d->w[1]);
+	return 0;
+}
+
+static int
+fn_auth_flag(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct auth_cfg *a = &ps->cfg->auth;
+
+	return yes_no(ps, d, e->name, strcmp(e->name, "allow_plaintext") == 0 ?
+	    &a->allow_plaintext : &a->sender_check);
+}
+
+static int
+fn_auth_num(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct auth_cfg *a = &ps->cfg->auth;
+	char what[64];
+	uint64_t v;
+
+	snprintf(what, sizeof(what), "auth: %s", e->name);
+	if (strcmp(e->name, "max_failures") == 0) {
+		if (parse_u64(d->w[1], strlen(d->w[1]), &v) == -1 || v < 1 || v > 1000)
+			return perr(ps, d->line, "%s: \"%s\" is not a number in 1..1000",
+			    what, d->w[1]);
+		a->max_failures = (unsigned)v;
+		return 0;
+	}
+	return duration_value(ps, d, what, 1, strcmp(e->name, "lockout") == 0 ?
+	    &a->lockout : &a->failure_window);
+}
+
+static int
+fn_auth_senders(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct auth_cfg *a = &ps->cfg->auth;
+
+	if (make_path(ps, d, "auth: senders", d->w[1], &a->senders_path) == -1)
+		return -1;
+	if (!ps->load_tables)
+		return 0;
+	return load_table(ps, d, "auth: senders", a->senders_path, 1, &a->senders);
+}
+
+static const struct directive auth_tab[] = {
+	{ "allow_plaintext", fn_auth_flag, 1, BLOCK_NO, 0, NULL },
+	{ "sender_check", fn_auth_flag, 1, BLOCK_NO, 0, NULL },
+	{ "max_failures", fn_auth_num, 1, BLOCK_NO, 0, NULL },
+	{ "failure_window", fn_auth_num, 1, BLOCK_NO, 0, NULL },
+	{ "lockout", fn_auth_num, 1, BLOCK_NO, 0, NULL },
+	{ "senders", fn_auth_senders, 1, BLOCK_NO, 0, NULL },
+};
+
+static int
+fn_auth(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	ps->cfg->auth.present = 1;
+	ps->cfg->auth.line = d->line;
+	return parse_block(ps, "auth", auth_tab, sizeof(auth_tab) / sizeof(auth_tab[0]),
+	    d->line, NULL);
+}
+
+/* ---- trusted networks ---- */
+
+static int
+parse_cidr(const char *s, struct cidr *c)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	uint64_t bits;
+	int max;
+
+	if (n >= sizeof(host))
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	memset(c, 0, sizeof(*c));
+	if (inet_pton(AF_INET, host, c->addr) == 1) {
+		c->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, host, c->addr) == 1) {
+		c->family = AF_INET6;
+		max = 128;
+	} else
+		return -1;
+	c->bits = max;
+	if (slash) {
+		if (parse_u64(slash + 1, strlen(slash + 1), &bits) == -1 || bits > (uint64_t)max)
+			return -1;
+		c->bits = (int)bits;
+	}
+	return 0;
+}
+
+static int
+fn_trusted(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct config *cfg = ps->cfg;
+	size_t i;
+
+	if (d->n < 2)
+		return perr(ps, d->line, "trusted_networks: missing argument");
+	cfg->ntrusted = 0;	/* the directive replaces the default */
+	for (i = 1; i < d->n; i++) {
+		if (strcmp(d->w[i], "none") == 0 && d->n == 2)
+			return 0;
+		if (cfg->ntrusted == CONFIG_MAX_TRUSTED)
+			return perr(ps, d->line, "trusted_networks: too many (max %d)",
+			    CONFIG_MAX_TRUSTED);
+		if (parse_cidr(d->w[i], &cfg->trusted[cfg->ntrusted]) == -1)
+			return perr(ps, d->line, "trusted_networks: bad network \"%s\"",
+			    d->w[i]);
+		cfg->ntrusted++;
+	}
+	return 0;
+}
+
+int
+config_trusted(const struct config *cfg, int family, const uint8_t *addr)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->ntrusted; i++) {
+		const struct cidr *c = &cfg->trusted[i];
+		int full = c->bits / 8, rest = c->bits % 8;
+
+		if (c->family != family || memcmp(c->addr, addr, (size_t)full) != 0)
+			continue;
+		if (rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static const struct directive top_tab[] = {
 	{ "hostname", fn_hostname, 1, BLOCK_NO, 0, NULL },
 	{ "user", fn_user, 1, BLOCK_NO, 0, NULL },
@@ -961,9 +1231,14 @@ static const struct directive top_tab[] = {
 	{ "listen", fn_listen, 1, BLOCK_OPTIONAL, 1, NULL },
 	{ "limits", fn_limits, 0, BLOCK_REQUIRED, 0, NULL },
 	{ "domain", fn_domain, 1, BLOCK_REQUIRED, 1, NULL },
+	{ "tls", fn_tls, 0, BLOCK_REQUIRED, 0, NULL },
+	{ "auth", fn_auth, 0, BLOCK_REQUIRED, 0, NULL },
+	{ "trusted_networks", fn_trusted, NARGS_ANY, BLOCK_NO, 0, NULL },
 };
 
 /* ---- the whole file ---- */
+
+static int parse_cidr(const char *, struct cidr *);
 
 static int
 config_defaults(struct config *cfg, const char *name)
@@ -983,10 +1258,81 @@ config_defaults(struct config *cfg, const char *name)
 		.timeout_data_block = 180, .timeout_data_end = 600,
 		.shutdown_wait = 30,
 	};
+	cfg->tls.min_version = 0x0303;
+	cfg->auth.sender_check = 1;
+	cfg->auth.max_failures = 5;
+	cfg->auth.failure_window = 600;
+	cfg->auth.lockout = 900;
+	parse_cidr("127.0.0.0/8", &cfg->trusted[0]);
+	parse_cidr("::1/128", &cfg->trusted[1]);
+	cfg->ntrusted = 2;
 	cfg->path = strdup(name);
 	cfg->spool_dir = strdup("/var/spool/tern");
 	cfg->chroot_dir = strdup("/var/empty");
 	return cfg->path && cfg->spool_dir && cfg->chroot_dir ? 0 : -1;
+}
+
+/* Settles each listener's TLS mode; TLS needs a tls block. */
+static int
+check_listen_tls(struct parser *ps)
+{
+	struct config *cfg = ps->cfg;
+	size_t i;
+
+	for (i = 0; i < cfg->nlisten; i++) {
+		struct listen_cfg *l = &cfg->listen[i];
+
+		if (l->tls == LTLS_DEFAULT)
+			l->tls = !cfg->tls.present ? LTLS_NONE :
+			    l->mode == LISTEN_SUBMISSION ? LTLS_REQUIRED : LTLS_OPTIONAL;
+		if (l->tls != LTLS_NONE && !cfg->tls.present)
+			return perr(ps, l->line, "listen %s: tls needs a \"tls\" block with "
+			    "cert and key", l->text);
+	}
+	return 0;
+}
+
+struct plain_walk {
+	struct parser     *ps;
+	const char        *file;
+	int                line;
+	char               user[128];
+};
+
+static int
+plain_entry(void *arg, const char *key, const char *val, int line)
+{
+	struct plain_walk *w = arg;
+
+	if (passwd_kind(val) != PASSWD_PLAIN)
+		return 0;
+	w->line = line;
+	snprintf(w->user, sizeof(w->user), "%s", key);
+	return 1;
+}
+
+/* Plain-text passwords are refused once AUTH uses them, unless allowed. */
+static int
+check_plaintext(struct parser *ps)
+{
+	struct config *cfg = ps->cfg;
+	struct plain_walk w;
+	size_t i;
+
+	if (!cfg->auth.present || cfg->auth.allow_plaintext)
+		return 0;
+	for (i = 0; i < cfg->ndomains; i++) {
+		memset(&w, 0, sizeof(w));
+		w.ps = ps;
+		if (table_walk(cfg->domains[i].users, plain_entry, &w) == 0)
+			continue;
+		snprintf(ps->err, ps->errlen, "%s:%d: user \"%s\" has a plain-text "
+		    "password; make a hash with \"ternctl passwd\", or allow them with "
+		    "\"allow_plaintext yes\" in the auth block (%s:%d)",
+		    cfg->domains[i].users_path, w.line, w.user, ps->name, cfg->auth.line);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -1015,6 +1361,10 @@ parse_top(struct parser *ps)
 	if (r == 0 && ps->cfg->ndomains == 0)
 		r = perr(ps, last_line(&ps->lx), "no \"domain\" block (at least one "
 		    "is required)");
+	if (r == 0)
+		r = check_listen_tls(ps);
+	if (r == 0 && ps->load_tables)
+		r = check_plaintext(ps);
 	return r;
 }
 
@@ -1116,6 +1466,13 @@ config_free(struct config *cfg)
 		table_free(cfg->domains[i].aliases);
 	}
 	free(cfg->domains);
+	for (i = 0; i < cfg->tls.ncerts; i++) {
+		free(cfg->tls.certs[i].cert);
+		free(cfg->tls.certs[i].key);
+	}
+	free(cfg->tls.ciphers);
+	free(cfg->auth.senders_path);
+	table_free(cfg->auth.senders);
 	free(cfg->path);
 	free(cfg->spool_dir);
 	free(cfg->chroot_dir);

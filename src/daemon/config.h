@@ -19,13 +19,54 @@
 #define CONFIG_NAME_MAX     255
 
 enum listen_mode { LISTEN_MX, LISTEN_SUBMISSION };
+/* none: no TLS; optional: STARTTLS offered; required: STARTTLS before MAIL/AUTH
+ * (RFC 3207); implicit: TLS from the first byte (RFC 8314). */
+enum listen_tls { LTLS_DEFAULT = 0, LTLS_NONE, LTLS_OPTIONAL, LTLS_REQUIRED, LTLS_IMPLICIT };
+
+#define CONFIG_MAX_SNI     32
+#define CONFIG_MAX_TRUSTED 32
 
 struct listen_cfg {
 	char                    text[128];	/* as written: "127.0.0.1:2525" */
 	struct sockaddr_storage ss;
 	socklen_t               sslen;
 	enum listen_mode        mode;
+	enum listen_tls         tls;		/* never LTLS_DEFAULT after config_load */
 	int                     line;		/* where it was declared */
+};
+
+struct tls_cert_cfg {
+	char  name[CONFIG_NAME_MAX + 1];	/* SNI host name; "" for the default */
+	char *cert;				/* PEM chain */
+	char *key;				/* PEM private key */
+	int   line;
+};
+
+struct tls_cfg {
+	int                 present;		/* a tls block was given */
+	int                 line;
+	int                 min_version;	/* 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3) */
+	char               *ciphers;		/* TLS 1.2 cipher list; NULL = default */
+	struct tls_cert_cfg certs[CONFIG_MAX_SNI + 1];	/* [0] = default */
+	size_t              ncerts;
+};
+
+struct auth_cfg {
+	int           present;		/* an auth block was given: AUTH on submission listeners */
+	int           line;
+	int           allow_plaintext;	/* accept {PLAIN} passwords */
+	int           sender_check;	/* MAIL FROM and From: must belong to the user (default on) */
+	unsigned      max_failures;	/* per client address within failure_window (5) */
+	unsigned      failure_window;	/* seconds (600) */
+	unsigned      lockout;		/* seconds an address gets 421 after that (900) */
+	char         *senders_path;	/* aliases(5)-style "login: addr, addr" */
+	struct table *senders;
+};
+
+struct cidr {
+	int     family;			/* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	int     bits;
 };
 
 struct domain_cfg {
@@ -69,6 +110,11 @@ struct config {
 	struct domain_cfg *domains;
 	size_t             ndomains;
 	struct limits_cfg  limits;
+	struct tls_cfg     tls;
+	struct auth_cfg    auth;
+	/* Clients that may relay through submission listeners without AUTH. */
+	struct cidr        trusted[CONFIG_MAX_TRUSTED];
+	size_t             ntrusted;
 };
 
 /*
@@ -88,6 +134,9 @@ void config_free(struct config *cfg);
  */
 int  config_parse(const char *data, size_t len, const char *name,
     const char *basedir, struct config *cfg, char *err, size_t errlen);
+
+/* Does the address (AF_INET/AF_INET6 bytes) fall in one of the trusted networks? */
+int config_trusted(const struct config *cfg, int family, const uint8_t *addr);
 
 /* The domain block for `domain` (case-insensitive, trailing dot ignored), or NULL. */
 const struct domain_cfg *config_find_domain(const struct config *cfg,

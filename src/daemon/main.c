@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "daemon/config.h"
 #include "daemon/parent.h"
+#include "server/tls.h"
 
 #define DEFAULT_CONFIG "/etc/tern/tern.conf"
 
@@ -95,6 +96,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		free(cfg);
 		return 1;
+	}
+	if (cfg->tls.present) {
+		/* Certificates and keys are read now, as at start: errors show here too. */
+		struct tls_server *t = tls_server_new(cfg, err, sizeof(err));
+
+		if (t == NULL) {
+			fprintf(stderr, "%s\n", err);
+			config_free(cfg);
+			free(cfg);
+			return 1;
+		}
+		tls_server_free(t);
 	}
 	if (check) {
 		printf("tern: configuration %s is valid\n", path);

@@ -25,13 +25,15 @@
 #include "daemon/privsep.h"
 #include "deliver/deliverd.h"
 #include "queue/queue.h"
+#include "server/authd.h"
 #include "server/connlimit.h"
+#include "server/tls.h"
 #include "server/worker.h"
 
 #define MAX_CHILDREN (CONNLIMIT_SLOTS + 8)
 #define LISTEN_BACKLOG 4096
 
-enum role { ROLE_NONE, ROLE_WORKER, ROLE_QUEUE, ROLE_DELIVER };
+enum role { ROLE_NONE, ROLE_WORKER, ROLE_QUEUE, ROLE_DELIVER, ROLE_AUTH };
 
 struct child {
 	pid_t     pid;
@@ -53,6 +55,8 @@ struct parent {
 	struct connlimit    *cl;
 	struct child         children[MAX_CHILDREN];
 	struct ipc          *queue;	/* channel to the queue process */
+	struct ipc          *auth;	/* channel to the auth process, if AUTH is on */
+	struct tls_server   *tls;	/* contexts made from the current configuration */
 	unsigned             gen;
 	int                  stopping;
 	int                  restarting;	/* queue died: everything restarts */
@@ -60,6 +64,7 @@ struct parent {
 };
 
 static void spawn_all(struct parent *);
+static void respawn_workers(struct parent *);
 
 /* "workers 0" means one per core. */
 static void
@@ -189,11 +194,11 @@ static int
 spawn_worker(struct parent *p, int slot)
 {
 	struct worker_args a;
-	int sp[2], keep[CONFIG_MAX_LISTEN + 1];
+	int sp[2], ap[2] = { -1, -1 }, keep[CONFIG_MAX_LISTEN + 2];
 	size_t i;
 	pid_t pid;
 
-	if (ipc_socketpair(sp) == -1) {
+	if (ipc_socketpair(sp) == -1 || (p->auth && ipc_socketpair(ap) == -1)) {
 		log_warn("event=socketpair-failed error=\"%s\"", strerror(errno));
 		return -1;
 	}
@@ -202,21 +207,34 @@ spawn_worker(struct parent *p, int slot)
 		for (i = 0; i < p->nlisten; i++)
 			keep[i] = p->listen_fds[i];
 		keep[p->nlisten] = sp[0];
-		child_setup(keep, p->nlisten + 1);
+		keep[p->nlisten + 1] = ap[0];
+		child_setup(keep, p->nlisten + 2);
 		tzset();	/* the zone file is out of reach after chroot */
+		/* The network-facing process keeps user names, never password hashes. */
+		for (i = 0; i < p->cfg->ndomains; i++)
+			table_wipe_values(p->cfg->domains[i].users);
 		become(p, &p->smtp_user, NULL, p->root ? p->cfg->chroot_dir : NULL);
+		memset(&a, 0, sizeof(a));
 		a.cfg = p->cfg;
 		a.listen_fds = p->listen_fds;
 		a.nlisten = p->nlisten;
 		a.queue_fd = sp[0];
+		a.auth_fd = ap[0];
+		a.tls = p->tls;
 		a.connlimit = p->cl;
 		a.slot = slot;
 		_exit(worker_main(&a));
 	}
 	close(sp[0]);
+	if (ap[0] != -1)
+		close(ap[0]);
 	if (pid > 0 && p->queue)
 		ipc_send(p->queue, MSG_P_WORKER, 0, NULL, 0, sp[1]);
+	if (pid > 0 && p->auth && ap[1] != -1)
+		ipc_send(p->auth, MSG_P_WORKER, 0, NULL, 0, ap[1]);
 	close(sp[1]);
+	if (ap[1] != -1)
+		close(ap[1]);
 	return pid > 0 ? 0 : -1;
 }
 
@@ -262,6 +280,31 @@ spawn_deliver(struct parent *p, int *queue_end)
 
 static void on_queue_msg(struct ipc *, struct ipc_msg *, void *);
 
+/* The password checker, when AUTH is configured. */
+static void
+spawn_auth(struct parent *p)
+{
+	int sp[2];
+	pid_t pid;
+
+	if (!p->cfg->auth.present)
+		return;
+	if (ipc_socketpair(sp) == -1)
+		log_fatal("event=spawn-failed what=auth error=\"%s\"", strerror(errno));
+	if ((pid = fork_child(p, ROLE_AUTH, -1)) == 0) {
+		child_setup(&sp[0], 1);
+		log_set_proc("auth");
+		become(p, &p->deliver_user, "/", NULL);
+		_exit(authd_main(p->cfg, sp[0]));
+	}
+	close(sp[0]);
+	if (pid == -1) {
+		close(sp[1]);
+		return;
+	}
+	p->auth = ipc_new(p->base, sp[1], on_queue_msg, p);
+}
+
 static void
 spawn_all(struct parent *p)
 {
@@ -283,6 +326,7 @@ spawn_all(struct parent *p)
 	if (pid == -1)
 		log_fatal("event=spawn-failed what=queue");
 	p->queue = ipc_new(p->base, pq[1], on_queue_msg, p);
+	spawn_auth(p);
 	for (i = 0; i < n; i++)
 		spawn_worker(p, free_worker_slot(p));
 	log_info("event=ready workers=%d listen=%zu", n, p->nlisten);
@@ -296,6 +340,8 @@ on_queue_msg(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	if (m == NULL) {
 		if (ipc == p->queue)
 			p->queue = NULL;
+		if (ipc == p->auth)
+			p->auth = NULL;
 		ipc_free(ipc);
 	} else if (m->fd != -1)
 		close(m->fd);
@@ -321,7 +367,8 @@ static void
 child_exited(struct parent *p, struct child *c, int status)
 {
 	struct child dead = *c;
-	const char *what = dead.role == ROLE_WORKER ? "smtp" : dead.role == ROLE_QUEUE ? "queue" : "deliver";
+	const char *what = dead.role == ROLE_WORKER ? "smtp" : dead.role == ROLE_QUEUE ? "queue" :
+	    dead.role == ROLE_AUTH ? "auth" : "deliver";
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
 	memset(c, 0, sizeof(*c));
@@ -345,6 +392,17 @@ child_exited(struct parent *p, struct child *c, int status)
 			ipc_send(p->queue, MSG_P_DELIVER, 0, NULL, 0, qend);
 			close(qend);
 		}
+		return;
+	}
+	if (dead.role == ROLE_AUTH && dead.gen == p->gen) {
+		/* Workers hold channels to the dead one: new auth, new workers. */
+		if (p->auth) {
+			ipc_free(p->auth);
+			p->auth = NULL;
+		}
+		spawn_auth(p);
+		p->gen++;
+		respawn_workers(p);
 		return;
 	}
 	if (dead.role == ROLE_QUEUE && dead.gen == p->gen) {
@@ -425,13 +483,25 @@ same_listen(const struct config *a, const struct config *b)
 	return 1;
 }
 
+/* A new generation of workers; the old ones stop accepting and drain. */
+static void
+respawn_workers(struct parent *p)
+{
+	int i;
+
+	for (i = 0; i < p->cfg->workers; i++)
+		spawn_worker(p, free_worker_slot(p));
+	signal_role(p, ROLE_WORKER, SIGUSR1, 1);
+}
+
 static void
 on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct parent *p = arg;
 	struct config *ncfg;
+	struct tls_server *ntls = NULL;
 	char err[1024];
-	int i, qend;
+	int qend;
 
 	if (p->stopping || p->restarting)
 		return;
@@ -448,19 +518,30 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		ncfg->nlisten = p->cfg->nlisten;
 	}
 	settle_workers(ncfg);
+	if (ncfg->tls.present && (ntls = tls_server_new(ncfg, err, sizeof(err))) == NULL) {
+		log_warn("event=reload-failed error=\"%s\" note=\"old configuration kept\"", err);
+		config_free(ncfg);
+		free(ncfg);
+		return;
+	}
 	/* Old children go on with their copy of the old configuration. */
 	config_free(p->cfg);
 	free(p->cfg);
+	tls_server_free(p->tls);
 	p->cfg = ncfg;
+	p->tls = ntls;
 	p->gen++;
 	if (p->queue && spawn_deliver(p, &qend) == 0) {
 		ipc_send(p->queue, MSG_P_DELIVER, 0, NULL, 0, qend);
 		close(qend);
 	}
-	for (i = 0; i < p->cfg->workers; i++)
-		spawn_worker(p, free_worker_slot(p));
-	/* Old workers stop accepting; their sessions end when their clients say so. */
-	signal_role(p, ROLE_WORKER, SIGUSR1, 1);
+	/* The old auth process serves the old workers until they are gone. */
+	if (p->auth) {
+		ipc_free(p->auth);
+		p->auth = NULL;
+	}
+	spawn_auth(p);
+	respawn_workers(p);
 	log_info("event=reloaded generation=%u", p->gen);
 }
 
@@ -560,6 +641,8 @@ parent_main(struct config *cfg, const char *conf_path)
 			log_fatal("event=listen-failed addr=%s error=\"%s\"", cfg->listen[i].text, strerror(errno));
 		p.nlisten++;
 	}
+	if (cfg->tls.present && (p.tls = tls_server_new(cfg, err, sizeof(err))) == NULL)
+		log_fatal("event=config-error error=\"%s\"", err);
 	if ((p.cl = connlimit_create()) == NULL)
 		log_fatal("event=shm-failed error=\"%s\"", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
@@ -585,6 +668,9 @@ parent_main(struct config *cfg, const char *conf_path)
 	log_info("event=stop");
 	if (p.queue)
 		ipc_free(p.queue);
+	if (p.auth)
+		ipc_free(p.auth);
+	tls_server_free(p.tls);
 	for (i = 0; i < p.nlisten; i++)
 		close(p.listen_fds[i]);
 	event_free(ev_sig);

@@ -21,16 +21,28 @@
 
 #include "queue/envelope.h"
 #include "server/resolve.h"
+#include "server/submit.h"
 #include "smtp/parse.h"
+#include "smtp/sasl.h"
 
 #define SESSION_IN_MAX   (256 * 1024)	/* pipelined input held while waiting */
 #define SESSION_OUT_MAX  (256 * 1024)
 #define SESSION_WBUF     (64 * 1024)	/* message bytes gathered per write() */
 #define ENV_MAX          (8 * 1024 * 1024)
 
-enum sstate { ST_CMD, ST_SKIPLINE, ST_WAIT_OPEN, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_CLOSE };
+enum sstate {
+	ST_CMD, ST_SKIPLINE, ST_WAIT_OPEN, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_CLOSE,
+	ST_TLS,		/* 220 to STARTTLS sent: the worker starts the handshake */
+	ST_AUTH_LINE,	/* reading a SASL response line */
+	ST_AUTH_WAIT,	/* the password is being checked */
+};
+enum auth_step { AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
 enum dstate { D_LINE_START, D_MID, D_DOT, D_DOT_CR, D_CR };
-enum derr   { DERR_NONE, DERR_BARE, DERR_LONGLINE, DERR_SIZE, DERR_WRITE, DERR_OPEN, DERR_SEQ };
+enum derr   { DERR_NONE, DERR_BARE, DERR_LONGLINE, DERR_SIZE, DERR_WRITE, DERR_OPEN, DERR_SEQ,
+	      DERR_HEADER, DERR_FROM };
+
+#define SESSION_HDR_MAX  (256 * 1024)	/* header section held back in submission */
+#define AUTH_LINE_MAX    12288		/* RFC 4954 4 */
 
 struct txn {
 	int             active;		/* MAIL accepted */
@@ -51,6 +63,9 @@ struct txn {
 	enum dstate     ds;
 	size_t          linelen;
 	struct buf      wbuf;
+	int             hold;		/* submission: header section held in hdr */
+	struct buf      hdr;
+	size_t          hdr_scan;	/* where to look for its end next */
 };
 
 struct session {
@@ -66,10 +81,18 @@ struct session {
 	size_t                    in_off;
 	struct txn                t;
 	struct session_stats      stats;
+	/* what the listener is and what the client has become */
+	int                       submission, tls_mode, trusted;
+	int                       tls_active;
+	char                      tls_info[160];
+	char                      auth_user[SASL_FIELD_MAX + 1];
+	enum auth_step            auth_step;
+	char                      auth_login[SASL_FIELD_MAX + 1];	/* LOGIN: the user name */
 };
 
 static void process(struct session *);
 static void emit(struct session *, const char *, size_t);
+static void hold_header(struct session *, const char *, size_t);
 
 /* ---- replies ---- */
 
@@ -138,17 +161,25 @@ txn_reset(struct session *s)
 		s->ops->abort(s->ctx, s, t->id);
 	envelope_free(&t->env);
 	buf_free(&t->wbuf);
+	buf_free(&t->hdr);
 	memset(t, 0, sizeof(*t));
 	envelope_init(&t->env);
 	buf_init(&t->wbuf, SESSION_WBUF);
+	buf_init(&t->hdr, SESSION_HDR_MAX);
 }
 
+/* RFC 3848 and RFC 6531 protocol names: ESMTP, ESMTPS, ESMTPSA, UTF8SMTPSA... */
 static const char *
 proto_name(const struct session *s)
 {
+	static const char *const names[2][4] = {
+		{ "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" },
+		{ "UTF8SMTP", "UTF8SMTPA", "UTF8SMTPS", "UTF8SMTPSA" },
+	};
+
 	if (!s->esmtp)
 		return "SMTP";
-	return s->t.smtputf8 ? "UTF8SMTP" : "ESMTP";
+	return names[s->t.smtputf8 != 0][(s->tls_active ? 2 : 0) + (s->auth_user[0] != 0)];
 }
 
 /* RFC 5321 4.4: the trace header tern prepends to every message. */
@@ -165,8 +196,10 @@ write_received(struct session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&h, 4096);
-	buf_printf(&h, "Received: from %s ([%s])\r\n\tby %s (tern) with %s id %s",
-	    s->helo, s->ip, s->cfg->hostname, proto_name(s), t->id);
+	buf_printf(&h, "Received: from %s ([%s])\r\n", s->helo, s->ip);
+	if (s->tls_active)
+		buf_printf(&h, "\t(using %s)\r\n", s->tls_info);
+	buf_printf(&h, "\tby %s (tern) with %s id %s", s->cfg->hostname, proto_name(s), t->id);
 	if (t->nrcpt == 1)
 		buf_printf(&h, "\r\n\tfor <%s>; %s\r\n", t->first_rcpt, date);
 	else
@@ -212,6 +245,10 @@ emit(struct session *s, const char *p, size_t n)
 		data_fail(s, DERR_SIZE, 0);
 	if (t->err != DERR_NONE)
 		return;
+	if (t->hold) {
+		hold_header(s, p, n);
+		return;
+	}
 	if (t->wbuf.len + n > SESSION_WBUF) {
 		wbuf_flush(s);
 		if (t->err != DERR_NONE)
@@ -224,6 +261,73 @@ emit(struct session *s, const char *p, size_t n)
 		return;
 	}
 	buf_append(&t->wbuf, p, n);
+}
+
+/*
+ * Submission (RFC 6409 8): the header section is held until its end, so
+ * that a missing Date or Message-ID can be added and From: checked before
+ * anything of the message is written.
+ */
+static void
+release_header(struct session *s)
+{
+	struct txn *t = &s->t;
+	struct submit_headers h;
+	struct buf add;
+	size_t i, end = t->hdr.len;
+	const char *e = t->hdr.len >= 2 ? memmem(t->hdr.data, t->hdr.len, "\r\n\r\n", 4) : NULL;
+	int r = 0;
+
+	t->hold = 0;
+	if (t->hdr.len >= 2 && t->hdr.data[0] == '\r' && t->hdr.data[1] == '\n')
+		end = 0;
+	else if (e)
+		end = (size_t)(e - t->hdr.data) + 2;
+	submit_scan_headers(t->hdr.data, end, &h);
+	if (s->auth_user[0] && s->cfg->auth.sender_check) {
+		if (h.nfrom == 0 || h.from_bad)
+			data_fail(s, DERR_FROM, 0);
+		for (i = 0; i < h.naddr && i < SUBMIT_FROM_MAX; i++)
+			if (!submit_owns(s->cfg, s->auth_user, h.from[i]))
+				data_fail(s, DERR_FROM, 0);
+	}
+	if (t->err != DERR_NONE)
+		return;
+	buf_init(&add, 1024);
+	if (!h.has_date) {
+		char date[64];
+		time_t now = time(NULL);
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+		buf_printf(&add, "Date: %s\r\n", date);
+	}
+	if (!h.has_message_id)
+		buf_printf(&add, "Message-ID: <%s.tern@%s>\r\n", t->id, s->cfg->hostname);
+	if (add.len && (r = s->ops->write(s->ctx, s, add.data, add.len)) != 0)
+		data_fail(s, DERR_WRITE, r);
+	buf_free(&add);
+	if (t->err == DERR_NONE && (r = s->ops->write(s->ctx, s, t->hdr.data, t->hdr.len)) != 0)
+		data_fail(s, DERR_WRITE, r);
+	buf_free(&t->hdr);
+}
+
+static void
+hold_header(struct session *s, const char *p, size_t n)
+{
+	struct txn *t = &s->t;
+	size_t from = t->hdr_scan;
+
+	if (buf_append(&t->hdr, p, n) == -1) {
+		data_fail(s, DERR_HEADER, 0);
+		return;
+	}
+	if ((t->hdr.len >= 2 && t->hdr.data[0] == '\r' && t->hdr.data[1] == '\n') ||
+	    (t->hdr.len >= 4 && memmem(t->hdr.data + from, t->hdr.len - from, "\r\n\r\n", 4)))
+		release_header(s);
+	else
+		t->hdr_scan = t->hdr.len >= 3 ? t->hdr.len - 3 : 0;
 }
 
 static void
@@ -317,9 +421,17 @@ finish_message(struct session *s)
 	struct txn *t = &s->t;
 	struct buf env;
 
+	if (t->hold && t->err == DERR_NONE)
+		release_header(s);	/* a message that is all header */
 	wbuf_flush(s);
 	switch (t->err) {
 	case DERR_NONE:
+		break;
+	case DERR_HEADER:
+		reply(s, 552, "5.3.4", "Message header section too large");
+		break;
+	case DERR_FROM:
+		reply(s, 553, "5.7.1", "From: header address not owned by user %s", s->auth_user);
 		break;
 	case DERR_BARE:
 		reply(s, 550, "5.6.0", "Message contains bare CR or LF (RFC 5321 section 2.3.8)");
@@ -410,6 +522,7 @@ session_open_done(struct session *s, const char *id, int err)
 		t->file_open = 1;
 		if ((err = write_received(s)) != 0)
 			data_fail(s, DERR_WRITE, err);
+		t->hold = s->submission;
 	} else
 		data_fail(s, DERR_OPEN, err);
 	if (bdat) {
@@ -427,6 +540,22 @@ session_open_done(struct session *s, const char *id, int err)
 }
 
 /* ---- commands ---- */
+
+static int
+auth_offered(const struct session *s)
+{
+	return s->submission && s->cfg->auth.present && s->tls_active && !s->auth_user[0];
+}
+
+/* RFC 3207 4: with TLS required, only a few commands come before STARTTLS. */
+static int
+need_tls(struct session *s)
+{
+	if (s->tls_active || s->tls_mode != LTLS_REQUIRED)
+		return 0;
+	reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+	return -1;
+}
 
 static int
 need_helo(struct session *s)
@@ -466,8 +595,14 @@ cmd_helo(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	buf_printf(&s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n"
-	    "250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n",
+	    "250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n",
 	    s->cfg->hostname, s->cfg->limits.message_size);
+	if (!s->tls_active && (s->tls_mode == LTLS_OPTIONAL || s->tls_mode == LTLS_REQUIRED))
+		buf_appends(&s->out, "250-STARTTLS\r\n");
+	/* RFC 4954 14: never offer passwords on a connection in clear. */
+	if (auth_offered(s))
+		buf_appends(&s->out, "250-AUTH PLAIN LOGIN\r\n");
+	buf_appends(&s->out, "250 CHUNKING\r\n");
 }
 
 /* MAIL parameters: SIZE (RFC 1870), BODY (6152), SMTPUTF8 (6531). */
@@ -513,6 +648,8 @@ mail_params(struct session *s, const struct smtp_mailarg *a)
 			t->body8 = strcasecmp(val, "8BITMIME") == 0;
 		} else if (strcasecmp(key, "SMTPUTF8") == 0 && !p->val) {
 			t->smtputf8 = 1;
+		} else if (strcasecmp(key, "AUTH") == 0 && p->val) {
+			/* RFC 4954 5: a relay's claim about the original submitter; not kept. */
 		} else {
 			reply(s, 555, "5.5.4", "Unsupported option: %s", key);
 			return -1;
@@ -528,10 +665,14 @@ cmd_mail(struct session *s, const struct smtp_cmd *c)
 	const char *why = "syntax error";
 	enum smtp_parse_err e;
 
-	if (need_helo(s))
+	if (need_tls(s) || need_helo(s))
 		return;
 	if (s->t.active) {
 		reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (s->submission && !s->auth_user[0] && !s->trusted) {
+		reply(s, 530, "5.7.0", "Authentication required");
 		return;
 	}
 	if (s->shutting_down) {
@@ -554,6 +695,13 @@ cmd_mail(struct session *s, const struct smtp_cmd *c)
 	}
 	if (a.path.utf8 && !s->t.smtputf8) {
 		reply(s, 553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
+		txn_reset(s);
+		return;
+	}
+	if (s->auth_user[0] && s->cfg->auth.sender_check && !a.path.null &&
+	    !submit_owns(s->cfg, s->auth_user, a.path.addr)) {
+		reply(s, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
+		    a.path.addr, s->auth_user);
 		txn_reset(s);
 		return;
 	}
@@ -600,7 +748,7 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 	enum smtp_parse_err e;
 	size_t n = 0;
 
-	if (need_helo(s))
+	if (need_tls(s) || need_helo(s))
 		return;
 	if (!s->t.active) {
 		reply(s, 503, "5.5.1", "Error: need MAIL command");
@@ -628,7 +776,9 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	shown = a.path.postmaster ? "postmaster" : a.path.addr;
-	switch (resolve_rcpt(s->cfg, &a.path, 0, dest, RESOLVE_MAX_DEST, &n)) {
+	/* Only submission relays, and only for its users and trusted networks. */
+	switch (resolve_rcpt(s->cfg, &a.path, s->submission && (s->auth_user[0] || s->trusted),
+	    dest, RESOLVE_MAX_DEST, &n)) {
 	case RESOLVE_OK:
 		break;
 	case RESOLVE_UNKNOWN_USER:
@@ -672,7 +822,7 @@ data_ready(struct session *s)
 static void
 cmd_data(struct session *s, const struct smtp_cmd *c)
 {
-	if (need_helo(s) || no_arg(s, c, "DATA"))
+	if (need_tls(s) || need_helo(s) || no_arg(s, c, "DATA"))
 		return;
 	if (s->t.bdat) {
 		reply(s, 503, "5.5.1", "Error: DATA after BDAT");
@@ -764,6 +914,159 @@ cmd_help(struct session *s, const struct smtp_cmd *c)
 	reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
 }
 
+/* RFC 3207: the reply, then nothing more in clear; the worker does the handshake. */
+static void
+cmd_starttls(struct session *s, const struct smtp_cmd *c)
+{
+	if (s->tls_mode != LTLS_OPTIONAL && s->tls_mode != LTLS_REQUIRED) {
+		reply(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (s->tls_active) {
+		reply(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (no_arg(s, c, "STARTTLS"))
+		return;
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	/* Whatever the client sent after STARTTLS in clear is dropped (CVE-2011-0411). */
+	s->in_off = s->in.len;
+	txn_reset(s);
+	set_state(s, ST_TLS);
+}
+
+static void
+auth_check(struct session *s, const char *user, const char *pass)
+{
+	snprintf(s->auth_login, sizeof(s->auth_login), "%s", user);
+	set_state(s, ST_AUTH_WAIT);
+	s->ops->auth(s->ctx, s, user, pass);
+}
+
+/* One SASL response (the initial one or a line after 334). */
+static void
+auth_response(struct session *s, const char *line, size_t len)
+{
+	unsigned char raw[3 * SASL_FIELD_MAX + 8];
+	struct sasl_creds cr;
+	long n;
+
+	if (len == 1 && line[0] == '*') {
+		set_state(s, ST_CMD);
+		reply(s, 501, "5.7.0", "Authentication canceled");
+		return;
+	}
+	if (len == 1 && line[0] == '=')
+		n = 0;	/* RFC 4954 4: an empty initial response */
+	else if ((n = sasl_b64_decode(line, len, raw, sizeof(raw))) < 0) {
+		set_state(s, ST_CMD);
+		reply(s, 501, "5.5.2", "Cannot decode response");
+		return;
+	}
+	switch (s->auth_step) {
+	case AUTH_PLAIN:
+		if (sasl_plain_parse(raw, (size_t)n, &cr) == -1 ||
+		    (cr.authzid[0] && strcasecmp(cr.authzid, cr.authcid) != 0)) {
+			set_state(s, ST_CMD);
+			reply(s, 501, "5.5.2", "Malformed PLAIN response");
+			break;
+		}
+		auth_check(s, cr.authcid, cr.passwd);
+		break;
+	case AUTH_LOGIN_USER:
+		if (n == 0 || (size_t)n > SASL_FIELD_MAX || memchr(raw, '\0', (size_t)n)) {
+			set_state(s, ST_CMD);
+			reply(s, 501, "5.5.2", "Malformed user name");
+			break;
+		}
+		memcpy(s->auth_login, raw, (size_t)n);
+		s->auth_login[n] = '\0';
+		s->auth_step = AUTH_LOGIN_PASS;
+		set_state(s, ST_AUTH_LINE);
+		buf_appends(&s->out, "334 UGFzc3dvcmQ6\r\n");	/* "Password:" */
+		break;
+	case AUTH_LOGIN_PASS:
+		if ((size_t)n > SASL_FIELD_MAX || memchr(raw, '\0', (size_t)n)) {
+			set_state(s, ST_CMD);
+			reply(s, 501, "5.5.2", "Malformed password");
+			break;
+		}
+		memcpy(cr.passwd, raw, (size_t)n);
+		cr.passwd[n] = '\0';
+		snprintf(cr.authcid, sizeof(cr.authcid), "%s", s->auth_login);
+		auth_check(s, cr.authcid, cr.passwd);
+		break;
+	}
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(&cr, sizeof(cr));
+}
+
+/* RFC 4954: AUTH mechanism [initial-response] */
+static void
+cmd_auth(struct session *s, const struct smtp_cmd *c)
+{
+	const char *sp = memchr(c->arg, ' ', c->arglen);
+	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arglen;
+
+	if (!s->submission || !s->cfg->auth.present) {
+		reply(s, 502, "5.5.1", "Error: authentication not enabled");
+		return;
+	}
+	if (need_tls(s) || need_helo(s))
+		return;
+	if (!s->tls_active) {
+		reply(s, 538, "5.7.11", "Encryption required for requested authentication mechanism");
+		return;
+	}
+	if (s->auth_user[0] || s->t.active) {
+		reply(s, 503, "5.5.1", s->auth_user[0] ? "Error: already authenticated" :
+		    "Error: AUTH not allowed during a mail transaction");
+		return;
+	}
+	if (mlen == 5 && strncasecmp(c->arg, "PLAIN", 5) == 0)
+		s->auth_step = AUTH_PLAIN;
+	else if (mlen == 5 && strncasecmp(c->arg, "LOGIN", 5) == 0)
+		s->auth_step = AUTH_LOGIN_USER;
+	else {
+		reply(s, 504, "5.5.4", "Unrecognized authentication type");
+		return;
+	}
+	if (sp) {
+		auth_response(s, sp + 1, c->arglen - mlen - 1);
+		return;
+	}
+	set_state(s, ST_AUTH_LINE);
+	buf_appends(&s->out, s->auth_step == AUTH_PLAIN ? "334 \r\n" :
+	    "334 VXNlcm5hbWU6\r\n");	/* "Username:" */
+}
+
+void
+session_auth_done(struct session *s, enum session_auth result)
+{
+	if (s->st != ST_AUTH_WAIT)
+		return;
+	set_state(s, ST_CMD);
+	switch (result) {
+	case SESSION_AUTH_OK:
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", s->auth_login);
+		reply(s, 235, "2.7.0", "Authentication successful");
+		slog(s, "event=auth-ok user=\"%s\"", s->auth_user);
+		break;
+	case SESSION_AUTH_FAIL:
+		reply(s, 535, "5.7.8", "Authentication credentials invalid");
+		slog(s, "event=auth-failed user=\"%s\"", s->auth_login);
+		break;
+	case SESSION_AUTH_LOCKED:
+		slog(s, "event=auth-locked user=\"%s\"", s->auth_login);
+		session_refuse(s, 421, "4.7.0", "Error: too many authentication failures from your address");
+		break;
+	case SESSION_AUTH_TEMPFAIL:
+		reply(s, 454, "4.7.0", "Temporary authentication failure");
+		break;
+	}
+	process(s);
+}
+
 static void
 cmd_unimplemented(struct session *s, const struct smtp_cmd *c)
 {
@@ -780,7 +1083,7 @@ static const struct {
 	{ SMTP_VERB_RSET, cmd_rset },	{ SMTP_VERB_NOOP, cmd_noop },
 	{ SMTP_VERB_QUIT, cmd_quit },	{ SMTP_VERB_VRFY, cmd_vrfy },
 	{ SMTP_VERB_HELP, cmd_help },	{ SMTP_VERB_EXPN, cmd_unimplemented },
-	{ SMTP_VERB_STARTTLS, cmd_unimplemented }, { SMTP_VERB_AUTH, cmd_unimplemented },
+	{ SMTP_VERB_STARTTLS, cmd_starttls }, { SMTP_VERB_AUTH, cmd_auth },
 };
 
 static void
@@ -814,6 +1117,9 @@ take_line(struct session *s)
 	const char *lf = avail ? memchr(p, '\n', avail) : NULL;
 	size_t len;
 
+	if (s->st == ST_AUTH_LINE || (avail >= 5 && strncasecmp(p, "AUTH ", 5) == 0))
+		max = max > AUTH_LINE_MAX ? max : AUTH_LINE_MAX;
+
 	if (lf == NULL) {
 		if (s->st == ST_SKIPLINE)
 			s->in_off = s->in.len;	/* more of a line already refused */
@@ -837,7 +1143,10 @@ take_line(struct session *s)
 	}
 	if (len > 0 && p[len - 1] == '\r')
 		len--;
-	command(s, p, len);
+	if (s->st == ST_AUTH_LINE)
+		auth_response(s, p, len);
+	else
+		command(s, p, len);
 	return 1;
 }
 
@@ -881,7 +1190,7 @@ process(struct session *s)
 		return;
 	s->busy = 1;
 	for (;;) {
-		if (s->st == ST_CMD || s->st == ST_SKIPLINE) {
+		if (s->st == ST_CMD || s->st == ST_SKIPLINE || s->st == ST_AUTH_LINE) {
 			if (!take_line(s))
 				break;
 		} else if (s->st == ST_DATA || s->st == ST_BDAT) {
@@ -998,6 +1307,31 @@ session_shutdown(struct session *s)
 	process(s);
 }
 
+void
+session_set_listener(struct session *s, const struct listen_cfg *l, int trusted)
+{
+	s->submission = l->mode == LISTEN_SUBMISSION;
+	s->tls_mode = l->tls;
+	s->trusted = trusted;
+}
+
+void
+session_tls_started(struct session *s, const char *info)
+{
+	/* RFC 3207 4.2: everything learned before is forgotten; EHLO again. */
+	snprintf(s->tls_info, sizeof(s->tls_info), "%s", info);
+	s->tls_active = 1;
+	s->helo_seen = 0;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+	txn_reset(s);
+	buf_reset(&s->in);
+	s->in_off = 0;
+	if (s->st == ST_TLS)
+		s->st = ST_CMD;
+	slog(s, "event=tls-started using=\"%s\"", info);
+}
+
 struct buf *
 session_output(struct session *s)
 {
@@ -1016,6 +1350,10 @@ session_waiting(const struct session *s)
 		return SESSION_WAIT_QUEUE;
 	case ST_CLOSE:
 		return SESSION_WAIT_CLOSE;
+	case ST_TLS:
+		return SESSION_WAIT_TLS;
+	case ST_AUTH_WAIT:
+		return SESSION_WAIT_QUEUE;
 	default:
 		return SESSION_WAIT_COMMAND;
 	}

@@ -30,13 +30,18 @@ struct session_ops {
 	void (*abort)(void *ctx, struct session *s, const char *id);
 	/* One log line about the session (logfmt fields without proc/session). */
 	void (*log)(void *ctx, struct session *s, const char *line);
+	/* Check a password (elsewhere); answer with session_auth_done(). */
+	void (*auth)(void *ctx, struct session *s, const char *user, const char *pass);
 };
+
+enum session_auth { SESSION_AUTH_OK, SESSION_AUTH_FAIL, SESSION_AUTH_LOCKED, SESSION_AUTH_TEMPFAIL };
 
 enum session_wait {
 	SESSION_WAIT_COMMAND,	/* reading commands: command timeout */
 	SESSION_WAIT_DATA,	/* reading message data: data block timeout */
 	SESSION_WAIT_QUEUE,	/* waiting on the queue: commit timeout */
 	SESSION_WAIT_CLOSE,	/* flush the output and close */
+	SESSION_WAIT_TLS,	/* flush the output, then the TLS handshake */
 };
 
 struct session_stats {
@@ -60,6 +65,12 @@ void session_hangup(struct session *s);
 void session_timeout(struct session *s);
 /* The daemon stops: answer 421 at the next command, close when idle. */
 void session_shutdown(struct session *s);
+
+/* Which listener the client came in on, and whether its address is trusted. */
+void session_set_listener(struct session *s, const struct listen_cfg *l, int trusted);
+/* The TLS handshake finished (after STARTTLS, or at once on implicit TLS). */
+void session_tls_started(struct session *s, const char *info);
+void session_auth_done(struct session *s, enum session_auth result);
 
 void session_open_done(struct session *s, const char *id, int err);
 void session_commit_done(struct session *s, int err);

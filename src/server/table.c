@@ -175,6 +175,33 @@ table_count(const struct table *t)
 	return t ? t->count : 0;
 }
 
+int
+table_walk(const struct table *t,
+    int (*fn)(void *arg, const char *key, const char *val, int line), void *arg)
+{
+	size_t i;
+	int r;
+
+	if (t == NULL)
+		return 0;
+	for (i = 0; i < t->cap; i++)
+		if (t->slot[i].key && (r = fn(arg, t->slot[i].key, t->slot[i].val, t->slot[i].line)) != 0)
+			return r;
+	return 0;
+}
+
+void
+table_wipe_values(struct table *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->cap; i++)
+		if (t->slot[i].key)
+			explicit_bzero(t->slot[i].val, strlen(t->slot[i].val));
+}
+
 void
 table_free(struct table *t)
 {

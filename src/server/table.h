@@ -36,6 +36,11 @@ struct table *table_load_aliases(const char *path, char *err, size_t errlen);
 /* Looks up key (case-insensitive); returns the value or NULL. */
 const char *table_lookup(const struct table *t, const char *key, size_t keylen);
 size_t      table_count(const struct table *t);
+/* Calls fn for every entry, in no order; a non-zero return stops the walk and is returned. */
+int         table_walk(const struct table *t,
+    int (*fn)(void *arg, const char *key, const char *val, int line), void *arg);
+/* Zeroes every value (keys stay): what an smtp worker keeps of a passwd-file. */
+void        table_wipe_values(struct table *t);
 void        table_free(struct table *t);
 
 #endif

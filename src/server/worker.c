@@ -6,6 +6,8 @@
 #include <event2/event.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "common/msgtypes.h"
 #include "queue/envelope.h"
 #include "server/session.h"
+#include "server/tls.h"
 
 #define READ_CHUNK     (64 * 1024)
 #define OUT_HIGH       (64 * 1024)	/* stop reading while this much is unsent */
@@ -26,6 +29,14 @@
 #define ENV_PART       (64 * 1024)
 
 struct worker;
+
+enum conn_tls { CT_NONE, CT_HANDSHAKE, CT_ACTIVE };
+
+struct listener {
+	struct worker           *w;
+	const struct listen_cfg *cfg;
+	int                      fd;
+};
 
 struct conn {
 	struct worker   *w;
@@ -37,6 +48,12 @@ struct conn {
 	unsigned         bucket;
 	int              greeted;
 	char             ip[INET6_ADDRSTRLEN];
+	const struct listen_cfg *lst;
+	SSL             *ssl;
+	enum conn_tls    tls;
+	int              ssl_want_write;	/* the last SSL_read needs the socket writable */
+	struct event    *ev_delay;		/* holds back an AUTH failure answer */
+	enum session_auth auth_result;
 };
 
 struct worker {
@@ -44,6 +61,8 @@ struct worker {
 	const struct config      *cfg;
 	struct event_base        *base;
 	struct ipc               *queue;
+	struct ipc               *auth;
+	struct listener          *listeners;
 	struct event            **ev_listen;
 	struct conn             **conns;
 	uint32_t                  nconns, capconns, live;
@@ -111,6 +130,12 @@ conn_free(struct conn *c)
 	event_free(c->ev_read);
 	event_free(c->ev_write);
 	event_free(c->ev_timer);
+	if (c->ev_delay)
+		event_free(c->ev_delay);
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
 	if (c->msgfd != -1)
 		close(c->msgfd);
 	close(c->fd);
@@ -200,9 +225,109 @@ op_log(void *ctx, struct session *s, const char *line)
 	log_info("session=%" PRIx64 " ip=%s %s", session_id(s), c->ip, line);
 }
 
+static void
+op_auth(void *ctx, struct session *s, const char *user, const char *pass)
+{
+	struct conn *c = ctx;
+	struct buf b;
+	int r;
+
+	buf_init(&b, 1024);
+	ipc_put_str(&b, c->ip);
+	ipc_put_str(&b, user);
+	ipc_put_str(&b, pass);
+	r = c->w->auth ? ipc_send(c->w->auth, MSG_A_CHECK, c->reqid, b.data, b.len, -1) : -1;
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	if (r == -1)
+		session_auth_done(s, SESSION_AUTH_TEMPFAIL);
+}
+
 static const struct session_ops conn_ops = {
-	op_open, op_write, op_commit, op_abort, op_log,
+	op_open, op_write, op_commit, op_abort, op_log, op_auth,
 };
+
+/* ---- TLS ---- */
+
+/* send/recv through TLS when it is on; -1 with errno EAGAIN when it must wait. */
+static ssize_t
+conn_send(struct conn *c, const char *p, size_t n)
+{
+	int r, e;
+
+	if (c->tls != CT_ACTIVE)
+		return send(c->fd, p, n, MSG_NOSIGNAL);
+	ERR_clear_error();
+	if ((r = SSL_write(c->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n))) > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+	return -1;
+}
+
+static ssize_t
+conn_recv(struct conn *c, char *p, size_t n)
+{
+	int r, e;
+
+	if (c->tls != CT_ACTIVE)
+		return recv(c->fd, p, n, 0);
+	ERR_clear_error();
+	c->ssl_want_write = 0;
+	if ((r = SSL_read(c->ssl, p, (int)n)) > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		c->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
+		errno = EAGAIN;
+		return -1;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	errno = ECONNRESET;
+	return -1;
+}
+
+/* Drives the handshake; 1 done, 0 waiting, -1 failed (the caller closes). */
+static int
+conn_handshake(struct conn *c)
+{
+	char info[160];
+	int r, e;
+
+	ERR_clear_error();
+	if ((r = SSL_accept(c->ssl)) == 1) {
+		c->tls = CT_ACTIVE;
+		tls_describe(c->ssl, info, sizeof(info));
+		session_tls_started(c->s, info);
+		if (!c->greeted) {
+			c->greeted = 1;
+			session_greet(c->s);
+		}
+		return 1;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		event_add(c->ev_read, NULL);
+		return 0;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		event_add(c->ev_write, NULL);
+		return 0;
+	}
+	log_info("event=tls-failed session=%" PRIx64 " ip=%s error=\"%s\"", session_id(c->s), c->ip,
+	    ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error()) : "connection closed");
+	return -1;
+}
+
+static int
+conn_start_tls(struct conn *c)
+{
+	if (c->w->args->tls == NULL || (c->ssl = tls_server_ssl(c->w->args->tls, c->fd)) == NULL)
+		return -1;
+	c->tls = CT_HANDSHAKE;
+	return conn_handshake(c) == -1 ? -1 : 0;
+}
 
 /* ---- I/O ---- */
 
@@ -212,7 +337,7 @@ conn_flush(struct conn *c)
 	struct buf *out = session_output(c->s);
 
 	while (out->len > 0) {
-		ssize_t n = send(c->fd, out->data, out->len, MSG_NOSIGNAL);
+		ssize_t n = conn_send(c, out->data, out->len);
 
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -236,9 +361,10 @@ conn_timer(struct conn *c)
 	case SESSION_WAIT_DATA: tv.tv_sec = l->timeout_data_block; break;
 	case SESSION_WAIT_QUEUE: tv.tv_sec = l->timeout_data_end; break;
 	case SESSION_WAIT_CLOSE: tv.tv_sec = 10; break;
+	case SESSION_WAIT_TLS: tv.tv_sec = l->timeout_greeting; break;
 	}
 	if (!c->greeted)
-		tv.tv_sec = l->greeting_delay;
+		tv.tv_sec = c->lst->tls == LTLS_IMPLICIT ? l->timeout_greeting : l->greeting_delay;
 	evtimer_add(c->ev_timer, &tv);
 }
 
@@ -257,12 +383,36 @@ conn_after(struct conn *c)
 		conn_free(c);
 		return;
 	}
+	if (c->tls == CT_HANDSHAKE) {
+		conn_timer(c);
+		return;
+	}
+	if (session_waiting(c->s) == SESSION_WAIT_TLS) {
+		if (out->len > 0) {
+			event_del(c->ev_read);	/* nothing more is read in clear */
+			event_add(c->ev_write, NULL);
+			conn_timer(c);
+			return;
+		}
+		if (conn_start_tls(c) == -1) {
+			conn_free(c);
+			return;
+		}
+		conn_after(c);
+		return;
+	}
 	if (out->len > 0)
 		event_add(c->ev_write, NULL);
 	if (closing || out->len > OUT_HIGH || session_pending_input(c->s) > IN_HIGH)
 		event_del(c->ev_read);
-	else
+	else {
 		event_add(c->ev_read, NULL);
+		/* TLS may hold decrypted bytes the socket no longer signals. */
+		if (c->ssl && c->tls == CT_ACTIVE && SSL_pending(c->ssl) > 0)
+			event_active(c->ev_read, EV_READ, 0);
+	}
+	if (c->ssl_want_write)
+		event_add(c->ev_write, NULL);
 	conn_timer(c);
 }
 
@@ -271,10 +421,23 @@ on_conn_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	char buf[READ_CHUNK];
-	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	ssize_t n;
 
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	if (c->tls == CT_HANDSHAKE) {
+		if (conn_handshake(c) == -1)
+			conn_free(c);
+		else
+			conn_after(c);
 		return;
+	}
+	if (session_waiting(c->s) == SESSION_WAIT_TLS)
+		return;
+	n = conn_recv(c, buf, sizeof(buf));
+	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+		if (c->ssl_want_write)
+			event_add(c->ev_write, NULL);
+		return;
+	}
 	if (n <= 0) {
 		conn_free(c);
 		return;
@@ -294,7 +457,20 @@ on_conn_read(evutil_socket_t fd, short what, void *arg)
 static void
 on_conn_write(evutil_socket_t fd, short what, void *arg)
 {
-	conn_after(arg);
+	struct conn *c = arg;
+
+	if (c->tls == CT_HANDSHAKE) {
+		if (conn_handshake(c) == -1)
+			conn_free(c);
+		else
+			conn_after(c);
+		return;
+	}
+	if (c->ssl_want_write) {
+		on_conn_read(fd, EV_READ, c);
+		return;
+	}
+	conn_after(c);
 }
 
 static void
@@ -302,6 +478,11 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (c->tls == CT_HANDSHAKE || (!c->greeted && c->lst->tls == LTLS_IMPLICIT)) {
+		log_info("event=tls-timeout session=%" PRIx64 " ip=%s", session_id(c->s), c->ip);
+		conn_free(c);
+		return;
+	}
 	if (!c->greeted) {
 		c->greeted = 1;
 		session_greet(c->s);
@@ -323,9 +504,22 @@ refuse_raw(struct worker *w, int fd, const char *why)
 	close(fd);
 }
 
-static void
-accept_one(struct worker *w, int fd, struct sockaddr_storage *ss)
+static int
+addr_trusted(const struct config *cfg, const struct sockaddr_storage *ss)
 {
+	if (ss->ss_family == AF_INET)
+		return config_trusted(cfg, AF_INET,
+		    (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr);
+	if (ss->ss_family == AF_INET6)
+		return config_trusted(cfg, AF_INET6,
+		    (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return 0;
+}
+
+static void
+accept_one(struct listener *li, int fd, struct sockaddr_storage *ss)
+{
+	struct worker *w = li->w;
 	const struct limits_cfg *l = &w->cfg->limits;
 	struct conn *c;
 	unsigned bucket = 0;
@@ -359,10 +553,18 @@ accept_one(struct worker *w, int fd, struct sockaddr_storage *ss)
 	c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, on_conn_read, c);
 	c->ev_write = event_new(w->base, fd, EV_WRITE, on_conn_write, c);
 	c->ev_timer = evtimer_new(w->base, on_conn_timer, c);
+	c->lst = li->cfg;
 	if (!c->s || !c->ev_read || !c->ev_write || !c->ev_timer)
 		log_panic("event=oom where=accept");
-	log_info("event=connect session=%" PRIx64 " ip=%s", session_id(c->s), ip);
-	if (l->greeting_delay == 0) {
+	session_set_listener(c->s, li->cfg, addr_trusted(w->cfg, ss));
+	log_info("event=connect session=%" PRIx64 " ip=%s listen=%s", session_id(c->s), ip, li->cfg->text);
+	if (li->cfg->tls == LTLS_IMPLICIT) {
+		/* RFC 8314: TLS first; the greeting comes after the handshake. */
+		if (conn_start_tls(c) == -1) {
+			conn_free(c);
+			return;
+		}
+	} else if (l->greeting_delay == 0) {
 		c->greeted = 1;
 		session_greet(c->s);
 	}
@@ -372,7 +574,8 @@ accept_one(struct worker *w, int fd, struct sockaddr_storage *ss)
 static void
 on_accept(evutil_socket_t lfd, short what, void *arg)
 {
-	struct worker *w = arg;
+	struct listener *li = arg;
+	struct worker *w = li->w;
 	int budget = 64;
 
 	while (budget-- > 0 && !w->stopping && !w->retiring) {
@@ -385,7 +588,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 				log_warn("event=accept-failed error=\"%s\"", strerror(errno));
 			return;
 		}
-		accept_one(w, fd, &ss);
+		accept_one(li, fd, &ss);
 	}
 }
 
@@ -444,6 +647,52 @@ on_queue(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		close(m->fd);
 	if (c)
 		conn_after(c);
+}
+
+/* ---- auth channel ---- */
+
+static void
+on_auth_delay(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	session_auth_done(c->s, c->auth_result);
+	conn_after(c);
+}
+
+static void
+on_auth(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct worker *w = arg;
+	struct conn *c;
+	uint32_t result, delay;
+
+	if (m == NULL) {
+		log_warn("event=auth-lost");
+		w->auth = NULL;
+		ipc_free(ipc);
+		return;
+	}
+	if (m->fd != -1)
+		close(m->fd);
+	result = ipc_get_u32(m);
+	delay = ipc_get_u32(m);
+	if (m->type != MSG_A_RESULT || (c = conn_lookup(w, m->reqid)) == NULL)
+		return;
+	if (ipc_get_end(m) == -1 || result > SESSION_AUTH_TEMPFAIL)
+		result = SESSION_AUTH_TEMPFAIL;
+	c->auth_result = (enum session_auth)result;
+	if (delay > 0) {
+		/* A failure is answered late: password guessing gets slow. */
+		struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+
+		if (c->ev_delay == NULL)
+			c->ev_delay = evtimer_new(w->base, on_auth_delay, c);
+		evtimer_add(c->ev_delay, &tv);
+		return;
+	}
+	session_auth_done(c->s, c->auth_result);
+	conn_after(c);
 }
 
 /* ---- life cycle ---- */
@@ -520,9 +769,16 @@ worker_main(const struct worker_args *args)
 		log_fatal("event=event-base-failed");
 	if ((w.queue = ipc_new(w.base, args->queue_fd, on_queue, &w)) == NULL)
 		log_fatal("event=ipc-failed");
+	if (args->auth_fd != -1 && (w.auth = ipc_new(w.base, args->auth_fd, on_auth, &w)) == NULL)
+		log_fatal("event=ipc-failed");
 	w.ev_listen = calloc(args->nlisten ? args->nlisten : 1, sizeof(*w.ev_listen));
+	w.listeners = calloc(args->nlisten ? args->nlisten : 1, sizeof(*w.listeners));
+	if (!w.ev_listen || !w.listeners)
+		log_fatal("event=oom");
 	for (i = 0; i < args->nlisten; i++) {
-		w.ev_listen[i] = event_new(w.base, args->listen_fds[i], EV_READ | EV_PERSIST, on_accept, &w);
+		w.listeners[i] = (struct listener){ &w, &args->cfg->listen[i], args->listen_fds[i] };
+		w.ev_listen[i] = event_new(w.base, args->listen_fds[i], EV_READ | EV_PERSIST, on_accept,
+		    &w.listeners[i]);
 		event_add(w.ev_listen[i], NULL);
 	}
 	ev_term = evsignal_new(w.base, SIGTERM, on_term, &w);

@@ -13,11 +13,15 @@
 #include "daemon/config.h"
 #include "server/connlimit.h"
 
+struct tls_server;
+
 struct worker_args {
 	const struct config *cfg;
-	const int           *listen_fds;
+	const int           *listen_fds;	/* listen_fds[i] is cfg->listen[i] */
 	size_t               nlisten;
 	int                  queue_fd;
+	int                  auth_fd;		/* -1 without an auth process */
+	struct tls_server   *tls;		/* NULL without a tls block */
 	struct connlimit    *connlimit;
 	int                  slot;
 };

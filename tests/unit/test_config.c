@@ -293,9 +293,18 @@ errors_brief(void **state)
 	    "tern.conf:2: listen: unknown directive \"foo\"");
 	bad("domain x {\n  mailbox /m\n}\n",
 	    "tern.conf:2: domain \"x\": unknown directive \"mailbox\"");
-	bad("listen *:587 {\n mode submission\n}\n",
-	    "tern.conf:2: listen: mode submission needs TLS and AUTH, not available "
-	    "in this version");
+	bad("listen *:587 {\n mode submission; tls optional\n}\n",
+	    "tern.conf:1: listen: mode submission: tls optional would let passwords "
+	    "travel in clear; use required or implicit");
+	bad("listen *:587 { mode submission; tls required }\n"
+	    "domain x { maildir /m }\n",
+	    "tern.conf:1: listen *:587: tls needs a \"tls\" block with cert and key");
+	bad(MIN "tls {\n cert /c\n}\n",
+	    "tern.conf:3: tls: cert and key are required");
+	bad(MIN "auth {\n max_failures 0\n}\n",
+	    "tern.conf:4: auth: max_failures: \"0\" is not a number in 1..1000");
+	bad(MIN "trusted_networks 10.0.0.0/33\n",
+	    "tern.conf:3: trusted_networks: bad network \"10.0.0.0/33\"");
 }
 
 static void
@@ -367,7 +376,7 @@ errors_listen_domain(void **state)
 	bad("listen *:25\nlisten 0.0.0.0:25\n",
 	    "tern.conf:2: listen: \"0.0.0.0:25\" declared twice (first at line 1)");
 	bad("listen *:25 { mode relay }\n",
-	    "tern.conf:1: listen: mode: unknown mode \"relay\" (mx)");
+	    "tern.conf:1: listen: mode: unknown mode \"relay\" (mx, submission)");
 	bad("listen *:25 { mode mx; mode mx }\n",
 	    "tern.conf:1: listen: duplicate directive \"mode\" (first at line 1)");
 	bad("listen *:25\ndomain -bad.test { maildir /m }\n",
