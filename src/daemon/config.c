@@ -771,6 +771,9 @@ static const struct directive limits_tab[] = {
 	{ "connections_per_ip", fn_limit, 1, BLOCK_NO, 0,
 	    LIM(LIM_COUNT, connections_per_ip, 1, 1000000) },
 	{ "errors", fn_limit, 1, BLOCK_NO, 0, LIM(LIM_COUNT, errors, 1, 1000) },
+	{ "commands", fn_limit, 1, BLOCK_NO, 0, LIM(LIM_COUNT, commands, 10, 100000000) },
+	{ "messages_per_ip", fn_limit, 1, BLOCK_NO, 0,
+	    LIM(LIM_COUNT, messages_per_ip, 0, 100000000) },
 	/* RFC 5321 4.5.3.2 timeouts. */
 	{ "timeout_command", fn_limit, 1, BLOCK_NO, 0,
 	    LIM(LIM_DURATION, timeout_greeting, 1, DURATION_MAX) },
@@ -1254,7 +1257,8 @@ config_defaults(struct config *cfg, const char *name)
 	cfg->limits = (struct limits_cfg){
 		.command_line = 512, .text_line = 1000, .recipients = 100,
 		.message_size = (uint64_t)35 << 20, .connections = 1000,
-		.connections_per_ip = 20, .errors = 10, .timeout_greeting = 300,
+		.connections_per_ip = 20, .errors = 10, .commands = 100000,
+		.timeout_greeting = 300,
 		.timeout_data_block = 180, .timeout_data_end = 600,
 		.shutdown_wait = 30,
 	};

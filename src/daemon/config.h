@@ -87,6 +87,8 @@ struct limits_cfg {
 	size_t   connections;	/* total; default 1000 */
 	size_t   connections_per_ip;	/* default 20 */
 	size_t   errors;	/* per session before 421; default 10 */
+	size_t   commands;	/* per session before 421; default 100000 */
+	size_t   messages_per_ip;	/* MAIL commands per client address per minute; 0 = no limit */
 	/* RFC 5321 4.5.3.2 timeouts, seconds */
 	unsigned timeout_greeting;	/* server side: idle between commands, 300 */
 	unsigned timeout_data_block;	/* 180 */

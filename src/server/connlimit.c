@@ -12,6 +12,8 @@
 struct connlimit {
 	_Atomic uint32_t total[CONNLIMIT_SLOTS];
 	_Atomic uint16_t per_ip[CONNLIMIT_SLOTS][CONNLIMIT_BUCKETS];
+	/* messages per client address: minute << 32 | count, shared by all workers */
+	_Atomic uint64_t rate[CONNLIMIT_BUCKETS];
 };
 
 struct connlimit *
@@ -73,6 +75,25 @@ connlimit_release(struct connlimit *cl, int slot, unsigned bucket)
 	atomic_fetch_sub_explicit(&cl->total[slot], 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&cl->per_ip[slot][bucket % CONNLIMIT_BUCKETS], 1,
 	    memory_order_relaxed);
+}
+
+int
+connlimit_message(struct connlimit *cl, const struct sockaddr *sa, size_t max,
+    unsigned long now_minute)
+{
+	_Atomic uint64_t *r = &cl->rate[bucket_of(sa)];
+	uint64_t old = atomic_load(r), nv;
+
+	if (max == 0)
+		return 0;
+	do {
+		uint64_t count = (old >> 32) == (uint32_t)now_minute ? (old & 0xffffffffu) : 0;
+
+		if (count >= max)
+			return -1;
+		nv = ((uint64_t)(uint32_t)now_minute << 32) | (count + 1);
+	} while (!atomic_compare_exchange_weak(r, &old, nv));
+	return 0;
 }
 
 void

@@ -26,6 +26,12 @@ struct connlimit *connlimit_create(void);
 enum connlimit_verdict connlimit_acquire(struct connlimit *cl, int slot,
     const struct sockaddr *sa, size_t max_total, size_t max_per_ip, unsigned *bucket);
 void connlimit_release(struct connlimit *cl, int slot, unsigned bucket);
+/*
+ * Counts one message (a MAIL command) from the client in the current
+ * minute; returns 0, or -1 when that passes max (0 = no limit).
+ */
+int  connlimit_message(struct connlimit *cl, const struct sockaddr *sa, size_t max,
+    unsigned long now_minute);
 void connlimit_clear_slot(struct connlimit *cl, int slot);
 
 #endif

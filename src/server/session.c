@@ -675,6 +675,11 @@ cmd_mail(struct session *s, const struct smtp_cmd *c)
 		reply(s, 530, "5.7.0", "Authentication required");
 		return;
 	}
+	if (s->ops->admit && s->ops->admit(s->ctx, s) == -1) {
+		slog(s, "event=rate-limited");
+		session_refuse(s, 421, "4.7.0", "Error: too many messages from your address");
+		return;
+	}
 	if (s->shutting_down) {
 		session_refuse(s, 421, "4.3.2", "Service shutting down");
 		return;
@@ -1092,7 +1097,11 @@ command(struct session *s, const char *line, size_t len)
 	struct smtp_cmd c;
 	size_t i;
 
-	s->stats.commands++;
+	if (++s->stats.commands > s->cfg->limits.commands && s->cfg->limits.commands) {
+		slog(s, "event=too-many-commands commands=%u", s->stats.commands);
+		session_refuse(s, 421, "4.7.0", "Error: too many commands");
+		return;
+	}
 	if (smtp_parse_cmd(line, len, &c) == -1) {
 		reply(s, 500, "5.5.2", "Error: bad characters in command");
 		return;

@@ -32,6 +32,8 @@ struct session_ops {
 	void (*log)(void *ctx, struct session *s, const char *line);
 	/* Check a password (elsewhere); answer with session_auth_done(). */
 	void (*auth)(void *ctx, struct session *s, const char *user, const char *pass);
+	/* May this client start another message now (per-address rate)? 0 yes, -1 no. NULL: yes. */
+	int  (*admit)(void *ctx, struct session *s);
 };
 
 enum session_auth { SESSION_AUTH_OK, SESSION_AUTH_FAIL, SESSION_AUTH_LOCKED, SESSION_AUTH_TEMPFAIL };

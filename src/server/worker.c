@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/ipc.h"
@@ -49,6 +50,7 @@ struct conn {
 	int              greeted;
 	char             ip[INET6_ADDRSTRLEN];
 	const struct listen_cfg *lst;
+	struct sockaddr_storage ss;
 	SSL             *ssl;
 	enum conn_tls    tls;
 	int              ssl_want_write;	/* the last SSL_read needs the socket writable */
@@ -243,8 +245,17 @@ op_auth(void *ctx, struct session *s, const char *user, const char *pass)
 		session_auth_done(s, SESSION_AUTH_TEMPFAIL);
 }
 
+static int
+op_admit(void *ctx, struct session *s)
+{
+	struct conn *c = ctx;
+
+	return connlimit_message(c->w->args->connlimit, (struct sockaddr *)&c->ss,
+	    c->w->cfg->limits.messages_per_ip, (unsigned long)(time(NULL) / 60));
+}
+
 static const struct session_ops conn_ops = {
-	op_open, op_write, op_commit, op_abort, op_log, op_auth,
+	op_open, op_write, op_commit, op_abort, op_log, op_auth, op_admit,
 };
 
 /* ---- TLS ---- */
@@ -554,6 +565,7 @@ accept_one(struct listener *li, int fd, struct sockaddr_storage *ss)
 	c->ev_write = event_new(w->base, fd, EV_WRITE, on_conn_write, c);
 	c->ev_timer = evtimer_new(w->base, on_conn_timer, c);
 	c->lst = li->cfg;
+	c->ss = *ss;
 	if (!c->s || !c->ev_read || !c->ev_write || !c->ev_timer)
 		log_panic("event=oom where=accept");
 	session_set_listener(c->s, li->cfg, addr_trusted(w->cfg, ss));

@@ -189,7 +189,7 @@ f_log(void *ctx, struct session *s, const char *line)
 	CHECK(line != NULL);
 }
 
-static const struct session_ops fz_ops = { f_open, f_write, f_commit, f_abort, f_log, NULL };
+static const struct session_ops fz_ops = { f_open, f_write, f_commit, f_abort, f_log, NULL, NULL };
 
 /* ---- invariants on what the session says ---- */
 
