@@ -83,3 +83,31 @@ def test_half_close_client(tern):
     c.sock.shutdown(socket.SHUT_WR)
     c.reply().check(221)
     assert c.closed()
+
+
+@pytest.mark.tern(limits={"commands": 10})
+def test_commands_per_session(tern):
+    c = tern.client()
+    c.ehlo()
+    for _ in range(9):
+        c.cmd("NOOP").check(250)
+    c.cmd("NOOP").check(421, "4.7.0", "too many commands")
+    assert c.closed()
+    # Another session starts from zero.
+    d = tern.client()
+    d.cmd("NOOP").check(250)
+
+
+@pytest.mark.tern(limits={"messages_per_ip": 3})
+def test_messages_per_ip_per_minute(tern):
+    body = b"Subject: rate\r\n\r\nx\r\n"
+    for i in range(3):
+        c = tern.client()
+        c.ehlo()
+        c.deliver("bob@example.test", ["alice@localhost"], body)
+    # The fourth MAIL this minute, from the same address, on another worker or not.
+    c = tern.client()
+    c.ehlo()
+    c.cmd("MAIL FROM:<bob@example.test>").check(421, "4.7.0", "too many messages")
+    assert c.closed()
+    assert len(tern.wait_for_messages("alice", n=3)) == 3
