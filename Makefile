@@ -13,7 +13,7 @@
 CC      ?= cc
 BUILD   ?= build
 SAN     ?= 0
-PKGS    := libevent openssl
+PKGS    := libevent openssl libunbound libpsl
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter -Wformat=2 -Wno-format-truncation
@@ -25,7 +25,7 @@ CFLAGS_ALL += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-LIB_SRC := $(sort $(wildcard src/common/*.c src/smtp/*.c src/server/*.c src/queue/*.c \
+LIB_SRC := $(sort $(wildcard src/common/*.c src/smtp/*.c src/server/*.c src/queue/*.c src/dns/*.c src/mailauth/*.c \
                              src/deliver/*.c src/daemon/*.c))
 LIB_SRC := $(filter-out src/daemon/main.c,$(LIB_SRC))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -54,7 +54,7 @@ $(BUILD)/ternctl: $(BUILD)/obj/src/cli/ternctl.o $(BUILD)/libtern.a
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtern.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $< $(BUILD)/libtern.a $(LDLIBS_ALL) -lcmocka
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $< $(BUILD)/libtern.a $(LDLIBS_ALL) -lcmocka -lyaml
 
 check: all
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

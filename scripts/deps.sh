@@ -9,7 +9,8 @@ PACKAGES=(
 	libevent-dev libssl-dev libunbound-dev libcrypt-dev
 	libcmocka-dev python3-pytest swaks postfix
 	clang libclang-rt-14-dev
-	procps iproute2 openssl
+	procps iproute2 openssl time
+	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim
 )
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
@@ -33,6 +34,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
+	# unbound is a test peer only (a DNS server the tests start on a high
+	# port): the system service it brings is not wanted.
+	if printf '%s\n' "${missing[@]}" | grep -qx unbound && command -v systemctl >/dev/null; then
+		systemctl disable --now unbound >/dev/null 2>&1 || true
+	fi
 fi
 
 if ! is_root; then

@@ -121,16 +121,22 @@ dns_static_queries(const struct dns_static *z)
 static int
 norm_name(const char *s, size_t n, char *out)
 {
-	size_t i;
+	size_t i, label = 0;
 
 	if (n > 0 && s[n - 1] == '.')
 		n--;
-	if (n == 0 || n > DNS_NAME_MAX)
+	if (n == 0 || n > DNS_NAME_MAX - 2)	/* RFC 1035 2.3.4: 253 as text */
 		return -1;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+		/* No empty labels ("a..b", "a.."), none over 63 octets. */
+		if (s[i] == '.' ? label == 0 : ++label > 63)
+			return -1;
+		if (s[i] == '.')
+			label = 0;
+	}
 	out[n] = '\0';
-	return 0;
+	return label == 0 ? -1 : 0;
 }
 
 /* TXT data: one or more "quoted strings", joined. */
@@ -176,6 +182,74 @@ bad:
 	return -1;
 }
 
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* TLSA data (RFC 6698 2.2): usage selector matching-type HEX, kept raw. */
+static int
+parse_tlsa(const char *p, struct dns_rr *rr, char *err, size_t errlen)
+{
+	unsigned u, s, m;
+	size_t n, i;
+	int off = 0;
+	uint8_t *out;
+
+	if (sscanf(p, "%u %u %u %n", &u, &s, &m, &off) != 3 || off == 0 ||
+	    u > 255 || s > 255 || m > 255)
+		goto bad;
+	p += off;
+	n = strcspn(p, " \t\r");
+	if (n == 0 || n % 2 != 0 || (out = malloc(3 + n / 2 + 1)) == NULL)
+		goto bad;
+	out[0] = (uint8_t)u;
+	out[1] = (uint8_t)s;
+	out[2] = (uint8_t)m;
+	for (i = 0; i < n; i += 2) {
+		int hi = hexval(p[i]), lo = hexval(p[i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			free(out);
+			goto bad;
+		}
+		out[3 + i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	out[3 + n / 2] = '\0';
+	rr->data = (char *)out;
+	rr->len = 3 + n / 2;
+	return 0;
+bad:
+	snprintf(err, errlen, "TLSA data must be: usage selector type HEX");
+	return -1;
+}
+
+/* Takes rec (and its data) into the zone; frees the data on failure. */
+static int
+zone_append(struct dns_static *z, struct zone_rec *rec)
+{
+	if (z->n == z->cap) {
+		size_t nc = z->cap ? z->cap * 2 : 32;
+		struct zone_rec *nr = realloc(z->recs, nc * sizeof(*nr));
+
+		if (nr == NULL) {
+			free(rec->rr.data);
+			return -1;
+		}
+		z->recs = nr;
+		z->cap = nc;
+	}
+	z->recs[z->n++] = *rec;
+	return 0;
+}
+
 int
 dns_static_add(struct dns_static *z, const char *line, char *err, size_t errlen)
 {
@@ -210,11 +284,15 @@ dns_static_add(struct dns_static *z, const char *line, char *err, size_t errlen)
 				return -1;
 			}
 			break;
-		case DNS_T_MX:
-			off = 0;
-			if (sscanf(rest, "%hu %256s", &rec.rr.pref, tgt) != 2)
+		case DNS_T_MX: {
+			unsigned pref;
+
+			/* %hu would wrap 70000 silently. */
+			if (sscanf(rest, "%u %256s", &pref, tgt) != 2 || pref > 65535)
 				goto badtarget;
+			rec.rr.pref = (uint16_t)pref;
 			goto target;
+		}
 		case DNS_T_CNAME:
 		case DNS_T_PTR:
 			if (sscanf(rest, "%256s", tgt) != 1)
@@ -233,28 +311,58 @@ target:
 			if (parse_txt(rest, &rec.rr, err, errlen) == -1)
 				return -1;
 			break;
+		case DNS_T_TLSA:
+			if (parse_tlsa(rest, &rec.rr, err, errlen) == -1)
+				return -1;
+			break;
 		default:
 			snprintf(err, errlen, "unknown type \"%s\"", type);
 			return -1;
 		}
 	}
 	rec.rr.ttl = 300;
-	if (z->n == z->cap) {
-		size_t nc = z->cap ? z->cap * 2 : 32;
-		struct zone_rec *nr = realloc(z->recs, nc * sizeof(*nr));
-
-		if (nr == NULL) {
-			free(rec.rr.data);
-			return -1;
-		}
-		z->recs = nr;
-		z->cap = nc;
-	}
-	z->recs[z->n++] = rec;
-	return 0;
+	return zone_append(z, &rec);
 badtarget:
 	snprintf(err, errlen, "bad %s target", type);
 	return -1;
+}
+
+int
+dns_static_add_rr(struct dns_static *z, const char *name, const struct dns_rr *rr)
+{
+	struct zone_rec rec;
+	char tgt[DNS_NAME_MAX + 1];
+
+	memset(&rec, 0, sizeof(rec));
+	if (norm_name(name, strlen(name), rec.name) == -1)
+		return -1;
+	rec.rr = *rr;
+	rec.rr.data = NULL;
+	rec.rr.len = 0;
+	if ((rr->type == DNS_T_MX || rr->type == DNS_T_PTR || rr->type == DNS_T_CNAME) &&
+	    rr->data != NULL && rr->len > 0 && !(rr->len == 1 && rr->data[0] == '.')) {
+		/* names are stored as dns.h promises: lower case, no trailing dot */
+		if (memchr(rr->data, '\0', rr->len) != NULL ||
+		    norm_name(rr->data, rr->len, tgt) == -1)
+			return -1;
+		if ((rec.rr.data = strdup(tgt)) == NULL)
+			return -1;
+		rec.rr.len = strlen(tgt);
+	} else if (rr->type == DNS_T_TXT || rr->type == DNS_T_TLSA || rr->type == DNS_T_MX ||
+	    rr->type == DNS_T_PTR || rr->type == DNS_T_CNAME) {
+		int raw = rr->type == DNS_T_TXT || rr->type == DNS_T_TLSA;
+
+		/* a null MX ("." or "") stays an empty name */
+		if ((rec.rr.data = malloc(raw ? rr->len + 1 : 1)) == NULL)
+			return -1;
+		rec.rr.len = raw ? rr->len : 0;
+		if (rec.rr.len > 0)
+			memcpy(rec.rr.data, rr->data, rec.rr.len);
+		rec.rr.data[rec.rr.len] = '\0';
+	}
+	if (rec.rr.ttl == 0)
+		rec.rr.ttl = 300;
+	return zone_append(z, &rec);
 }
 
 int

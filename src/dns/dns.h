@@ -75,7 +75,9 @@ const char *dns_type_str(enum dns_type t);
  *     NAME TYPE DATA
  * e.g. "example.com TXT \"v=spf1 -all\"", "example.com MX 10 mx.example.com",
  * "mx.example.com A 192.0.2.1", "h.example AAAA 2001:db8::1",
- * "x.example CNAME y.example", "bad.example SERVFAIL", "slow.example TIMEOUT"
+ * "x.example CNAME y.example", "_25._tcp.mx.example TLSA 3 1 1 0a1b..." (TLSA
+ * data kept raw: usage, selector, type, the bytes of HEX),
+ * "bad.example SERVFAIL", "slow.example TIMEOUT"
  * (both give DNS_TEMPFAIL for every type). TXT data is one or more
  * "quoted strings" (backslash escapes \" \\ and \DDD) joined without a
  * separator. Names are case-insensitive, a trailing dot is ignored.
@@ -86,6 +88,10 @@ struct dns_static;
 struct dns_static *dns_static_new(void);
 /* Adds one line; -1 with a reason in err on a syntax error. */
 int  dns_static_add(struct dns_static *z, const char *line, char *err, size_t errlen);
+/* Adds one record without the text syntax (any name bytes, TXT data with
+ * any bytes): a copy of rr; MX/PTR/CNAME targets are lower-cased and lose
+ * a trailing dot ("." or "" is a null MX). -1 on a bad name or ENOMEM. */
+int  dns_static_add_rr(struct dns_static *z, const char *name, const struct dns_rr *rr);
 /* Adds many lines separated by newlines ('#' comments, blanks skipped). */
 int  dns_static_load(struct dns_static *z, const char *text, size_t len, char *err, size_t errlen);
 /* Counts the queries asked so far (tests check lookup limits with it). */
