@@ -1,0 +1,182 @@
+/* Unit tests: the SMTP client state machine (src/smtp/client.c) against scripted servers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "smtp/client.h"
+
+static enum client_action
+say(struct smtp_client *c, const char *text)
+{
+	static struct smtp_reply r;
+	struct reply_reader rr;
+	size_t used;
+
+	reply_reader_init(&rr);
+	assert_int_equal(reply_feed(&rr, text, strlen(text), &used, &r), REPLY_DONE);
+	reply_reader_free(&rr);
+	return smtp_client_reply(c, &r);
+}
+
+/* The client's output so far, then cleared. */
+static void
+expect_out(struct smtp_client *c, const char *want)
+{
+	struct buf *o = smtp_client_output(c);
+
+	assert_int_equal(o->len, strlen(want));
+	assert_memory_equal(o->data, want, o->len);
+	buf_reset(o);
+}
+
+static const char *const two[] = { "a@x.example", "b@x.example" };
+
+static void
+test_pipelined_mixed_results(void **state)
+{
+	struct smtp_client *c = smtp_client_new("me.example", CLIENT_TLS_MAY);
+	struct client_msg m = { "s@me.example", two, 2, 100, 0, 0 };
+	struct client_result res[2];
+
+	assert_int_equal(say(c, "220 mx ESMTP\r\n"), CLIENT_WAIT);
+	expect_out(c, "EHLO me.example\r\n");
+	assert_int_equal(say(c, "250-mx\r\n250-PIPELINING\r\n250 SIZE 1000\r\n"), CLIENT_IDLE);
+	assert_int_equal(smtp_client_send(c, &m, res), CLIENT_WAIT);
+	expect_out(c, "MAIL FROM:<s@me.example> SIZE=100\r\nRCPT TO:<a@x.example>\r\n"
+	    "RCPT TO:<b@x.example>\r\nDATA\r\n");
+	assert_int_equal(say(c, "250 2.1.0 ok\r\n"), CLIENT_WAIT);
+	assert_int_equal(say(c, "550 5.1.1 no such user\r\n"), CLIENT_WAIT);
+	assert_int_equal(say(c, "250 2.1.5 ok\r\n"), CLIENT_WAIT);
+	assert_int_equal(say(c, "354 go\r\n"), CLIENT_SEND_BODY);
+	assert_int_equal(smtp_client_chunking(c), 0);
+	assert_int_equal(smtp_client_body_sent(c), CLIENT_WAIT);
+	assert_int_equal(say(c, "250 2.0.0 queued\r\n"), CLIENT_MSG_DONE);
+	assert_int_equal(res[0].code, 550);
+	assert_string_equal(res[0].enhanced, "5.1.1");
+	assert_int_equal(res[1].code, 250);
+	assert_string_equal(res[1].text, "250 2.0.0 queued");
+	assert_int_equal(smtp_client_quit(c), CLIENT_WAIT);
+	expect_out(c, "QUIT\r\n");
+	assert_int_equal(say(c, "221 bye\r\n"), CLIENT_CLOSED);
+	smtp_client_free(c);
+}
+
+static void
+test_no_pipelining_chunking_tls(void **state)
+{
+	struct smtp_client *c = smtp_client_new("me.example", CLIENT_TLS_MUST);
+	struct client_msg m = { "", two, 1, 42, 1, 0 };
+	struct client_result res[1];
+
+	say(c, "220 mx\r\n");
+	expect_out(c, "EHLO me.example\r\n");
+	assert_int_equal(say(c, "250-mx\r\n250 STARTTLS\r\n"), CLIENT_WAIT);
+	expect_out(c, "STARTTLS\r\n");
+	assert_int_equal(say(c, "220 go ahead\r\n"), CLIENT_START_TLS);
+	assert_int_equal(smtp_client_tls_done(c), CLIENT_WAIT);
+	expect_out(c, "EHLO me.example\r\n");
+	assert_int_equal(say(c, "250-mx\r\n250-8BITMIME\r\n250 CHUNKING\r\n"), CLIENT_IDLE);
+	assert_true(smtp_client_tls_active(c));
+	assert_int_equal(smtp_client_send(c, &m, res), CLIENT_WAIT);
+	expect_out(c, "MAIL FROM:<> BODY=8BITMIME\r\n");
+	assert_int_equal(say(c, "250 ok\r\n"), CLIENT_WAIT);
+	expect_out(c, "RCPT TO:<a@x.example>\r\n");
+	assert_int_equal(say(c, "250 ok\r\n"), CLIENT_SEND_BODY);
+	assert_int_equal(smtp_client_chunking(c), 1);
+	smtp_client_body_sent(c);
+	assert_int_equal(say(c, "452 4.3.1 full\r\n"), CLIENT_MSG_DONE);
+	assert_int_equal(res[0].code, 452);
+	smtp_client_free(c);
+}
+
+static void
+test_refusals_before_sending(void **state)
+{
+	struct smtp_client *c = smtp_client_new("me.example", CLIENT_TLS_MUST);
+	struct client_msg big = { "s@x", two, 2, 5000, 0, 0 }, utf = { "s@x", two, 2, 10, 0, 1 };
+	struct client_result res[2];
+
+	say(c, "220 mx\r\n");
+	buf_reset(smtp_client_output(c));
+	/* TLS required, not offered: the connection is given up, results are 4xx. */
+	assert_int_equal(say(c, "250-mx\r\n250 SIZE 1000\r\n"), CLIENT_CLOSED);
+	assert_string_equal(smtp_client_error(c), "TLS is required for this destination "
+	    "and the server does not offer it");
+	smtp_client_free(c);
+
+	c = smtp_client_new("me.example", CLIENT_TLS_NO);
+	say(c, "220 mx\r\n");
+	say(c, "250-mx\r\n250 SIZE 1000\r\n");
+	buf_reset(smtp_client_output(c));
+	assert_int_equal(smtp_client_send(c, &big, res), CLIENT_MSG_DONE);
+	assert_int_equal(res[1].code, 552);
+	assert_int_equal(smtp_client_send(c, &utf, res), CLIENT_MSG_DONE);
+	assert_int_equal(res[0].code, 553);
+	assert_string_equal(res[0].enhanced, "5.6.7");
+	assert_int_equal(smtp_client_output(c)->len, 0);
+	smtp_client_free(c);
+}
+
+static void
+test_failures(void **state)
+{
+	struct smtp_client *c = smtp_client_new("me.example", CLIENT_TLS_NO);
+	struct client_msg m = { "s@x", two, 2, 10, 0, 0 };
+	struct client_result res[2];
+
+	say(c, "220 mx\r\n");
+	assert_int_equal(say(c, "500 what\r\n"), CLIENT_WAIT);	/* EHLO refused: HELO */
+	buf_reset(smtp_client_output(c));
+	assert_int_equal(say(c, "250 hi\r\n"), CLIENT_IDLE);
+	smtp_client_send(c, &m, res);
+	buf_reset(smtp_client_output(c));
+	assert_int_equal(say(c, "451 4.3.0 try later\r\n"), CLIENT_WAIT);	/* MAIL */
+	expect_out(c, "RSET\r\n");
+	assert_int_equal(say(c, "250 ok\r\n"), CLIENT_MSG_DONE);
+	assert_int_equal(res[0].code, 451);
+	assert_int_equal(res[1].code, 451);
+	/* The connection drops in the middle of the next one. */
+	smtp_client_send(c, &m, res);
+	say(c, "250 ok\r\n");
+	smtp_client_fail(c, "connection closed");
+	assert_int_equal(res[0].code, 451);
+	assert_string_equal(res[0].enhanced, "4.4.2");
+	smtp_client_free(c);
+}
+
+static void
+test_stuffing(void **state)
+{
+	struct buf out;
+	int bol = 1;
+
+	buf_init(&out, 1024);
+	assert_int_equal(smtp_client_stuff(&bol, ".a\r\nb\r\n.", 8, &out), 0);
+	assert_int_equal(smtp_client_stuff(&bol, ".\r\n", 3, &out), 0);
+	assert_int_equal(smtp_client_data_end(bol, &out), 0);
+	assert_string_equal(out.data, "..a\r\nb\r\n...\r\n.\r\n");
+	buf_reset(&out);
+	bol = 1;
+	smtp_client_stuff(&bol, "x", 1, &out);
+	smtp_client_data_end(bol, &out);
+	assert_string_equal(out.data, "x\r\n.\r\n");
+	buf_free(&out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pipelined_mixed_results),
+		cmocka_unit_test(test_no_pipelining_chunking_tls),
+		cmocka_unit_test(test_refusals_before_sending),
+		cmocka_unit_test(test_failures),
+		cmocka_unit_test(test_stuffing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
