@@ -29,6 +29,14 @@ enum msgtype {
 	/* auth -> smtp worker */
 	MSG_A_RESULT,		/* u32 result (enum session_auth), u32 delay in ms before answering */
 	/* parent -> auth: MSG_P_WORKER with the auth end of a worker channel */
+	/* queue -> mta */
+	MSG_M_RELAY,		/* str id, str sender, str domain, u64 size, u32 flags (1 8bit, 2 smtputf8),
+				   u32 n, then n x (u32 rcpt index, str address); fd = content */
+	/* mta -> queue */
+	MSG_M_RESULT,		/* str id, u32 n, then n x (u32 rcpt index, u32 code, str enhanced,
+				   str text, str remote host) */
+	/* parent -> queue */
+	MSG_P_MTA,		/* fd = queue's end of a new mta channel */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

@@ -1149,6 +1149,112 @@ fn_auth(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 	    d->line, NULL);
 }
 
+/* ---- outbound ---- */
+
+static int
+tls_policy(struct parser *ps, struct dir *d, const char *what, int *out)
+{
+	if (strcmp(d->w[1], "none") == 0)
+		*out = 0;
+	else if (strcmp(d->w[1], "may") == 0)
+		*out = 1;
+	else if (strcmp(d->w[1], "must") == 0)
+		*out = 2;
+	else
+		return perr(ps, d->line, "%s: \"%s\" is not none, may or must", what, d->w[1]);
+	return 0;
+}
+
+static int
+fn_smtp_tls(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return tls_policy(ps, d, "smtp_tls", &ps->cfg->smtp_tls);
+}
+
+static int
+fn_dns_server(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	free(ps->cfg->dns_server);
+	if ((ps->cfg->dns_server = strdup(d->w[1])) == NULL)
+		return perr(ps, d->line, "out of memory");
+	return 0;
+}
+
+static int
+fn_lifetime(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return duration_value(ps, d, "lifetime", 60, &ps->cfg->lifetime);
+}
+
+static int
+fn_route_via(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct route_cfg *r = arg;
+	struct listen_cfg l;
+
+	if (parse_listen_addr(d->w[1], &l) == -1)
+		return perr(ps, d->line, "route: via: bad address \"%s\" (IP:PORT or [IPv6]:PORT)",
+		    d->w[1]);
+	r->ss = l.ss;
+	r->sslen = l.sslen;
+	snprintf(r->via, sizeof(r->via), "%s", d->w[1]);
+	return 0;
+}
+
+static int
+fn_route_tls(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return tls_policy(ps, d, "route: tls", &((struct route_cfg *)arg)->tls);
+}
+
+static const struct directive route_tab[] = {
+	{ "via", fn_route_via, 1, BLOCK_NO, 0, NULL },
+	{ "tls", fn_route_tls, 1, BLOCK_NO, 0, NULL },
+};
+
+static int
+fn_route(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct config *cfg = ps->cfg;
+	struct route_cfg *r;
+	size_t i, n = strlen(d->w[1]);
+
+	if (strcmp(d->w[1], "*") != 0 && !valid_domain(d->w[1], n))
+		return perr(ps, d->line, "route: bad domain \"%s\"", d->w[1]);
+	lower(d->w[1]);
+	for (i = 0; i < cfg->nroutes; i++)
+		if (strcmp(cfg->routes[i].domain, d->w[1]) == 0)
+			return perr(ps, d->line, "route \"%s\" declared twice", d->w[1]);
+	if (cfg->nroutes == CONFIG_MAX_ROUTES)
+		return perr(ps, d->line, "route: too many (max %d)", CONFIG_MAX_ROUTES);
+	r = &cfg->routes[cfg->nroutes];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->domain, sizeof(r->domain), "%s", d->w[1]);
+	r->tls = -1;	/* smtp_tls, wherever it is set */
+	r->line = d->line;
+	if (parse_block(ps, "route", route_tab, sizeof(route_tab) / sizeof(route_tab[0]),
+	    d->line, r) == -1)
+		return -1;
+	if (r->sslen == 0)
+		return perr(ps, d->line, "route \"%s\": via is required", r->domain);
+	cfg->nroutes++;
+	return 0;
+}
+
+const struct route_cfg *
+config_find_route(const struct config *cfg, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nroutes; i++)
+		if (strcasecmp(cfg->routes[i].domain, domain) == 0)
+			return &cfg->routes[i];
+	for (i = 0; i < cfg->nroutes; i++)
+		if (strcmp(cfg->routes[i].domain, "*") == 0)
+			return &cfg->routes[i];
+	return NULL;
+}
+
 /* ---- trusted networks ---- */
 
 static int
@@ -1237,6 +1343,10 @@ static const struct directive top_tab[] = {
 	{ "tls", fn_tls, 0, BLOCK_REQUIRED, 0, NULL },
 	{ "auth", fn_auth, 0, BLOCK_REQUIRED, 0, NULL },
 	{ "trusted_networks", fn_trusted, NARGS_ANY, BLOCK_NO, 0, NULL },
+	{ "dns_server", fn_dns_server, 1, BLOCK_NO, 0, NULL },
+	{ "lifetime", fn_lifetime, 1, BLOCK_NO, 0, NULL },
+	{ "smtp_tls", fn_smtp_tls, 1, BLOCK_NO, 0, NULL },
+	{ "route", fn_route, 1, BLOCK_REQUIRED, 1, NULL },
 };
 
 /* ---- the whole file ---- */
@@ -1263,6 +1373,8 @@ config_defaults(struct config *cfg, const char *name)
 		.shutdown_wait = 30,
 	};
 	cfg->tls.min_version = 0x0303;
+	cfg->lifetime = 5 * 24 * 3600;
+	cfg->smtp_tls = 1;
 	cfg->auth.sender_check = 1;
 	cfg->auth.max_failures = 5;
 	cfg->auth.failure_window = 600;
@@ -1476,6 +1588,7 @@ config_free(struct config *cfg)
 	}
 	free(cfg->tls.ciphers);
 	free(cfg->auth.senders_path);
+	free(cfg->dns_server);
 	table_free(cfg->auth.senders);
 	free(cfg->path);
 	free(cfg->spool_dir);

@@ -63,6 +63,18 @@ struct auth_cfg {
 	struct table *senders;
 };
 
+/* Outbound: where mail for a domain goes instead of its MX hosts. */
+struct route_cfg {
+	char                    domain[CONFIG_NAME_MAX + 1];	/* "*" = every domain */
+	char                    via[128];	/* as written: "192.0.2.1:25", "[::1]:2525" */
+	struct sockaddr_storage ss;
+	socklen_t               sslen;
+	int                     tls;		/* 0 none, 1 may, 2 must; -1: smtp_tls */
+	int                     line;
+};
+
+#define CONFIG_MAX_ROUTES 64
+
 struct cidr {
 	int     family;			/* AF_INET or AF_INET6 */
 	uint8_t addr[16];
@@ -117,6 +129,12 @@ struct config {
 	/* Clients that may relay through submission listeners without AUTH. */
 	struct cidr        trusted[CONFIG_MAX_TRUSTED];
 	size_t             ntrusted;
+	/* outbound delivery */
+	char              *dns_server;		/* "127.0.0.1@5353"; NULL = /etc/resolv.conf */
+	unsigned           lifetime;		/* seconds a message may stay queued: 5 days */
+	int                smtp_tls;		/* 0 none, 1 may (default), 2 must */
+	struct route_cfg   routes[CONFIG_MAX_ROUTES];
+	size_t             nroutes;
 };
 
 /*
@@ -139,6 +157,9 @@ int  config_parse(const char *data, size_t len, const char *name,
 
 /* Does the address (AF_INET/AF_INET6 bytes) fall in one of the trusted networks? */
 int config_trusted(const struct config *cfg, int family, const uint8_t *addr);
+
+/* The route for a destination domain (exact, then "*"), or NULL for MX. */
+const struct route_cfg *config_find_route(const struct config *cfg, const char *domain);
 
 /* The domain block for `domain` (case-insensitive, trailing dot ignored), or NULL. */
 const struct domain_cfg *config_find_domain(const struct config *cfg,

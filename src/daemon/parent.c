@@ -24,6 +24,7 @@
 #include "common/msgtypes.h"
 #include "daemon/privsep.h"
 #include "deliver/deliverd.h"
+#include "deliver/mta.h"
 #include "queue/queue.h"
 #include "server/authd.h"
 #include "server/connlimit.h"
@@ -33,7 +34,7 @@
 #define MAX_CHILDREN (CONNLIMIT_SLOTS + 8)
 #define LISTEN_BACKLOG 4096
 
-enum role { ROLE_NONE, ROLE_WORKER, ROLE_QUEUE, ROLE_DELIVER, ROLE_AUTH };
+enum role { ROLE_NONE, ROLE_WORKER, ROLE_QUEUE, ROLE_DELIVER, ROLE_AUTH, ROLE_MTA };
 
 struct child {
 	pid_t     pid;
@@ -280,6 +281,30 @@ spawn_deliver(struct parent *p, int *queue_end)
 
 static void on_queue_msg(struct ipc *, struct ipc_msg *, void *);
 
+/* The outbound process: unprivileged, no chroot (it reads resolv.conf). */
+static int
+spawn_mta(struct parent *p, int *queue_end)
+{
+	int sp[2];
+	pid_t pid;
+
+	if (ipc_socketpair(sp) == -1)
+		return -1;
+	if ((pid = fork_child(p, ROLE_MTA, -1)) == 0) {
+		child_setup(&sp[0], 1);
+		log_set_proc("mta");
+		become(p, &p->smtp_user, "/", NULL);
+		_exit(mta_main(p->cfg, sp[0]));
+	}
+	close(sp[0]);
+	if (pid == -1) {
+		close(sp[1]);
+		return -1;
+	}
+	*queue_end = sp[1];
+	return 0;
+}
+
 /* The password checker, when AUTH is configured. */
 static void
 spawn_auth(struct parent *p)
@@ -308,21 +333,22 @@ spawn_auth(struct parent *p)
 static void
 spawn_all(struct parent *p)
 {
-	int pq[2], dq = -1, i, n = p->cfg->workers;
+	int pq[2], dq = -1, mq = -1, i, n = p->cfg->workers;
 	pid_t pid;
 
-	if (spawn_deliver(p, &dq) == -1 || ipc_socketpair(pq) == -1)
+	if (spawn_deliver(p, &dq) == -1 || spawn_mta(p, &mq) == -1 || ipc_socketpair(pq) == -1)
 		log_fatal("event=spawn-failed error=\"%s\"", strerror(errno));
 	if ((pid = fork_child(p, ROLE_QUEUE, -1)) == 0) {
-		int keep[2] = { pq[0], dq };
+		int keep[3] = { pq[0], dq, mq };
 
-		child_setup(keep, 2);
+		child_setup(keep, 3);
 		log_set_proc("queue");
 		become(p, &p->deliver_user, p->cfg->spool_dir, NULL);
-		_exit(queue_main(p->cfg, pq[0], dq));
+		_exit(queue_main(p->cfg, pq[0], dq, mq));
 	}
 	close(pq[0]);
 	close(dq);
+	close(mq);
 	if (pid == -1)
 		log_fatal("event=spawn-failed what=queue");
 	p->queue = ipc_new(p->base, pq[1], on_queue_msg, p);
@@ -368,7 +394,7 @@ child_exited(struct parent *p, struct child *c, int status)
 {
 	struct child dead = *c;
 	const char *what = dead.role == ROLE_WORKER ? "smtp" : dead.role == ROLE_QUEUE ? "queue" :
-	    dead.role == ROLE_AUTH ? "auth" : "deliver";
+	    dead.role == ROLE_AUTH ? "auth" : dead.role == ROLE_MTA ? "mta" : "deliver";
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
 	memset(c, 0, sizeof(*c));
@@ -390,6 +416,15 @@ child_exited(struct parent *p, struct child *c, int status)
 
 		if (spawn_deliver(p, &qend) == 0) {
 			ipc_send(p->queue, MSG_P_DELIVER, 0, NULL, 0, qend);
+			close(qend);
+		}
+		return;
+	}
+	if (dead.role == ROLE_MTA && p->queue) {
+		int qend;
+
+		if (spawn_mta(p, &qend) == 0) {
+			ipc_send(p->queue, MSG_P_MTA, 0, NULL, 0, qend);
 			close(qend);
 		}
 		return;
@@ -533,6 +568,10 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	p->gen++;
 	if (p->queue && spawn_deliver(p, &qend) == 0) {
 		ipc_send(p->queue, MSG_P_DELIVER, 0, NULL, 0, qend);
+		close(qend);
+	}
+	if (p->queue && spawn_mta(p, &qend) == 0) {
+		ipc_send(p->queue, MSG_P_MTA, 0, NULL, 0, qend);
 		close(qend);
 	}
 	/* The old auth process serves the old workers until they are gone. */

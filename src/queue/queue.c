@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/ipc.h"
@@ -53,6 +55,8 @@ struct qmsg {
 	unsigned        inflight;
 	unsigned        retries;
 	struct event   *retry;
+	unsigned char  *failed_now;	/* recipients that failed since the last bounce */
+	unsigned        relaying;	/* jobs at the mta */
 };
 
 struct work {
@@ -66,6 +70,8 @@ struct queue {
 	struct event_base   *base;
 	struct ipc          *parent;
 	struct ipc          *deliver;
+	struct ipc          *mta;
+	unsigned             relays;		/* jobs at the mta */
 	struct wchan        *workers;
 	struct qmsg         *msgs;
 	struct qfile       **batch;
@@ -80,6 +86,8 @@ struct queue {
 
 static void schedule(struct queue *);
 static void msg_check_done(struct qmsg *);
+static void msg_fail_rcpt(struct qmsg *, size_t, const char *);
+static void msg_bounce(struct qmsg *);
 
 /* ---- IDs ---- */
 
@@ -159,6 +167,7 @@ msg_free(struct qmsg *m)
 		m->next->prev = m->prev;
 	if (m->retry)
 		event_free(m->retry);
+	free(m->failed_now);
 	envelope_free(&m->env);
 	free(m);
 }
@@ -236,6 +245,159 @@ enqueue_work(struct queue *q, struct qmsg *m, size_t rcpt)
 	m->inflight++;
 }
 
+static const char *
+domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+/* One mta job per destination domain with that domain's pending recipients. */
+static void
+relay_schedule(struct qmsg *m)
+{
+	struct queue *q = m->q;
+	unsigned char *sent = calloc(m->env.nrcpts ? m->env.nrcpts : 1, 1);
+	size_t i, k;
+
+	if (sent == NULL)
+		return;
+	for (i = 0; i < m->env.nrcpts && q->mta; i++) {
+		const struct envelope_rcpt *r = &m->env.rcpts[i];
+		const char *dom = domain_of(r->addr);
+		char path[64];
+		struct buf b;
+		uint32_t n = 0;
+		int fd;
+
+		if (sent[i] || r->kind != RCPTK_REMOTE || r->state != RCPT_PENDING)
+			continue;
+		buf_init(&b, IPC_MAX_MSG);
+		ipc_put_str(&b, m->env.id);
+		ipc_put_str(&b, m->env.sender);
+		ipc_put_str(&b, dom);
+		ipc_put_u64(&b, m->env.size);
+		ipc_put_u32(&b, (m->env.body_8bit ? 1u : 0) | (m->env.smtputf8 ? 2u : 0));
+		for (k = i; k < m->env.nrcpts; k++)
+			if (!sent[k] && m->env.rcpts[k].kind == RCPTK_REMOTE &&
+			    m->env.rcpts[k].state == RCPT_PENDING &&
+			    strcasecmp(domain_of(m->env.rcpts[k].addr), dom) == 0)
+				n++;
+		ipc_put_u32(&b, n);
+		for (k = i; k < m->env.nrcpts; k++)
+			if (!sent[k] && m->env.rcpts[k].kind == RCPTK_REMOTE &&
+			    m->env.rcpts[k].state == RCPT_PENDING &&
+			    strcasecmp(domain_of(m->env.rcpts[k].addr), dom) == 0) {
+				ipc_put_u32(&b, (uint32_t)k);
+				ipc_put_str(&b, m->env.rcpts[k].addr);
+				sent[k] = 1;
+			}
+		path_of(path, sizeof(path), m->env.id, "msg");
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+		    ipc_send(q->mta, MSG_M_RELAY, 0, b.data, b.len, fd) == -1)
+			log_warn("event=relay-request-failed id=%s domain=%s", m->env.id, dom);
+		else {
+			m->relaying++;
+			q->relays++;
+		}
+		if (fd != -1)
+			close(fd);
+		buf_free(&b);
+	}
+	free(sent);
+}
+
+/* A recipient failed for good: recorded now, bounced at msg_check_done. */
+static void
+msg_fail_rcpt(struct qmsg *m, size_t k, const char *why)
+{
+	struct envelope_rcpt *r = &m->env.rcpts[k];
+
+	r->state = RCPT_FAILED;
+	snprintf(r->last_error, sizeof(r->last_error), "%s", why);
+	log_info("event=failed id=%s to=%s error=\"%s\"", m->env.id, r->addr, why);
+	if (m->failed_now == NULL)
+		m->failed_now = calloc(m->env.nrcpts, 1);
+	if (m->failed_now)
+		m->failed_now[k] = 1;
+}
+
+static struct qmsg *
+msg_find(struct queue *q, const char *id)
+{
+	struct qmsg *m;
+
+	for (m = q->msgs; m; m = m->next)
+		if (strcmp(m->env.id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+on_relay_result(struct queue *q, struct ipc_msg *msg)
+{
+	char id[QUEUE_ID_LEN + 1], enh[16], text[512], host[300];
+	struct qmsg *m;
+	uint32_t n, i;
+
+	ipc_get_str(msg, id, sizeof(id));
+	n = ipc_get_u32(msg);
+	if ((m = msg_find(q, id)) == NULL || msg->bad)
+		return;
+	for (i = 0; i < n && !msg->bad; i++) {
+		uint32_t k = ipc_get_u32(msg), code = ipc_get_u32(msg);
+		struct envelope_rcpt *r;
+
+		ipc_get_str(msg, enh, sizeof(enh));
+		ipc_get_str(msg, text, sizeof(text));
+		ipc_get_str(msg, host, sizeof(host));
+		if (msg->bad || k >= m->env.nrcpts || m->env.rcpts[k].state != RCPT_PENDING)
+			continue;
+		r = &m->env.rcpts[k];
+		r->attempts++;
+		snprintf(r->last_error, sizeof(r->last_error), "%s", code / 100 == 2 ? "" : text);
+		if (code / 100 == 2)
+			r->state = RCPT_DELIVERED;
+		else if (code / 100 == 5)
+			msg_fail_rcpt(m, k, text);
+	}
+	if (m->relaying)
+		m->relaying--;
+	if (q->relays)
+		q->relays--;
+	msg_check_done(m);
+}
+
+static void
+on_mta(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	struct queue *q = arg;
+	struct qmsg *m;
+
+	if (msg) {
+		if (msg->type == MSG_M_RESULT)
+			on_relay_result(q, msg);
+		if (msg->fd != -1)
+			close(msg->fd);
+		return;
+	}
+	/* The mta went away: its jobs come back as deferred at the next retry. */
+	log_warn("event=mta-lost jobs=%u", q->relays);
+	if (ipc == q->mta)
+		q->mta = NULL;
+	ipc_free(ipc);
+	q->relays = 0;
+	for (m = q->msgs; m; m = m->next)
+		m->relaying = 0;
+	for (m = q->msgs; m; ) {
+		struct qmsg *next = m->next;
+
+		msg_check_done(m);
+		m = next;
+	}
+}
+
 static void
 msg_schedule(struct qmsg *m)
 {
@@ -245,6 +407,7 @@ msg_schedule(struct qmsg *m)
 	for (i = 0; i < m->env.nrcpts; i++)
 		if (m->env.rcpts[i].state == RCPT_PENDING && m->env.rcpts[i].kind == RCPTK_LOCAL)
 			enqueue_work(q, m, i);
+	relay_schedule(m);
 	msg_check_done(m);	/* may free m */
 	schedule(q);
 }
@@ -255,14 +418,48 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 	msg_schedule(arg);
 }
 
+/*
+ * The failed recipients get a DSN to the sender (RFC 3464). Never for a
+ * bounce itself (the null sender): that would loop.
+ */
+static void
+msg_bounce(struct qmsg *m)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < m->env.nrcpts; i++)
+		n += m->failed_now[i];
+	if (m->env.sender[0] == '\0') {
+		log_info("event=bounce-dropped id=%s failed=%zu reason=\"null sender\"", m->env.id, n);
+		return;
+	}
+	log_info("event=bounce-needed id=%s to=<%s> failed=%zu", m->env.id, m->env.sender, n);
+}
+
 /* Everything answered: remove, keep for relay, or wait for a retry. */
 static void
 msg_check_done(struct qmsg *m)
 {
 	size_t i, pending = 0, held = 0, failed = 0, done = 0;
+	int expired = time(NULL) - m->env.created > (time_t)m->q->cfg->lifetime;
 
-	if (m->inflight)
+	if (m->inflight || m->relaying)
 		return;
+	/* RFC 5321 4.5.4.1: give up after the lifetime; a DSN says so. */
+	for (i = 0; i < m->env.nrcpts && expired; i++)
+		if (m->env.rcpts[i].state == RCPT_PENDING) {
+			char why[300];
+
+			snprintf(why, sizeof(why), "4.4.7 message expired after %us in the queue; last "
+			    "error: %s", m->q->cfg->lifetime, m->env.rcpts[i].last_error[0] ?
+			    m->env.rcpts[i].last_error : "none");
+			msg_fail_rcpt(m, i, why);
+		}
+	if (m->failed_now) {
+		msg_bounce(m);
+		free(m->failed_now);
+		m->failed_now = NULL;
+	}
 	for (i = 0; i < m->env.nrcpts; i++) {
 		switch (m->env.rcpts[i].state) {
 		case RCPT_PENDING: pending++; break;
@@ -371,9 +568,7 @@ on_deliver_result(struct queue *q, struct ipc_msg *m)
 		log_info("event=delivered id=%s to=%s mailbox=%s", w->m->env.id, r->addr, text);
 		break;
 	case DELIVER_PERMFAIL:
-		r->state = RCPT_FAILED;
-		snprintf(r->last_error, sizeof(r->last_error), "%s", text);
-		log_info("event=failed id=%s to=%s error=\"%s\"", w->m->env.id, r->addr, text);
+		msg_fail_rcpt(w->m, w->rcpt, text);
 		break;
 	default:
 		snprintf(r->last_error, sizeof(r->last_error), "%s", text);
@@ -478,7 +673,7 @@ env_check(struct qfile *f, struct envelope *env, const char **why)
 		const struct envelope_rcpt *r = &env->rcpts[i];
 
 		/* The deliver process checks the domain again at delivery. */
-		if (r->state != (r->kind == RCPTK_LOCAL ? RCPT_PENDING : RCPT_HELD) ||
+		if (r->state != RCPT_PENDING ||
 		    (r->kind == RCPTK_LOCAL && (r->user[0] == '\0' || r->domain[0] == '\0'))) {
 			*why = "bad recipient state";
 			envelope_free(env);
@@ -710,6 +905,16 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		w->q = q;
 		w->next = q->workers;
 		q->workers = w;
+	} else if (m->type == MSG_P_MTA) {
+		struct ipc *n = ipc_new(q->base, m->fd, on_mta, q);
+
+		if (n == NULL) {
+			close(m->fd);
+			return;
+		}
+		if (q->mta)
+			on_mta(q->mta, NULL, q);
+		q->mta = n;
 	} else if (m->type == MSG_P_DELIVER) {
 		struct ipc *d = ipc_new(q->base, m->fd, on_deliver, q);
 
@@ -855,7 +1060,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 int
-queue_main(const struct config *cfg, int parent_fd, int deliver_fd)
+queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 {
 	struct queue q;
 	struct event *ev_term, *ev_int;
@@ -874,6 +1079,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd)
 	q.ev_commit = event_new(q.base, -1, 0, on_commit_batch, &q);
 	q.parent = ipc_new(q.base, parent_fd, on_parent, &q);
 	q.deliver = ipc_new(q.base, deliver_fd, on_deliver, &q);
+	q.mta = mta_fd == -1 ? NULL : ipc_new(q.base, mta_fd, on_mta, &q);
 	ev_term = evsignal_new(q.base, SIGTERM, on_signal, q.base);
 	ev_int = evsignal_new(q.base, SIGINT, on_signal, q.base);
 	evsignal_add(ev_term, NULL);

@@ -20,11 +20,11 @@
 
 /*
  * Runs the queue process: parent_fd is its channel to the parent (new
- * worker and deliver channels arrive there), deliver_fd its first channel
- * to the deliver process. The current directory must be the spool.
+ * worker, deliver and mta channels arrive there), deliver_fd and mta_fd its
+ * first channels to the deliver and mta processes. The current directory must be the spool.
  * Returns when the parent goes away or SIGTERM arrives.
  */
-int queue_main(const struct config *cfg, int parent_fd, int deliver_fd);
+int queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd);
 
 /*
  * The next queue ID after `prev` (may be "" at start) for the time

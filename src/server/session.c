@@ -731,7 +731,7 @@ rcpt_add(struct session *s, const char *orig, const struct rcpt_dest *d, size_t 
 		if (k < e->nrcpts)
 			continue;
 		memset(&r, 0, sizeof(r));
-		r.state = d[i].kind == DEST_LOCAL ? RCPT_PENDING : RCPT_HELD;
+		r.state = RCPT_PENDING;
 		r.kind = d[i].kind == DEST_LOCAL ? RCPTK_LOCAL : RCPTK_REMOTE;
 		snprintf(r.user, sizeof(r.user), "%s", d[i].user);
 		snprintf(r.domain, sizeof(r.domain), "%s", d[i].domain);

@@ -1,0 +1,741 @@
+/* mta — outbound SMTP delivery (see mta.h). */
+#include "deliver/mta.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/msgtypes.h"
+#include "dns/mx.h"
+#include "dns/unbound.h"
+#include "queue/envelope.h"
+#include "smtp/client.h"
+#include "smtp/reply.h"
+
+#define MTA_RCPT_MAX     CLIENT_MAX_RCPT
+#define MTA_CONNECT_TIME 30
+#define MTA_OUT_HIGH     (256 * 1024)
+#define MTA_CHUNK        (64 * 1024)
+#define DNS_TIMEOUT_MS   10000
+
+struct mta;
+
+/* One message to one destination domain. */
+struct job {
+	struct job          *next;		/* in the resolver's queue */
+	struct mta          *m;
+	char                 id[QUEUE_ID_LEN + 1];
+	char                 sender[SMTP_PATH_MAX + 1];
+	char                 domain[SMTP_DOMAIN_MAX + 1];
+	uint64_t             size;
+	uint32_t             flags;
+	int                  content;
+	size_t               n;
+	uint32_t             index[MTA_RCPT_MAX];
+	char                *addr[MTA_RCPT_MAX];
+	struct client_result res[MTA_RCPT_MAX];
+	struct client_msg    msg;
+	int                  tls;		/* 0 none, 1 may, 2 must */
+	struct mx_route      route;
+	size_t               host, naddr;	/* what we try now */
+	char                 last_error[300];
+	/* the connection */
+	int                  fd;
+	SSL                 *ssl;
+	int                  handshaking;
+	struct smtp_client  *cl;
+	struct reply_reader  rr;
+	struct event        *ev_read, *ev_write, *ev_timer;
+	struct buf           out;
+	int                  sending_body, body_bol;
+	uint64_t             body_off;
+	int                  quitting;
+	char                 peer[DNS_NAME_MAX + 64];
+};
+
+struct mta {
+	const struct config *cfg;
+	struct event_base   *base;
+	struct ipc          *queue;
+	SSL_CTX             *tls;
+	/* resolver thread */
+	pthread_t            thread;
+	pthread_mutex_t      lock;
+	pthread_cond_t       cond;
+	struct job          *todo, *done;	/* to resolve / resolved */
+	int                  wake[2];	/* the thread writes a byte when something is done */
+	struct event        *ev_wake;
+	int                  stopping;
+};
+
+static void job_next_address(struct job *);
+static void job_io(struct job *);
+
+/* ---- results ---- */
+
+static void
+job_report(struct job *j)
+{
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, IPC_MAX_MSG);
+	ipc_put_str(&b, j->id);
+	ipc_put_u32(&b, (uint32_t)j->n);
+	for (i = 0; i < j->n; i++) {
+		ipc_put_u32(&b, j->index[i]);
+		ipc_put_u32(&b, (uint32_t)j->res[i].code);
+		ipc_put_str(&b, j->res[i].enhanced);
+		ipc_put_str(&b, j->res[i].text);
+		ipc_put_str(&b, j->peer);
+	}
+	if (ipc_send(j->m->queue, MSG_M_RESULT, 0, b.data, b.len, -1) == -1)
+		log_warn("event=result-lost id=%s", j->id);
+	buf_free(&b);
+}
+
+static void
+job_free(struct job *j)
+{
+	size_t i;
+
+	if (j->cl)
+		smtp_client_free(j->cl);
+	if (j->ssl)
+		SSL_free(j->ssl);
+	if (j->fd != -1)
+		close(j->fd);
+	if (j->ev_read)
+		event_free(j->ev_read);
+	if (j->ev_write)
+		event_free(j->ev_write);
+	if (j->ev_timer)
+		event_free(j->ev_timer);
+	reply_reader_free(&j->rr);
+	buf_free(&j->out);
+	for (i = 0; i < j->n; i++)
+		free(j->addr[i]);
+	close(j->content);
+	free(j);
+}
+
+/* Every recipient without a result gets this one; then report and finish. */
+static void
+job_finish(struct job *j, int code, const char *enh, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++)
+		if (j->res[i].code == 0 || j->res[i].code == 249) {
+			j->res[i].code = code;
+			snprintf(j->res[i].enhanced, sizeof(j->res[i].enhanced), "%s", enh);
+			snprintf(j->res[i].text, sizeof(j->res[i].text), "%s", text);
+		}
+	for (i = 0; i < j->n; i++)
+		log_info("event=%s id=%s to=<%s> relay=%s code=%d status=%s reply=\"%.200s\"",
+		    j->res[i].code / 100 == 2 ? "sent" : j->res[i].code / 100 == 4 ? "deferred" : "bounced",
+		    j->id, j->addr[i], j->peer[0] ? j->peer : "none", j->res[i].code,
+		    j->res[i].enhanced, j->res[i].text);
+	job_report(j);
+	job_free(j);
+}
+
+/* ---- connections ---- */
+
+static void
+conn_close(struct job *j)
+{
+	if (j->ssl) {
+		SSL_free(j->ssl);
+		j->ssl = NULL;
+	}
+	if (j->fd != -1) {
+		close(j->fd);
+		j->fd = -1;
+	}
+	event_del(j->ev_read);
+	event_del(j->ev_write);
+	event_del(j->ev_timer);
+	if (j->cl) {
+		smtp_client_free(j->cl);
+		j->cl = NULL;
+	}
+	reply_reader_free(&j->rr);
+	reply_reader_init(&j->rr);
+	buf_reset(&j->out);
+	j->sending_body = j->quitting = j->handshaking = 0;
+}
+
+/* The connection failed: try the next address, keeping why. */
+static void
+conn_failed(struct job *j, const char *why)
+{
+	snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer, why);
+	log_info("event=connect-failed id=%s peer=%s error=\"%s\"", j->id, j->peer, why);
+	conn_close(j);
+	job_next_address(j);
+}
+
+static void
+set_timer(struct job *j, unsigned secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	evtimer_add(j->ev_timer, &tv);
+}
+
+static ssize_t
+conn_write(struct job *j, const char *p, size_t n)
+{
+	int r;
+
+	if (j->ssl == NULL)
+		return send(j->fd, p, n, MSG_NOSIGNAL);
+	ERR_clear_error();
+	if ((r = SSL_write(j->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n))) > 0)
+		return r;
+	r = SSL_get_error(j->ssl, r);
+	errno = (r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+	return -1;
+}
+
+static ssize_t
+conn_read(struct job *j, char *p, size_t n)
+{
+	int r;
+
+	if (j->ssl == NULL)
+		return recv(j->fd, p, n, 0);
+	ERR_clear_error();
+	if ((r = SSL_read(j->ssl, p, (int)n)) > 0)
+		return r;
+	r = SSL_get_error(j->ssl, r);
+	if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return r == SSL_ERROR_ZERO_RETURN ? 0 : (errno = ECONNRESET, -1);
+}
+
+/* Moves the client's commands, then message content, into our output. */
+static int
+fill_output(struct job *j)
+{
+	struct buf *co = smtp_client_output(j->cl);
+	char chunk[MTA_CHUNK];
+
+	if (co->len) {
+		if (buf_append(&j->out, co->data, co->len) == -1)
+			return -1;
+		buf_reset(co);
+	}
+	while (j->sending_body && j->out.len < MTA_OUT_HIGH) {
+		ssize_t n = pread(j->content, chunk, sizeof(chunk), (off_t)j->body_off);
+
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			if (!smtp_client_chunking(j->cl) && smtp_client_data_end(j->body_bol, &j->out) == -1)
+				return -1;
+			j->sending_body = 0;
+			smtp_client_body_sent(j->cl);
+			break;
+		}
+		j->body_off += (uint64_t)n;
+		if (smtp_client_chunking(j->cl) ? buf_append(&j->out, chunk, (size_t)n) :
+		    smtp_client_stuff(&j->body_bol, chunk, (size_t)n, &j->out))
+			return -1;
+	}
+	return 0;
+}
+
+static int
+flush_output(struct job *j)
+{
+	if (fill_output(j) == -1)
+		return -1;
+	while (j->out.len) {
+		ssize_t n = conn_write(j, j->out.data, j->out.len);
+
+		if (n < 0 && errno == EAGAIN) {
+			event_add(j->ev_write, NULL);
+			return 0;
+		}
+		if (n <= 0)
+			return -1;
+		buf_consume(&j->out, (size_t)n);
+		if (j->sending_body && fill_output(j) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+start_tls(struct job *j)
+{
+	const char *host = j->route.hosts[j->host].name;
+
+	if ((j->ssl = SSL_new(j->m->tls)) == NULL || SSL_set_fd(j->ssl, j->fd) != 1) {
+		conn_failed(j, "cannot start TLS");
+		return 0;
+	}
+	if (host[0] && host[0] != '[')
+		SSL_set_tlsext_host_name(j->ssl, host);
+	SSL_set_connect_state(j->ssl);
+	j->handshaking = 1;
+	return 1;
+}
+
+/*
+ * What the client state machine wants next. Returns 1 if j goes on reading
+ * this connection, 0 if it must not touch it again (j may be gone).
+ */
+static int
+act(struct job *j, enum client_action a)
+{
+	for (;;) {
+		switch (a) {
+		case CLIENT_WAIT:
+			break;
+		case CLIENT_START_TLS:
+			if (flush_output(j) == -1) {
+				conn_failed(j, "write failed");
+				return 0;
+			}
+			if (start_tls(j))
+				job_io(j);
+			return 0;
+		case CLIENT_SEND_BODY:
+			j->sending_body = 1;
+			j->body_off = 0;
+			j->body_bol = 1;
+			break;
+		case CLIENT_IDLE:
+			a = smtp_client_send(j->cl, &j->msg, j->res);
+			continue;
+		case CLIENT_MSG_DONE:
+			if (smtp_client_error(j->cl)[0] && j->res[0].code / 100 == 4 &&
+			    j->host + 1 < j->route.n) {
+				/* The host as a whole failed: another MX may do better. */
+				conn_failed(j, smtp_client_error(j->cl));
+				return 0;
+			}
+			if (!j->quitting) {
+				j->quitting = 1;
+				a = smtp_client_quit(j->cl);
+				continue;
+			}
+			break;
+		case CLIENT_CLOSED:
+			conn_close(j);
+			job_finish(j, 451, "4.4.2", j->last_error[0] ? j->last_error : "connection closed");
+			return 0;
+		}
+		break;
+	}
+	if (flush_output(j) == -1) {
+		conn_failed(j, "write failed");
+		return 0;
+	}
+	set_timer(j, smtp_client_timeout(j->cl));
+	return 1;
+}
+
+static void
+on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	char buf[16384];
+	ssize_t n;
+
+	if (j->handshaking) {
+		job_io(j);
+		return;
+	}
+	for (;;) {
+		size_t off = 0, used;
+
+		n = conn_read(j, buf, sizeof(buf));
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			if (j->quitting) {
+				conn_close(j);
+				job_finish(j, 451, "4.4.2", "connection closed");
+				return;
+			}
+			smtp_client_fail(j->cl, "connection closed by the server");
+			conn_failed(j, "connection closed by the server");
+			return;
+		}
+		while (off < (size_t)n) {
+			static struct smtp_reply r;
+			enum reply_status st = reply_feed(&j->rr, buf + off, (size_t)n - off, &used, &r);
+
+			off += used;
+			if (st == REPLY_ERROR) {
+				smtp_client_fail(j->cl, j->rr.why);
+				conn_failed(j, j->rr.why);
+				return;
+			}
+			if (st != REPLY_DONE)
+				break;
+			if (!act(j, smtp_client_reply(j->cl, &r)))
+				return;	/* finished, failed over, or TLS starts */
+		}
+	}
+}
+
+/* Handshake steps and the connect completion. */
+static void
+job_io(struct job *j)
+{
+	int r;
+
+	if (!j->handshaking)
+		return;
+	ERR_clear_error();
+	if ((r = SSL_connect(j->ssl)) == 1) {
+		j->handshaking = 0;
+		log_info("event=tls id=%s peer=%s version=%s cipher=%s", j->id, j->peer,
+		    SSL_get_version(j->ssl), SSL_get_cipher_name(j->ssl));
+		(void)act(j, smtp_client_tls_done(j->cl));
+		return;
+	}
+	r = SSL_get_error(j->ssl, r);
+	if (r == SSL_ERROR_WANT_READ)
+		event_add(j->ev_read, NULL);
+	else if (r == SSL_ERROR_WANT_WRITE)
+		event_add(j->ev_write, NULL);
+	else {
+		smtp_client_fail(j->cl, "TLS handshake failed");
+		conn_failed(j, "TLS handshake failed");
+	}
+}
+
+static void
+on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+
+	if (j->handshaking) {
+		job_io(j);
+		return;
+	}
+	if (j->cl == NULL) {
+		/* the non-blocking connect finished */
+		int err = 0;
+		socklen_t l = sizeof(err);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) == -1 || err) {
+			conn_failed(j, strerror(err ? err : errno));
+			return;
+		}
+		j->cl = smtp_client_new(j->m->cfg->hostname, (enum client_tls)j->tls);
+		event_add(j->ev_read, NULL);
+		set_timer(j, 300);	/* RFC 5321 4.5.3.2.1: the greeting */
+		return;
+	}
+	if (flush_output(j) == -1)
+		conn_failed(j, "write failed");
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+
+	if (j->cl)
+		smtp_client_fail(j->cl, "timeout");
+	conn_failed(j, j->cl ? "timeout waiting for the server" : "connect timeout");
+}
+
+/* Connects to the next address of the route, or gives up with the last error. */
+static void
+job_next_address(struct job *j)
+{
+	const struct route_cfg *rt = config_find_route(j->m->cfg, j->domain);
+
+	while (j->host < j->route.n) {
+		struct mx_host *h = &j->route.hosts[j->host];
+
+		if (j->naddr < h->naddrs) {
+			struct mx_addr *a = &h->addrs[j->naddr++];
+			struct sockaddr_storage ss;
+			socklen_t sl;
+			char ip[INET6_ADDRSTRLEN];
+			uint16_t port = 25;
+
+			memset(&ss, 0, sizeof(ss));
+			if (rt)
+				port = ntohs(rt->ss.ss_family == AF_INET ?
+				    ((const struct sockaddr_in *)&rt->ss)->sin_port :
+				    ((const struct sockaddr_in6 *)&rt->ss)->sin6_port);
+			if (a->family == AF_INET) {
+				struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+				s4->sin_family = AF_INET;
+				s4->sin_port = htons(port);
+				memcpy(&s4->sin_addr, a->addr, 4);
+				sl = sizeof(*s4);
+			} else {
+				struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+				s6->sin6_family = AF_INET6;
+				s6->sin6_port = htons(port);
+				memcpy(&s6->sin6_addr, a->addr, 16);
+				sl = sizeof(*s6);
+			}
+			inet_ntop(a->family, a->addr, ip, sizeof(ip));
+			snprintf(j->peer, sizeof(j->peer), "%s[%s]:%u", h->name, ip, port);
+			j->fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (j->fd == -1 || (connect(j->fd, (struct sockaddr *)&ss, sl) == -1 &&
+			    errno != EINPROGRESS)) {
+				conn_failed(j, strerror(errno));
+				return;
+			}
+			event_assign(j->ev_read, j->m->base, j->fd, EV_READ | EV_PERSIST, on_read, j);
+			event_assign(j->ev_write, j->m->base, j->fd, EV_WRITE, on_write, j);
+			event_add(j->ev_write, NULL);
+			set_timer(j, MTA_CONNECT_TIME);
+			return;
+		}
+		j->host++;
+		j->naddr = 0;
+	}
+	job_finish(j, 451, "4.4.1", j->last_error[0] ? j->last_error : "no host could be reached");
+}
+
+/* ---- routes: a configured one, else MX on the resolver thread ---- */
+
+static void
+route_ready(struct job *j)
+{
+	if (j->route.status != MX_OK) {
+		char enh[16];
+		int code = mx_status_code(j->route.status);
+
+		snprintf(enh, sizeof(enh), "%s", mx_status_enhanced(j->route.status));
+		job_finish(j, code, enh, j->route.why);
+		return;
+	}
+	job_next_address(j);
+}
+
+static void *
+resolver_thread(void *arg)
+{
+	struct mta *m = arg;
+	struct dns_unbound *u;
+	struct dns_resolver r;
+	const char *self[2] = { m->cfg->hostname, NULL };
+	char err[256];
+
+	u = dns_unbound_new(m->cfg->dns_server, DNS_TIMEOUT_MS, err, sizeof(err));
+	if (u == NULL)
+		log_warn("event=resolver-failed error=\"%s\"", err);
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		struct job *j;
+
+		while (m->todo == NULL && !m->stopping)
+			pthread_cond_wait(&m->cond, &m->lock);
+		if (m->stopping)
+			break;
+		j = m->todo;
+		m->todo = j->next;
+		pthread_mutex_unlock(&m->lock);
+		if (u == NULL) {
+			j->route.status = MX_TEMPFAIL;
+			snprintf(j->route.why, sizeof(j->route.why), "no DNS resolver: %s", err);
+		} else {
+			r = dns_unbound_resolver(u);
+			if (mx_resolve(&r, j->domain, self, NULL, &j->route) == -1) {
+				j->route.status = MX_TEMPFAIL;
+				snprintf(j->route.why, sizeof(j->route.why), "out of memory");
+			}
+		}
+		pthread_mutex_lock(&m->lock);
+		j->next = m->done;
+		m->done = j;
+		(void)!write(m->wake[1], "x", 1);
+	}
+	pthread_mutex_unlock(&m->lock);
+	dns_unbound_free(u);
+	return NULL;
+}
+
+static void
+on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta *m = arg;
+	char b[64];
+	struct job *j;
+
+	while (read(fd, b, sizeof(b)) > 0)
+		;
+	pthread_mutex_lock(&m->lock);
+	j = m->done;
+	m->done = NULL;
+	pthread_mutex_unlock(&m->lock);
+	while (j) {
+		struct job *next = j->next;
+
+		route_ready(j);
+		j = next;
+	}
+}
+
+static void
+job_route(struct job *j)
+{
+	struct mta *m = j->m;
+	const struct route_cfg *rt = config_find_route(m->cfg, j->domain);
+
+	j->tls = rt && rt->tls >= 0 ? rt->tls : m->cfg->smtp_tls;
+	if (rt) {
+		struct mx_host *h = &j->route.hosts[0];
+
+		j->route.status = MX_OK;
+		j->route.n = 1;
+		h->name[0] = '\0';	/* an address: no name to check or to send as SNI */
+		h->naddrs = 1;
+		h->addrs[0].family = rt->ss.ss_family;
+		memcpy(h->addrs[0].addr, rt->ss.ss_family == AF_INET ?
+		    (const void *)&((const struct sockaddr_in *)&rt->ss)->sin_addr :
+		    (const void *)&((const struct sockaddr_in6 *)&rt->ss)->sin6_addr,
+		    rt->ss.ss_family == AF_INET ? 4 : 16);
+		route_ready(j);
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	j->next = m->todo;
+	m->todo = j;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- the queue's requests ---- */
+
+static void
+on_relay(struct mta *m, struct ipc_msg *msg)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	uint32_t n, i;
+
+	if (j == NULL || msg->fd == -1) {
+		free(j);
+		return;
+	}
+	j->m = m;
+	j->fd = -1;
+	j->content = msg->fd;
+	msg->fd = -1;
+	reply_reader_init(&j->rr);
+	buf_init(&j->out, MTA_OUT_HIGH + MTA_CHUNK * 2 + 1024);
+	ipc_get_str(msg, j->id, sizeof(j->id));
+	ipc_get_str(msg, j->sender, sizeof(j->sender));
+	ipc_get_str(msg, j->domain, sizeof(j->domain));
+	j->size = ipc_get_u64(msg);
+	j->flags = ipc_get_u32(msg);
+	n = ipc_get_u32(msg);
+	for (i = 0; i < n && i < MTA_RCPT_MAX && !msg->bad; i++) {
+		char a[SMTP_PATH_MAX + 1];
+
+		j->index[i] = ipc_get_u32(msg);
+		ipc_get_str(msg, a, sizeof(a));
+		if ((j->addr[i] = strdup(a)) == NULL)
+			msg->bad = 1;
+		j->n = i + 1;
+	}
+	j->ev_read = event_new(m->base, -1, 0, on_read, j);
+	j->ev_write = event_new(m->base, -1, 0, on_write, j);
+	j->ev_timer = evtimer_new(m->base, on_timer, j);
+	if (ipc_get_end(msg) == -1 || n == 0 || n > MTA_RCPT_MAX || !j->ev_timer) {
+		log_warn("event=bad-relay-request id=%s", j->id);
+		job_finish(j, 451, "4.3.0", "malformed relay request");
+		return;
+	}
+	j->msg.sender = j->sender;
+	j->msg.rcpts = (const char *const *)j->addr;
+	j->msg.nrcpts = j->n;
+	j->msg.size = j->size;
+	j->msg.body_8bit = (j->flags & 1) != 0;
+	j->msg.smtputf8 = (j->flags & 2) != 0;
+	job_route(j);
+}
+
+static void
+on_queue(struct ipc *ipc, struct ipc_msg *msg, void *arg)
+{
+	struct mta *m = arg;
+
+	if (msg == NULL) {
+		event_base_loopbreak(m->base);
+		return;
+	}
+	if (msg->type == MSG_M_RELAY)
+		on_relay(m, msg);
+	if (msg->fd != -1)
+		close(msg->fd);
+}
+
+static void
+on_term(evutil_socket_t sig, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+int
+mta_main(const struct config *cfg, int queue_fd)
+{
+	struct mta m;
+	struct event *ev;
+
+	log_set_proc("mta");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	memset(&m, 0, sizeof(m));
+	m.cfg = cfg;
+	if ((m.base = event_base_new()) == NULL || pipe2(m.wake, O_NONBLOCK | O_CLOEXEC) == -1)
+		log_fatal("event=mta-init-failed");
+	/* Opportunistic TLS verifies nothing (RFC 7435); MTA-STS/DANE would. */
+	if ((m.tls = SSL_CTX_new(TLS_client_method())) == NULL)
+		log_fatal("event=mta-tls-failed");
+	SSL_CTX_set_min_proto_version(m.tls, TLS1_2_VERSION);
+	SSL_CTX_set_verify(m.tls, SSL_VERIFY_NONE, NULL);
+	pthread_mutex_init(&m.lock, NULL);
+	pthread_cond_init(&m.cond, NULL);
+	if (pthread_create(&m.thread, NULL, resolver_thread, &m) != 0)
+		log_fatal("event=mta-thread-failed");
+	m.ev_wake = event_new(m.base, m.wake[0], EV_READ | EV_PERSIST, on_wake, &m);
+	event_add(m.ev_wake, NULL);
+	if ((m.queue = ipc_new(m.base, queue_fd, on_queue, &m)) == NULL)
+		log_fatal("event=ipc-failed");
+	ev = evsignal_new(m.base, SIGTERM, on_term, m.base);
+	evsignal_add(ev, NULL);
+	event_base_dispatch(m.base);
+	pthread_mutex_lock(&m.lock);
+	m.stopping = 1;
+	pthread_cond_signal(&m.cond);
+	pthread_mutex_unlock(&m.lock);
+	pthread_join(m.thread, NULL);
+	log_info("event=stop");
+	return 0;
+}
