@@ -9,7 +9,15 @@ holds a sanitizer report. Options per test with a marker:
     @pytest.mark.tern(limits={"recipients": 5}, users=["carol"],
                       aliases={"team": "alice, bob"}, workers=1)
 
+More options: `listeners={"sub": "mode submission"}` adds a listener per
+name on its own free port (tern.ports["sub"], tern.client(port=...));
+`passwords={"alice": "{CRYPT}$y$..."}` puts that password field in the users
+file for that user instead of {PLAIN}secret-N; `verbose=True` adds -v.
+
 `tern_factory` starts further daemons (or one in a chosen base folder).
+`tls_certs` (a test CA and server certificates, made with openssl once per
+test session) and `password_hashes` (`ternctl passwd` hashes of
+USER_PASSWORDS) serve the TLS and AUTH tests.
 """
 
 import atexit
@@ -27,9 +35,12 @@ from smtp_client import Client
 
 REPO = Path(__file__).resolve().parents[2]
 TERN_BIN = os.environ.get("TERN_BIN", str(REPO / "build" / "tern"))
+TERNCTL_BIN = os.environ.get("TERNCTL_BIN", str(Path(TERN_BIN).parent / "ternctl"))
 HOSTNAME = "test.example"
 DEFAULT_USERS = ["alice", "bob", "jürgen"]
 DEFAULT_ALIASES = {"root": "alice"}
+# Passwords of the users for the AUTH tests (see password_hashes).
+USER_PASSWORDS = {"alice": "alice-Pw-7f3e", "bob": "bob-Pw-91c2", "jürgen": "jürgen-Pw-c0de"}
 # Only what the tests rely on; tests add timeout_command, greeting_delay...
 DEFAULT_LIMITS = {
     "message_size": "1M",
@@ -136,7 +147,8 @@ class Tern:
     """One daemon instance with its files; see the module docstring."""
 
     def __init__(self, base, limits=None, users=None, aliases=None,
-                 workers=2, extra="", port=None):
+                 workers=2, extra="", port=None, listeners=None, passwords=None,
+                 verbose=False):
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -147,6 +159,10 @@ class Tern:
         self.aliases = dict(DEFAULT_ALIASES, **(aliases or {}))
         self.workers = workers
         self.extra = extra
+        self.listeners = dict(listeners or {})
+        self.ports = {name: free_port() for name in self.listeners}
+        self.passwords = dict(passwords or {})
+        self.verbose = verbose
         self.conf = self.base / "tern.conf"
         self.users_file = self.base / "users.passwd"
         self.aliases_file = self.base / "aliases"
@@ -167,6 +183,8 @@ class Tern:
             f"spool {self.spool}\n"
             f"workers {self.workers}\n"
             f"listen {self.host}:{self.port} {{ mode mx }}\n"
+            + "".join(f"listen {self.host}:{self.ports[n]} {{ {b} }}\n"
+                      for n, b in self.listeners.items()) +
             f"limits {{\n{lim}\n}}\n"
             f"domain localhost {{\n"
             f"    users users.passwd\n"
@@ -174,10 +192,14 @@ class Tern:
             f"    maildir mail/%d/%u\n"
             f"}}\n"
             f"domain example.test {{ users users.passwd; maildir mail/%d/%u }}\n"
+            # Outbound DNS must never leave the machine: unless a test brings
+            # its own server, queries go to a closed loopback port and fail.
+            + ("" if "dns_server" in self.extra else "dns_server 127.0.0.1@9\n") +
             f"{self.extra}\n")
 
     def write_users(self):
-        text = "".join(f"{u}:{{PLAIN}}secret-{i}\n" for i, u in enumerate(self.users))
+        text = "".join(f"{u}:{self.passwords.get(u, f'{{PLAIN}}secret-{i}')}\n"
+                       for i, u in enumerate(self.users))
         self.users_file.write_bytes(text.encode())
 
     def write_files(self):
@@ -192,7 +214,7 @@ class Tern:
         log = open(self.logfile, "ab")
         try:
             self.proc = subprocess.Popen(
-                [TERN_BIN, "-d", "-f", str(self.conf)],
+                [TERN_BIN, "-d", *(["-v"] if self.verbose else []), "-f", str(self.conf)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         finally:
@@ -241,8 +263,10 @@ class Tern:
             time.sleep(0.05)
         self.fail_with_log(f"no 220 greeting within {timeout} s (last: {last!r})")
 
-    def client(self, greet=True, timeout=10):
-        c = Client(self.host, self.port, timeout=timeout)
+    def client(self, greet=True, timeout=10, port=None, source=None):
+        """A raw client of the mx listener, or of `port`; `source` binds
+        the client side to that address (e.g. 127.0.0.2)."""
+        c = Client(self.host, port or self.port, timeout=timeout, source=source)
         self.clients.append(c)
         if greet:
             c.greeting()
@@ -413,3 +437,71 @@ def tern(request, tern_factory):
     marker = request.node.get_closest_marker("tern")
     options = dict(marker.kwargs) if marker else {}
     return tern_factory(**options)
+
+
+def make_certs(d):
+    """A test CA and server certificates (EC P-256) in folder d, made with
+    openssl: cert.pem/key.pem for mail.test.example (and IP 127.0.0.1),
+    other.pem/other.key for other.test.example, wrong.key (matches
+    nothing). Returns a dict of name -> Path (ca, ca_key, cert, key,
+    other, other_key, wrong_key)."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+    def key(name):
+        run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-out", str(d / name))
+        return d / name
+
+    out = {"ca_key": key("ca.key"), "ca": d / "ca.pem"}
+    run("req", "-x509", "-new", "-key", str(out["ca_key"]), "-out", str(out["ca"]),
+        "-days", "3", "-subj", "/CN=tern test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    out["cert"], out["key"] = issue_cert(d, "cert.pem", "key.pem", "mail.test.example",
+                                         out["ca"], out["ca_key"], ip="127.0.0.1")
+    out["other"], out["other_key"] = issue_cert(d, "other.pem", "other.key",
+                                                "other.test.example", out["ca"], out["ca_key"])
+    out["wrong_key"] = key("wrong.key")
+    return out
+
+
+def issue_cert(d, cert_name, key_name, cn, ca, ca_key, ip=None, serial=None):
+    """A key and a certificate for host name cn signed by the CA; returns
+    (cert path, key path)."""
+    d = Path(d)
+    san = f"DNS:{cn}" + (f",IP:{ip}" if ip else "")
+    ext = d / f"{cert_name}.ext"
+    ext.write_text(f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n"
+                   "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / key_name),
+                    "-out", str(d / f"{cert_name}.csr"), "-subj", f"/CN={cn}"],
+                   check=True, capture_output=True, timeout=30)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(d / f"{cert_name}.csr"),
+                    "-CA", str(ca), "-CAkey", str(ca_key),
+                    *(["-set_serial", str(serial)] if serial else ["-CAcreateserial"]),
+                    "-days", "2", "-extfile", str(ext), "-out", str(d / cert_name)],
+                   check=True, capture_output=True, timeout=30)
+    return d / cert_name, d / key_name
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def password_hashes():
+    """user -> password field made by `ternctl passwd` from USER_PASSWORDS."""
+    out = {}
+    for user, pw in USER_PASSWORDS.items():
+        r = subprocess.run([TERNCTL_BIN, "passwd"], input=pw + "\n", capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        out[user] = r.stdout.strip()
+        assert out[user].startswith("{CRYPT}$"), out[user]
+    return out

@@ -63,20 +63,24 @@ def test_temporary_failure_is_retried(tern):
 
 
 @pytest.mark.tern(aliases={"ext": "someone@foreign.example",
-                           "team": "alice, someone@foreign.example"})
-def test_foreign_alias_targets_are_held(tern):
+                           "team": "alice, someone@foreign.example"},
+                  extra="route * { via 127.0.0.1:9 }\nretry_interval 1s")
+def test_foreign_alias_targets_wait_for_outbound(tern):
+    """Alias targets on foreign domains go to outbound delivery; while their
+    host refuses connections they stay queued, and local copies are not
+    delivered twice."""
     c = tern.client()
     c.ehlo()
     qid1 = c.deliver("bob@example.test", ["ext@localhost"], BODY)
     qid2 = c.deliver("bob@example.test", ["team@localhost"], BODY)
-    wait_log(tern, rf"event=held id={qid1} remote=1")
-    wait_log(tern, rf"event=held id={qid2} remote=1")
+    wait_log(tern, rf"event=deferred id={qid1} pending=1")
+    wait_log(tern, rf"event=deferred id={qid2} pending=1")
     [stored] = tern.wait_for_messages("alice")
     assert f"id {qid2}".encode() in stored
     env1, env2 = envelope(tern, qid1), envelope(tern, qid2)
-    assert re.search(r"^rcpt: held remote .*someone@foreign\.example", env1, re.M), env1
+    assert re.search(r"^rcpt: pending remote .*someone@foreign\.example", env1, re.M), env1
     assert re.search(r"^rcpt: delivered local .*alice@localhost", env2, re.M), env2
-    assert re.search(r"^rcpt: held remote .*someone@foreign\.example", env2, re.M), env2
+    assert re.search(r"^rcpt: pending remote .*someone@foreign\.example", env2, re.M), env2
     # Still queued after a restart, and alice does not get a second copy.
     tern.restart()
     wait_log(tern, rf"event=recovered id={qid2}")
