@@ -15,13 +15,21 @@
 /* Keys of the text form; the order here is the order they are written. */
 enum env_key {
 	K_VERSION, K_ID, K_CREATED, K_SENDER, K_HELO, K_CLIENT, K_PROTO,
-	K_BODY, K_SMTPUTF8, K_SIZE, K_RCPT, K_END, K_NKEYS
+	K_BODY, K_SMTPUTF8, K_SIZE,
+	K_RET, K_ENVID, K_NEXT, K_WARNED, K_DSNKIND,	/* version 2 */
+	K_RCPT, K_END, K_NKEYS
 };
 
 static const char *const key_names[K_NKEYS] = {
 	"version", "id", "created", "sender", "helo", "client", "proto",
-	"body", "smtputf8", "size", "rcpt", "end",
+	"body", "smtputf8", "size",
+	"ret", "envid", "next_attempt", "warned", "dsn_kind",
+	"rcpt", "end",
 };
+
+/* Keys a version 1 file may not hold. */
+#define V2_KEYS	((1u << K_RET) | (1u << K_ENVID) | (1u << K_NEXT) | \
+    (1u << K_WARNED) | (1u << K_DSNKIND))
 
 static const char *const state_names[] = {
 	"pending", "delivered", "failed", "held",
@@ -29,9 +37,18 @@ static const char *const state_names[] = {
 
 static const char *const kind_names[] = { "local", "remote" };
 
-#define NSTATES	(sizeof(state_names) / sizeof(state_names[0]))
-#define NKINDS	(sizeof(kind_names) / sizeof(kind_names[0]))
-#define RCPT_NFIELDS	8
+/* Indexed by enum dsn_ret: "-" is the empty value, RET not given. */
+static const char *const ret_names[] = { "-", "full", "hdrs" };
+
+static const char *const dsn_kind_names[] = {
+	"none", "bounce", "delay", "success",
+};
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+#define NSTATES	NELEM(state_names)
+#define NKINDS	NELEM(kind_names)
+#define RCPT_NFIELDS_V1	8
+#define RCPT_NFIELDS	12
 #define REQUIRED_KEYS	((1u << K_VERSION) | (1u << K_ID) | \
     (1u << K_CREATED) | (1u << K_SENDER) | (1u << K_END))
 
@@ -91,6 +108,27 @@ id_valid(const char *id, size_t n)
 		    (id[i] >= 'a' && id[i] <= 'f')))
 			return 0;
 	return 1;
+}
+
+/* "" or an RFC 3463 status code: class "." subject "." detail. */
+static int
+status_valid(const char *s, size_t n)
+{
+	size_t i = 0, part, digits;
+
+	if (n == 0)
+		return 1;
+	if (s[0] != '2' && s[0] != '4' && s[0] != '5')
+		return 0;
+	for (i = 1, part = 0; part < 2; part++) {
+		if (i >= n || s[i++] != '.')
+			return 0;
+		for (digits = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			digits++;
+		if (digits == 0 || digits > 3)
+			return 0;
+	}
+	return i == n;
 }
 
 /*
@@ -156,6 +194,14 @@ put_rcpt(struct buf *out, const struct envelope_rcpt *r)
 	    PUT_FIELD(out, r->orig) == -1 || buf_appendc(out, ' ') == -1 ||
 	    PUT_FIELD(out, r->last_error) == -1)
 		return -1;
+	if (!dsn_notify_valid(r->notify) || !status_valid(r->status,
+	    strnlen(r->status, sizeof(r->status))))
+		return -1;
+	if (buf_printf(out, " %u ", r->notify) == -1 ||
+	    PUT_FIELD(out, r->orcpt) == -1 || buf_appendc(out, ' ') == -1 ||
+	    PUT_FIELD(out, r->remote_mta) == -1 ||
+	    buf_appendc(out, ' ') == -1 || PUT_FIELD(out, r->status) == -1)
+		return -1;
 	return buf_appendc(out, '\n');
 }
 
@@ -163,9 +209,12 @@ put_rcpt(struct buf *out, const struct envelope_rcpt *r)
 static int
 encodable(const struct envelope *e)
 {
-	return e->version == ENVELOPE_VERSION &&
+	return (e->version == 1 || e->version == ENVELOPE_VERSION) &&
 	    id_valid(e->id, strnlen(e->id, sizeof(e->id))) &&
-	    e->created >= 0 && e->nrcpts <= ENVELOPE_MAX_RCPT &&
+	    e->created >= 0 && e->next_attempt >= 0 &&
+	    (size_t)e->ret < NELEM(ret_names) &&
+	    (size_t)e->dsn_kind < NELEM(dsn_kind_names) &&
+	    e->nrcpts <= ENVELOPE_MAX_RCPT &&
 	    (e->nrcpts == 0 || e->rcpts != NULL);
 }
 
@@ -175,7 +224,7 @@ encode_all(const struct envelope *e, struct buf *out)
 	size_t i;
 
 	if (buf_printf(out, "%s: %u\n%s: %s\n%s: %" PRId64 "\n",
-	    key_names[K_VERSION], (unsigned)e->version, key_names[K_ID], e->id,
+	    key_names[K_VERSION], ENVELOPE_VERSION, key_names[K_ID], e->id,
 	    key_names[K_CREATED], e->created) == -1 ||
 	    put_line(out, K_SENDER, e->sender, sizeof(e->sender)) == -1 ||
 	    put_line(out, K_HELO, e->helo, sizeof(e->helo)) == -1 ||
@@ -187,6 +236,14 @@ encode_all(const struct envelope *e, struct buf *out)
 	    key_names[K_BODY], e->body_8bit ? "8bitmime" : "7bit",
 	    key_names[K_SMTPUTF8], e->smtputf8 ? 1 : 0,
 	    key_names[K_SIZE], e->size) == -1)
+		return -1;
+	if (buf_printf(out, "%s: %s\n", key_names[K_RET],
+	    ret_names[e->ret]) == -1 ||
+	    put_line(out, K_ENVID, e->envid, sizeof(e->envid)) == -1 ||
+	    buf_printf(out, "%s: %" PRId64 "\n%s: %d\n%s: %s\n",
+	    key_names[K_NEXT], e->next_attempt, key_names[K_WARNED],
+	    e->warned ? 1 : 0, key_names[K_DSNKIND],
+	    dsn_kind_names[e->dsn_kind]) == -1)
 		return -1;
 	for (i = 0; i < e->nrcpts; i++)
 		if (put_rcpt(out, &e->rcpts[i]) == -1)
@@ -305,21 +362,42 @@ is_word(const char *s, size_t n, const char *w)
 	return strlen(w) == n && memcmp(s, w, n) == 0;
 }
 
-/* Splits s[0..n) at single spaces into exactly RCPT_NFIELDS fields. */
+/* Splits s[0..n) at single spaces into exactly nf fields. */
 static int
-split_fields(const char *s, size_t n, const char **f, size_t *flen)
+split_fields(const char *s, size_t n, const char **f, size_t *flen,
+    size_t nf)
 {
 	const char *sp, *end = s + n;
 	size_t i;
 
-	for (i = 0; i < RCPT_NFIELDS; i++) {
+	for (i = 0; i < nf; i++) {
 		sp = memchr(s, ' ', (size_t)(end - s));
-		if ((sp == NULL) != (i == RCPT_NFIELDS - 1))
+		if ((sp == NULL) != (i == nf - 1))
 			return -1;
 		f[i] = s;
 		flen[i] = (size_t)((sp ? sp : end) - s);
 		s = sp ? sp + 1 : end;
 	}
+	return 0;
+}
+
+/* The fields version 2 added to a rcpt line: notify orcpt mta status. */
+static int
+decode_rcpt_v2(struct envelope_rcpt *r, const char **f, const size_t *fl,
+    const char **why)
+{
+	uint64_t x;
+
+	if (parse_num(f[8], fl[8], 15, &x) == -1 ||
+	    !dsn_notify_valid((unsigned)x))
+		return fail(why, "rcpt: bad notify");
+	r->notify = (unsigned)x;
+	if (GET_FIELD(f[9], fl[9], r->orcpt, why) == -1 ||
+	    GET_FIELD(f[10], fl[10], r->remote_mta, why) == -1 ||
+	    GET_FIELD(f[11], fl[11], r->status, why) == -1)
+		return -1;
+	if (!status_valid(r->status, strlen(r->status)))
+		return fail(why, "rcpt: bad status");
 	return 0;
 }
 
@@ -329,11 +407,12 @@ decode_rcpt(struct envelope *e, const char *v, size_t n, const char **why)
 	struct envelope_rcpt r;
 	const char *f[RCPT_NFIELDS];
 	size_t fl[RCPT_NFIELDS];
+	size_t nf = e->version == 1 ? RCPT_NFIELDS_V1 : RCPT_NFIELDS;
 	uint64_t att;
 	int st, kd;
 
 	memset(&r, 0, sizeof(r));
-	if (split_fields(v, n, f, fl) == -1)
+	if (split_fields(v, n, f, fl, nf) == -1)
 		return fail(why, "rcpt: wrong number of fields");
 	if ((st = parse_word(f[0], fl[0], state_names, NSTATES)) < 0)
 		return fail(why, "rcpt: bad state");
@@ -349,6 +428,8 @@ decode_rcpt(struct envelope *e, const char *v, size_t n, const char **why)
 	    GET_FIELD(f[5], fl[5], r.addr, why) == -1 ||
 	    GET_FIELD(f[6], fl[6], r.orig, why) == -1 ||
 	    GET_FIELD(f[7], fl[7], r.last_error, why) == -1)
+		return -1;
+	if (nf == RCPT_NFIELDS && decode_rcpt_v2(&r, f, fl, why) == -1)
 		return -1;
 	if (e->nrcpts >= ENVELOPE_MAX_RCPT)
 		return fail(why, "too many recipients");
@@ -367,7 +448,7 @@ decode_number_key(struct envelope *e, enum env_key k, const char *v,
 	case K_VERSION:
 		if (parse_num(v, n, UINT32_MAX, &x) == -1)
 			return fail(why, "bad version");
-		if (x != ENVELOPE_VERSION)
+		if (x != 1 && x != ENVELOPE_VERSION)
 			return fail(why, "unsupported version");
 		e->version = (uint32_t)x;
 		return 0;
@@ -386,6 +467,16 @@ decode_number_key(struct envelope *e, enum env_key k, const char *v,
 			return fail(why, "bad smtputf8");
 		e->smtputf8 = (int)x;
 		return 0;
+	case K_NEXT:
+		if (parse_num(v, n, INT64_MAX, &x) == -1)
+			return fail(why, "bad next_attempt");
+		e->next_attempt = (int64_t)x;
+		return 0;
+	case K_WARNED:
+		if (parse_num(v, n, 1, &x) == -1)
+			return fail(why, "bad warned");
+		e->warned = (int)x;
+		return 0;
 	case K_END:
 		if (!is_word(v, n, "1"))
 			return fail(why, "bad end");
@@ -399,6 +490,8 @@ static int
 decode_value(struct envelope *e, enum env_key k, const char *v, size_t n,
     const char **why)
 {
+	int i;
+
 	switch (k) {
 	case K_ID:
 		if (!id_valid(v, n))
@@ -421,6 +514,19 @@ decode_value(struct envelope *e, enum env_key k, const char *v, size_t n,
 			e->body_8bit = 1;
 		else
 			return fail(why, "bad body");
+		return 0;
+	case K_RET:
+		if ((i = parse_word(v, n, ret_names, NELEM(ret_names))) < 0)
+			return fail(why, "bad ret");
+		e->ret = (enum dsn_ret)i;
+		return 0;
+	case K_ENVID:
+		return GET_FIELD(v, n, e->envid, why);
+	case K_DSNKIND:
+		if ((i = parse_word(v, n, dsn_kind_names,
+		    NELEM(dsn_kind_names))) < 0)
+			return fail(why, "bad dsn_kind");
+		e->dsn_kind = (enum dsn_kind)i;
 		return 0;
 	case K_RCPT:
 		return decode_rcpt(e, v, n, why);
@@ -465,6 +571,8 @@ decode_lines(const char *data, size_t len, struct envelope *e,
 			return fail(why, "version must be the first line");
 		if (k != K_RCPT && (seen & (1u << k)))
 			return fail(why, "duplicate key");
+		if (e->version == 1 && ((1u << k) & V2_KEYS))
+			return fail(why, "key unknown in version 1");
 		seen |= 1u << k;
 		if (decode_value(e, (enum env_key)k, v, vlen, why) == -1)
 			return -1;

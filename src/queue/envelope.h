@@ -3,7 +3,7 @@
  * delivery state, and what the session learned (client, HELO, protocol).
  * Stored beside the message content as a small versioned text file:
  *
- *   version: 1
+ *   version: 2
  *   id: 0187a3f2c4d1e00a
  *   ...one "key: value" line per field, "rcpt:" once per recipient...
  *   end: 1
@@ -12,6 +12,11 @@
  * written as %XX (upper-case hex); nothing else is escaped. An empty value
  * is written "-", so a value that is exactly "-" is written "%2D". A file
  * without the final "end: 1" line is torn and refused.
+ *
+ * Version 2 added the DSN (RFC 3461) and retry data: the keys ret, envid,
+ * next_attempt, warned and dsn_kind, and four more fields at the end of
+ * each rcpt line (notify, orcpt, remote_mta, status). Version 1 files are
+ * still read (the new data takes its defaults); only version 2 is written.
  */
 #ifndef TERN_ENVELOPE_H
 #define TERN_ENVELOPE_H
@@ -21,8 +26,10 @@
 
 #include "common/buf.h"
 #include "smtp/parse.h"
+#include "smtp/xtext.h"
 
-#define ENVELOPE_VERSION  1
+#define ENVELOPE_VERSION  2
+#define ENVELOPE_STATUS_MAX 16	/* "5.123.456" fits with room */
 #define QUEUE_ID_LEN      16
 #define ENVELOPE_MAX_RCPT 10000
 
@@ -38,7 +45,16 @@ struct envelope_rcpt {
 	char orig[SMTP_PATH_MAX + 1];		/* as the client gave it in RCPT TO */
 	uint32_t attempts;
 	char last_error[256];			/* last failure text, "" if none */
+	/* version 2 */
+	unsigned notify;			/* DSN_NOTIFY_* bits, 0 = not given */
+	char orcpt[DSN_ORCPT_MAX + 1];		/* "rfc822;addr" xtext-decoded, or "" */
+	char remote_mta[SMTP_DOMAIN_MAX + 1];	/* host of the last attempt, or "" */
+	char status[ENVELOPE_STATUS_MAX];	/* "5.1.1" of the last result, or "" */
 };
+
+/* What the message itself is: a DSN is never answered by a bounce. */
+enum dsn_kind { DSN_KIND_NONE = 0, DSN_KIND_BOUNCE, DSN_KIND_DELAY,
+    DSN_KIND_SUCCESS };
 
 struct envelope {
 	uint32_t version;
@@ -54,6 +70,12 @@ struct envelope {
 	struct envelope_rcpt *rcpts;	/* malloc'd */
 	size_t   nrcpts;
 	size_t   rcpt_cap;
+	/* version 2 */
+	enum dsn_ret  ret;		/* RET=, DSN_RET_UNSPEC if not given */
+	char     envid[DSN_ENVID_MAX + 1];	/* ENVID= decoded, or "" */
+	int64_t  next_attempt;		/* unix seconds, 0 = now */
+	int      warned;		/* the delay warning was sent */
+	enum dsn_kind dsn_kind;
 };
 
 void envelope_init(struct envelope *e);
@@ -61,15 +83,20 @@ void envelope_free(struct envelope *e);
 /* Appends a recipient (copied); -1 on ENOMEM or past ENVELOPE_MAX_RCPT. */
 int  envelope_add_rcpt(struct envelope *e, const struct envelope_rcpt *r);
 /*
- * Appends the text form to out; -1 (out unchanged) if out's limit is
- * reached or e could not be read back (bad id, negative created, unknown
- * state, a string not terminated within its array).
+ * Appends the text form (always version 2) to out; -1 (out unchanged) if
+ * out's limit is reached or e could not be read back (bad id, negative
+ * created or next_attempt, unknown state or enum, invalid notify bits or
+ * status, a string not terminated within its array). e->version may be 1
+ * or 2: a version 1 envelope read earlier is written as version 2.
  */
 int  envelope_encode(const struct envelope *e, struct buf *out);
 /*
  * Parses the text form. Unknown keys are refused (the version says what
- * is known); a missing "end:", a bad escape, an over-long value or a
- * version other than ENVELOPE_VERSION is an error with *why set.
+ * is known: a version 1 file may not hold version 2 keys, and its rcpt
+ * lines have 8 fields, version 2's 12); a missing "end:", a bad escape, an
+ * over-long value or a version other than 1 or 2 is an error with *why
+ * set. e->version tells which version the file was; the version 2 data of
+ * a version 1 file keeps its defaults (0, "").
  * *e need not be initialised: it is overwritten (free its old content
  * first). On error *e is left freed. Returns 0 or -1.
  */

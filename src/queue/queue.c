@@ -19,7 +19,11 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
+#include "queue/dsn.h"
 #include "queue/envelope.h"
+#include "server/resolve.h"
+#include "smtp/parse.h"
+#include "smtp/xtext.h"
 
 #define QUEUE_DIR      "queue"
 #define QUEUE_TMP      "tmp"
@@ -55,7 +59,7 @@ struct qmsg {
 	unsigned        inflight;
 	unsigned        retries;
 	struct event   *retry;
-	unsigned char  *failed_now;	/* recipients that failed since the last bounce */
+	char           *dsn_now;	/* per recipient: 'f' failed, 's' succeeded, owed a DSN */
 	unsigned        relaying;	/* jobs at the mta */
 };
 
@@ -87,7 +91,10 @@ struct queue {
 static void schedule(struct queue *);
 static void msg_check_done(struct qmsg *);
 static void msg_fail_rcpt(struct qmsg *, size_t, const char *);
-static void msg_bounce(struct qmsg *);
+static void msg_report(struct qmsg *, char);
+static const char *status_of(const char *, const char *);
+static void dsn_mark(struct qmsg *, size_t, char);
+static void msg_done_rcpt(struct qmsg *, size_t);
 
 /* ---- IDs ---- */
 
@@ -167,7 +174,7 @@ msg_free(struct qmsg *m)
 		m->next->prev = m->prev;
 	if (m->retry)
 		event_free(m->retry);
-	free(m->failed_now);
+	free(m->dsn_now);
 	envelope_free(&m->env);
 	free(m);
 }
@@ -308,6 +315,35 @@ relay_schedule(struct qmsg *m)
 	free(sent);
 }
 
+/* The enhanced status at the start of a reason ("5.1.1 ..." or "550 5.1.1 ..."). */
+static const char *
+status_of(const char *why, const char *dflt)
+{
+	static char st[16];
+	const char *p = why;
+	size_t n = 0;
+
+	if (p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+	    p[2] <= '9' && p[3] == ' ')
+		p += 4;
+	while (n < sizeof(st) - 1 && ((p[n] >= '0' && p[n] <= '9') || p[n] == '.'))
+		n++;
+	if (n < 5 || p[1] != '.' || (p[n] != ' ' && p[n] != '\0'))
+		return dflt;
+	memcpy(st, p, n);
+	st[n] = '\0';
+	return st;
+}
+
+static void
+dsn_mark(struct qmsg *m, size_t k, char what)
+{
+	if (m->dsn_now == NULL)
+		m->dsn_now = calloc(m->env.nrcpts ? m->env.nrcpts : 1, 1);
+	if (m->dsn_now)
+		m->dsn_now[k] = what;
+}
+
 /* A recipient failed for good: recorded now, bounced at msg_check_done. */
 static void
 msg_fail_rcpt(struct qmsg *m, size_t k, const char *why)
@@ -317,10 +353,20 @@ msg_fail_rcpt(struct qmsg *m, size_t k, const char *why)
 	r->state = RCPT_FAILED;
 	snprintf(r->last_error, sizeof(r->last_error), "%s", why);
 	log_info("event=failed id=%s to=%s error=\"%s\"", m->env.id, r->addr, why);
-	if (m->failed_now == NULL)
-		m->failed_now = calloc(m->env.nrcpts, 1);
-	if (m->failed_now)
-		m->failed_now[k] = 1;
+	snprintf(r->status, sizeof(r->status), "%s", status_of(why, "5.0.0"));
+	/* RFC 3461 4.1: no NOTIFY means FAILURE (and DELAY); NEVER means nothing. */
+	if (r->notify == 0 || (r->notify & DSN_NOTIFY_FAILURE))
+		dsn_mark(m, k, 'f');
+}
+
+/* A recipient delivered: a success DSN if it asked for one (NOTIFY=SUCCESS). */
+static void
+msg_done_rcpt(struct qmsg *m, size_t k)
+{
+	m->env.rcpts[k].state = RCPT_DELIVERED;
+	m->env.rcpts[k].last_error[0] = '\0';
+	if (m->env.rcpts[k].notify & DSN_NOTIFY_SUCCESS)
+		dsn_mark(m, k, 's');
 }
 
 static struct qmsg *
@@ -357,8 +403,10 @@ on_relay_result(struct queue *q, struct ipc_msg *msg)
 		r = &m->env.rcpts[k];
 		r->attempts++;
 		snprintf(r->last_error, sizeof(r->last_error), "%s", code / 100 == 2 ? "" : text);
+		snprintf(r->remote_mta, sizeof(r->remote_mta), "%s", host);
+		snprintf(r->status, sizeof(r->status), "%s", enh);
 		if (code / 100 == 2)
-			r->state = RCPT_DELIVERED;
+			msg_done_rcpt(m, k);
 		else if (code / 100 == 5)
 			msg_fail_rcpt(m, k, text);
 	}
@@ -419,21 +467,140 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The failed recipients get a DSN to the sender (RFC 3464). Never for a
- * bounce itself (the null sender): that would loop.
+ * Puts a message tern made itself (a DSN) into the queue, from <> to addr:
+ * content and envelope written and synced as a client's would be.
+ */
+static int
+queue_inject(struct queue *q, const char *addr, const struct buf *content,
+    enum dsn_kind kind, int body_8bit)
+{
+	struct rcpt_dest dest[RESOLVE_MAX_DEST];
+	struct smtp_mailarg a;
+	struct envelope env;
+	struct envelope_rcpt r;
+	char wrapped[SMTP_PATH_MAX + 8], path[64];
+	size_t n = 0, i;
+	int fd, ok = -1;
+	struct qmsg *m;
+
+	snprintf(wrapped, sizeof(wrapped), "TO:<%s>", addr);
+	if (smtp_parse_mailarg(wrapped, strlen(wrapped), "TO:", &a, NULL) != SMTP_PARSE_OK ||
+	    resolve_rcpt(q->cfg, &a.path, 1, dest, RESOLVE_MAX_DEST, &n) != RESOLVE_OK)
+		return -1;
+	envelope_init(&env);
+	new_id(q, env.id);
+	env.created = time(NULL);
+	snprintf(env.helo, sizeof(env.helo), "%s", q->cfg->hostname);
+	snprintf(env.client_addr, sizeof(env.client_addr), "local");
+	snprintf(env.proto, sizeof(env.proto), "local");
+	env.body_8bit = body_8bit;
+	env.smtputf8 = a.path.utf8;
+	env.size = content->len;
+	env.dsn_kind = kind;
+	for (i = 0; i < n; i++) {
+		memset(&r, 0, sizeof(r));
+		r.state = RCPT_PENDING;
+		r.kind = dest[i].kind == DEST_LOCAL ? RCPTK_LOCAL : RCPTK_REMOTE;
+		snprintf(r.user, sizeof(r.user), "%s", dest[i].user);
+		snprintf(r.domain, sizeof(r.domain), "%s", dest[i].domain);
+		snprintf(r.addr, sizeof(r.addr), "%s", dest[i].addr);
+		snprintf(r.orig, sizeof(r.orig), "%s", addr);
+		r.notify = DSN_NOTIFY_NEVER;	/* a DSN about a DSN would loop */
+		if (envelope_add_rcpt(&env, &r) == -1)
+			goto out;
+	}
+	path_of(path, sizeof(path), env.id, "msg");
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
+		goto out;
+	if (write(fd, content->data, content->len) == (ssize_t)content->len && fdatasync(fd) == 0 &&
+	    env_store(q, &env, 1) == 0)
+		ok = 0;
+	close(fd);
+	if (ok == -1) {
+		unlink(path);
+		goto out;
+	}
+	log_info("event=dsn-queued id=%s to=<%s> kind=%d", env.id, addr, (int)kind);
+	if ((m = msg_add(q, &env)) != NULL)
+		msg_schedule(m);
+out:
+	envelope_free(&env);
+	return ok;
+}
+
+/*
+ * The DSN owed for the recipients marked `what` ('f' failed, 's'
+ * delivered): to the sender, never to <> (RFC 3461 6.2, RFC 5321 6.1).
+ * A bounce of our own bounce goes to the postmaster once (a double bounce),
+ * and one of those that fails is only logged.
  */
 static void
-msg_bounce(struct qmsg *m)
+msg_report(struct qmsg *m, char what)
 {
+	struct queue *q = m->q;
+	struct dsn_rcpt *dr;
+	struct dsn_input in;
+	char err[256], postmaster[SMTP_PATH_MAX + 1], from[SMTP_PATH_MAX + 1];
+	const char *to = m->env.sender;
+	struct buf out;
 	size_t i, n = 0;
+	int fd, flags;
 
 	for (i = 0; i < m->env.nrcpts; i++)
-		n += m->failed_now[i];
-	if (m->env.sender[0] == '\0') {
-		log_info("event=bounce-dropped id=%s failed=%zu reason=\"null sender\"", m->env.id, n);
+		n += m->dsn_now[i] == what;
+	if (n == 0)
 		return;
+	snprintf(postmaster, sizeof(postmaster), "postmaster@%s",
+	    q->cfg->ndomains ? q->cfg->domains[0].name : q->cfg->hostname);
+	if (to[0] == '\0') {
+		if (what != 'f' || m->env.dsn_kind != DSN_KIND_BOUNCE ||
+		    strcasecmp(m->env.rcpts[0].orig, postmaster) == 0) {
+			log_info("event=dsn-dropped id=%s failed=%zu reason=\"null sender\"", m->env.id, n);
+			return;
+		}
+		to = postmaster;	/* double bounce */
 	}
-	log_info("event=bounce-needed id=%s to=<%s> failed=%zu", m->env.id, m->env.sender, n);
+	if ((dr = calloc(n, sizeof(*dr))) == NULL)
+		return;
+	for (i = 0, n = 0; i < m->env.nrcpts; i++) {
+		const struct envelope_rcpt *r = &m->env.rcpts[i];
+
+		if (m->dsn_now[i] != what)
+			continue;
+		dr[n].final_rcpt = r->addr;
+		dr[n].orig_rcpt = r->orcpt[0] ? r->orcpt : NULL;
+		dr[n].action = what == 'f' ? "failed" : r->kind == RCPTK_LOCAL ? "delivered" : "relayed";
+		dr[n].status = r->status[0] ? r->status : what == 'f' ? "5.0.0" : "2.0.0";
+		dr[n].remote_mta = r->remote_mta[0] ? r->remote_mta : NULL;
+		dr[n].diagnostic = r->last_error[0] ? r->last_error : NULL;
+		dr[n].last_attempt = time(NULL);
+		n++;
+	}
+	snprintf(from, sizeof(from), "MAILER-DAEMON@%s", q->cfg->hostname);
+	memset(&in, 0, sizeof(in));
+	in.reporting_mta = q->cfg->hostname;
+	in.queue_id = m->env.id;
+	in.envid = m->env.envid[0] ? m->env.envid : NULL;
+	in.arrival = (time_t)m->env.created;
+	in.sender = to;
+	in.postmaster = from;
+	in.ret_full = m->env.ret != DSN_RET_HDRS;
+	in.rcpts = dr;
+	in.nrcpts = n;
+	in.now = time(NULL);
+	in.message_id_domain = q->cfg->hostname;
+	buf_init(&out, (size_t)8 << 20);
+	path_of(err, sizeof(err), m->env.id, "msg");
+	if ((fd = open(err, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    (flags = dsn_build(&in, fd, (size_t)1 << 20, &out, err, sizeof(err))) < 0 ||
+	    queue_inject(q, to, &out, what == 'f' ? DSN_KIND_BOUNCE : DSN_KIND_SUCCESS,
+	    (flags & DSN_NEEDS_8BITMIME) != 0) == -1)
+		log_warn("event=dsn-failed id=%s to=<%s> error=\"%s\"", m->env.id, to,
+		    fd == -1 ? strerror(errno) : err);
+	if (fd != -1)
+		close(fd);
+	buf_free(&out);
+	free(dr);
 }
 
 /* Everything answered: remove, keep for relay, or wait for a retry. */
@@ -455,10 +622,11 @@ msg_check_done(struct qmsg *m)
 			    m->env.rcpts[i].last_error : "none");
 			msg_fail_rcpt(m, i, why);
 		}
-	if (m->failed_now) {
-		msg_bounce(m);
-		free(m->failed_now);
-		m->failed_now = NULL;
+	if (m->dsn_now) {
+		msg_report(m, 'f');
+		msg_report(m, 's');
+		free(m->dsn_now);
+		m->dsn_now = NULL;
 	}
 	for (i = 0; i < m->env.nrcpts; i++) {
 		switch (m->env.rcpts[i].state) {
@@ -563,8 +731,7 @@ on_deliver_result(struct queue *q, struct ipc_msg *m)
 	r->attempts++;
 	switch (status) {
 	case DELIVER_OK:
-		r->state = RCPT_DELIVERED;
-		r->last_error[0] = '\0';
+		msg_done_rcpt(w->m, w->rcpt);
 		log_info("event=delivered id=%s to=%s mailbox=%s", w->m->env.id, r->addr, text);
 		break;
 	case DELIVER_PERMFAIL:
@@ -664,6 +831,10 @@ env_check(struct qfile *f, struct envelope *env, const char **why)
 
 	if (envelope_decode(f->env.data, f->env.len, env, why) == -1)
 		return -1;
+	/* What only the queue decides is the queue's, whatever the worker wrote. */
+	env->dsn_kind = DSN_KIND_NONE;
+	env->warned = 0;
+	env->next_attempt = 0;
 	if (strcmp(env->id, f->id) != 0 || env->nrcpts == 0) {
 		*why = "envelope does not match the file";
 		envelope_free(env);

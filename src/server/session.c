@@ -24,6 +24,7 @@
 #include "server/submit.h"
 #include "smtp/parse.h"
 #include "smtp/sasl.h"
+#include "smtp/xtext.h"
 
 #define SESSION_IN_MAX   (256 * 1024)	/* pipelined input held while waiting */
 #define SESSION_OUT_MAX  (256 * 1024)
@@ -602,7 +603,7 @@ cmd_helo(struct session *s, const struct smtp_cmd *c)
 	/* RFC 4954 14: never offer passwords on a connection in clear. */
 	if (auth_offered(s))
 		buf_appends(&s->out, "250-AUTH PLAIN LOGIN\r\n");
-	buf_appends(&s->out, "250 CHUNKING\r\n");
+	buf_appends(&s->out, "250-DSN\r\n250 CHUNKING\r\n");
 }
 
 /* MAIL parameters: SIZE (RFC 1870), BODY (6152), SMTPUTF8 (6531). */
@@ -616,6 +617,14 @@ mail_params(struct session *s, const struct smtp_mailarg *a)
 		const struct smtp_param *p = &a->params[i];
 		char key[32], val[32];
 
+		if (p->keylen == 5 && strncasecmp(p->key, "ENVID", 5) == 0 && p->val) {
+			/* RFC 3461 4.4: kept for the DSNs about this message. */
+			if (dsn_parse_envid(p->val, p->vallen, t->env.envid, sizeof(t->env.envid)) == -1) {
+				reply(s, 501, "5.5.4", "Syntax: bad ENVID value");
+				return -1;
+			}
+			continue;
+		}
 		if (p->keylen >= sizeof(key) || (p->val && p->vallen >= sizeof(val))) {
 			reply(s, 555, "5.5.4", "Unsupported option");
 			return -1;
@@ -648,6 +657,11 @@ mail_params(struct session *s, const struct smtp_mailarg *a)
 			t->body8 = strcasecmp(val, "8BITMIME") == 0;
 		} else if (strcasecmp(key, "SMTPUTF8") == 0 && !p->val) {
 			t->smtputf8 = 1;
+		} else if (strcasecmp(key, "RET") == 0 && p->val) {
+			if (dsn_parse_ret(p->val, p->vallen, &t->env.ret) == -1) {
+				reply(s, 501, "5.5.4", "Syntax: bad RET value");
+				return -1;
+			}
 		} else if (strcasecmp(key, "AUTH") == 0 && p->val) {
 			/* RFC 4954 5: a relay's claim about the original submitter; not kept. */
 		} else {
@@ -717,7 +731,8 @@ cmd_mail(struct session *s, const struct smtp_cmd *c)
 
 /* Adds destinations to the envelope, each mailbox once per message. */
 static int
-rcpt_add(struct session *s, const char *orig, const struct rcpt_dest *d, size_t n)
+rcpt_add(struct session *s, const char *orig, const struct rcpt_dest *d, size_t n,
+    unsigned notify, const char *orcpt)
 {
 	struct envelope *e = &s->t.env;
 	size_t i, k;
@@ -737,8 +752,38 @@ rcpt_add(struct session *s, const char *orig, const struct rcpt_dest *d, size_t 
 		snprintf(r.domain, sizeof(r.domain), "%s", d[i].domain);
 		snprintf(r.addr, sizeof(r.addr), "%s", d[i].addr);
 		snprintf(r.orig, sizeof(r.orig), "%s", orig);
+		r.notify = notify;
+		snprintf(r.orcpt, sizeof(r.orcpt), "%s", orcpt);
 		if (envelope_add_rcpt(e, &r) == -1)
 			return -1;
+	}
+	return 0;
+}
+
+/* RCPT parameters: NOTIFY and ORCPT (RFC 3461 4.1, 4.2). */
+static int
+rcpt_params(struct session *s, const struct smtp_mailarg *a, unsigned *notify,
+    char *orcpt, size_t orcptsz)
+{
+	size_t i;
+
+	for (i = 0; i < a->nparams; i++) {
+		const struct smtp_param *p = &a->params[i];
+
+		if (p->keylen == 6 && strncasecmp(p->key, "NOTIFY", 6) == 0 && p->val) {
+			if (dsn_parse_notify(p->val, p->vallen, notify) == -1) {
+				reply(s, 501, "5.5.4", "Syntax: bad NOTIFY value");
+				return -1;
+			}
+		} else if (p->keylen == 5 && strncasecmp(p->key, "ORCPT", 5) == 0 && p->val) {
+			if (dsn_parse_orcpt(p->val, p->vallen, orcpt, orcptsz) == -1) {
+				reply(s, 501, "5.5.4", "Syntax: bad ORCPT value");
+				return -1;
+			}
+		} else {
+			reply(s, 555, "5.5.4", "Unsupported option: %.*s", (int)p->keylen, p->key);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -751,6 +796,8 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 	const char *why = "syntax error";
 	const char *shown;
 	enum smtp_parse_err e;
+	char orcpt[DSN_ORCPT_MAX + 1] = "";
+	unsigned notify = 0;
 	size_t n = 0;
 
 	if (need_tls(s) || need_helo(s))
@@ -772,10 +819,8 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>: %s", why);
 		return;
 	}
-	if (a.nparams > 0) {
-		reply(s, 555, "5.5.4", "Unsupported option");
+	if (rcpt_params(s, &a, &notify, orcpt, sizeof(orcpt)) == -1)
 		return;
-	}
 	if (a.path.utf8 && !s->t.smtputf8) {
 		reply(s, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8");
 		return;
@@ -800,7 +845,7 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		reply(s, 452, "4.5.3", "<%s>: Error: too many recipients", shown);
 		return;
 	}
-	if (rcpt_add(s, shown, dest, n) == -1) {
+	if (rcpt_add(s, shown, dest, n, notify, orcpt) == -1) {
 		reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}

@@ -1,7 +1,8 @@
 /*
  * Fuzz harness for envelope_decode: arbitrary bytes must be refused or
  * decoded; whatever decodes must encode, and that encoding must be a
- * fixed point (decode then encode gives the same bytes again).
+ * fixed point (decode then encode gives the same bytes again). A version 1
+ * input is written as version 2, so the fixed point is checked from there.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -20,7 +20,7 @@ def test_ehlo_keywords(tern):
     assert r.lines[0].split()[0] == "test.example"
     kw = r.lines[1:]
     assert set(kw) == {"PIPELINING", "SIZE 1048576", "8BITMIME", "SMTPUTF8",
-                       "ENHANCEDSTATUSCODES", "CHUNKING"}, kw
+                       "ENHANCEDSTATUSCODES", "DSN", "CHUNKING"}, kw
     assert r.raw.count(b"250 ") == 1 and r.raw.split(b"\r\n")[-2].startswith(b"250 ")
 
 

@@ -14,6 +14,30 @@
 #define BIG	(16u * 1024 * 1024)
 
 static const char golden[] =
+    "version: 2\n"
+    "id: 0187a3f2c4d1e00a\n"
+    "created: 1700000000\n"
+    "sender: alice@example.org\n"
+    "helo: mail.example.org\n"
+    "client: 192.0.2.1\n"
+    "proto: ESMTPS\n"
+    "body: 8bitmime\n"
+    "smtputf8: 0\n"
+    "size: 12345\n"
+    "ret: hdrs\n"
+    "envid: QQ314159%20x+2By\n"
+    "next_attempt: 1700000600\n"
+    "warned: 1\n"
+    "dsn_kind: none\n"
+    "rcpt: pending local 0 bob example.test bob@example.test "
+    "Bob@Example.TEST - 0 - - -\n"
+    "rcpt: failed remote 3 - - carol@example.net carol@example.net "
+    "550%205.1.1%20no%20such%20user 6 rfc822;Carol@example.net "
+    "mx.example.net 5.1.1\n"
+    "end: 1\n";
+
+/* The same envelope as written by version 1: no DSN or retry data. */
+static const char golden_v1[] =
     "version: 1\n"
     "id: 0187a3f2c4d1e00a\n"
     "created: 1700000000\n"
@@ -66,7 +90,36 @@ make_golden(struct envelope *e)
 	set_rcpt(&r, RCPT_FAILED, RCPTK_REMOTE, 3, "", "",
 	    "carol@example.net", "carol@example.net",
 	    "550 5.1.1 no such user");
+	r.notify = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE;
+	snprintf(r.orcpt, sizeof(r.orcpt), "rfc822;Carol@example.net");
+	snprintf(r.remote_mta, sizeof(r.remote_mta), "mx.example.net");
+	snprintf(r.status, sizeof(r.status), "5.1.1");
 	assert_int_equal(envelope_add_rcpt(e, &r), 0);
+	e->ret = DSN_RET_HDRS;
+	snprintf(e->envid, sizeof(e->envid), "QQ314159 x+2By");
+	e->next_attempt = 1700000600;
+	e->warned = 1;
+	e->dsn_kind = DSN_KIND_NONE;
+}
+
+/* make_golden without the version 2 data: what golden_v1 holds. */
+static void
+make_golden_v1(struct envelope *e)
+{
+	size_t i;
+
+	make_golden(e);
+	e->version = 1;
+	e->ret = DSN_RET_UNSPEC;
+	e->envid[0] = '\0';
+	e->next_attempt = 0;
+	e->warned = 0;
+	for (i = 0; i < e->nrcpts; i++) {
+		e->rcpts[i].notify = 0;
+		e->rcpts[i].orcpt[0] = '\0';
+		e->rcpts[i].remote_mta[0] = '\0';
+		e->rcpts[i].status[0] = '\0';
+	}
 }
 
 static int
@@ -76,7 +129,10 @@ rcpt_equal(const struct envelope_rcpt *a, const struct envelope_rcpt *b)
 	    a->attempts == b->attempts && strcmp(a->user, b->user) == 0 &&
 	    strcmp(a->domain, b->domain) == 0 &&
 	    strcmp(a->addr, b->addr) == 0 && strcmp(a->orig, b->orig) == 0 &&
-	    strcmp(a->last_error, b->last_error) == 0;
+	    strcmp(a->last_error, b->last_error) == 0 &&
+	    a->notify == b->notify && strcmp(a->orcpt, b->orcpt) == 0 &&
+	    strcmp(a->remote_mta, b->remote_mta) == 0 &&
+	    strcmp(a->status, b->status) == 0;
 }
 
 static void
@@ -94,6 +150,11 @@ assert_env_equal(const struct envelope *a, const struct envelope *b)
 	assert_int_equal(a->body_8bit, b->body_8bit);
 	assert_int_equal(a->smtputf8, b->smtputf8);
 	assert_true(a->size == b->size);
+	assert_int_equal(a->ret, b->ret);
+	assert_string_equal(a->envid, b->envid);
+	assert_true(a->next_attempt == b->next_attempt);
+	assert_int_equal(a->warned, b->warned);
+	assert_int_equal(a->dsn_kind, b->dsn_kind);
 	assert_int_equal(a->nrcpts, b->nrcpts);
 	for (i = 0; i < a->nrcpts; i++)
 		assert_true(rcpt_equal(&a->rcpts[i], &b->rcpts[i]));
@@ -166,6 +227,10 @@ test_round_trip_nasty(void **state)
 	make_golden(&e);
 	snprintf(e.sender, sizeof(e.sender), "%s", "");
 	snprintf(e.helo, sizeof(e.helo), "-");
+	memset(e.envid, '\n', DSN_ENVID_MAX);
+	e.next_attempt = INT64_MAX;
+	e.ret = DSN_RET_FULL;
+	e.dsn_kind = DSN_KIND_SUCCESS;
 	snprintf(e.client_addr, sizeof(e.client_addr), "2001:db8::1");
 	snprintf(e.proto, sizeof(e.proto), "%%2D");
 	e.created = INT64_MAX;
@@ -190,6 +255,16 @@ test_round_trip_nasty(void **state)
 	memset(r.domain, ' ', SMTP_DOMAIN_MAX);
 	memset(r.addr, 'a', SMTP_PATH_MAX);
 	memset(r.orig, '\n', SMTP_PATH_MAX);
+	memset(r.orcpt, '-', DSN_ORCPT_MAX);
+	memset(r.remote_mta, '%', SMTP_DOMAIN_MAX);
+	snprintf(r.status, sizeof(r.status), "4.999.999");
+	r.notify = DSN_NOTIFY_NEVER;
+	assert_int_equal(envelope_add_rcpt(&e, &r), 0);
+	set_rcpt(&r, RCPT_FAILED, RCPTK_REMOTE, 2, "", "", "x@y", "", "");
+	r.notify = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY;
+	snprintf(r.orcpt, sizeof(r.orcpt), "utf-8;\xc3\xa9 \x7f%%");
+	snprintf(r.remote_mta, sizeof(r.remote_mta), "-");
+	snprintf(r.status, sizeof(r.status), "2.0.0");
 	assert_int_equal(envelope_add_rcpt(&e, &r), 0);
 	round_trip(&e);
 	envelope_free(&e);
@@ -238,10 +313,11 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	{ "version: 1\n", "version: 2\n", "unsupported version" },
-	{ "version: 1\n", "version: 01\n", "bad version" },
-	{ "version: 1\n", "", "version must be the first line" },
-	{ "helo: mail.example.org\n", "helo: mail.example.org\nversion: 1\n",
+	{ "version: 2\n", "version: 3\n", "unsupported version" },
+	{ "version: 2\n", "version: 0\n", "unsupported version" },
+	{ "version: 2\n", "version: 02\n", "bad version" },
+	{ "version: 2\n", "", "version must be the first line" },
+	{ "helo: mail.example.org\n", "helo: mail.example.org\nversion: 2\n",
 	    "version must be the first line" },
 	{ "id: 0187a3f2c4d1e00a\n", "id: 0187A3F2C4D1E00A\n", "bad id" },
 	{ "id: 0187a3f2c4d1e00a\n", "id: 0187a3f2c4d1e00\n", "bad id" },
@@ -289,17 +365,58 @@ static const struct bad_case bad_cases[] = {
 	{ "helo: mail.example.org\n", "helo: a%00b\n", "NUL in value" },
 	{ "proto: ESMTPS\n", "proto: ESMTPSESMTPSESMT\n", "value too long" },
 	{ "proto: ESMTPS\n", "proto: ESMTPSESMTPSESM\n", NULL },
-	{ "Bob@Example.TEST -\n", "Bob@Example.TEST\n",
+	{ "Bob@Example.TEST - 0 - - -\n", "Bob@Example.TEST - 0 - -\n",
 	    "rcpt: wrong number of fields" },
-	{ "Bob@Example.TEST -\n", "Bob@Example.TEST - -\n",
+	{ "Bob@Example.TEST - 0 - - -\n", "Bob@Example.TEST -\n",
 	    "rcpt: wrong number of fields" },
-	{ "Bob@Example.TEST -\n", "Bob@Example.TEST  -\n",
+	{ "Bob@Example.TEST - 0 - - -\n", "Bob@Example.TEST - 0 - - - -\n",
+	    "rcpt: wrong number of fields" },
+	{ "Bob@Example.TEST - 0 - - -\n", "Bob@Example.TEST  - 0 - - -\n",
 	    "rcpt: wrong number of fields" },
 	{ "bob example.test", "bob ", "empty value" },
-	{ "Bob@Example.TEST -\n", "Bob@Example.TEST - \n",
+	{ "Bob@Example.TEST - 0 - - -\n", "Bob@Example.TEST - 0 - - - \n",
 	    "rcpt: wrong number of fields" },
-	{ "Bob@Example.TEST -\n", "Bob@Example.TEST -\x01\n",
+	{ "Bob@Example.TEST - 0 - - -\n", "Bob@Example.TEST - 0 - - -\x01\n",
 	    "raw control character or space" },
+	/* Version 2 data. */
+	{ " 6 rfc822", " 16 rfc822", "rcpt: bad notify" },
+	{ " 6 rfc822", " 3 rfc822", "rcpt: bad notify" },
+	{ " 6 rfc822", " 06 rfc822", "rcpt: bad notify" },
+	{ " 6 rfc822", " - rfc822", "rcpt: bad notify" },
+	{ " 6 rfc822", " 14 rfc822", NULL },
+	{ " 6 rfc822", " 1 rfc822", NULL },
+	{ "mx.example.net 5.1.1\n", "mx.example.net 5.1\n", "rcpt: bad status" },
+	{ "mx.example.net 5.1.1\n", "mx.example.net 3.1.1\n",
+	    "rcpt: bad status" },
+	{ "mx.example.net 5.1.1\n", "mx.example.net 5.1.1234\n",
+	    "rcpt: bad status" },
+	{ "mx.example.net 5.1.1\n", "mx.example.net 5..1\n",
+	    "rcpt: bad status" },
+	{ "mx.example.net 5.1.1\n", "mx.example.net 5.1.1.\n",
+	    "rcpt: bad status" },
+	{ "mx.example.net 5.1.1\n", "mx.example.net 4.123.456\n", NULL },
+	{ "mx.example.net 5.1.1\n", "mx.example.net 5.1.1x\n",
+	    "rcpt: bad status" },
+	{ "mx.example.net 5.1.1\n", "mx.example.net 2.0.0123456789012\n",
+	    "value too long" },
+	{ "ret: hdrs\n", "ret: HDRS\n", "bad ret" },
+	{ "ret: hdrs\n", "ret: full\n", NULL },
+	{ "ret: hdrs\n", "ret: -\n", NULL },
+	{ "ret: hdrs\n", "ret: %2D\n", "bad ret" },
+	{ "ret: hdrs\n", "ret: hdrs\nret: hdrs\n", "duplicate key" },
+	{ "next_attempt: 1700000600\n", "next_attempt: -1\n",
+	    "bad next_attempt" },
+	{ "next_attempt: 1700000600\n", "next_attempt: 0\n", NULL },
+	{ "warned: 1\n", "warned: 2\n", "bad warned" },
+	{ "dsn_kind: none\n", "dsn_kind: bounce\n", NULL },
+	{ "dsn_kind: none\n", "dsn_kind: double\n", "bad dsn_kind" },
+	{ "envid: QQ314159%20x+2By\n",
+	    "envid: 01234567890123456789012345678901234567890123456789"
+	    "01234567890123456789012345678901234567890123456789\n", NULL },
+	{ "envid: QQ314159%20x+2By\n",
+	    "envid: 01234567890123456789012345678901234567890123456789"
+	    "012345678901234567890123456789012345678901234567890\n",
+	    "value too long" },
 	{ "rcpt: pending", "rcpt: Pending", "rcpt: bad state" },
 	{ "pending local", "pending lokal", "rcpt: bad kind" },
 	{ "pending local 0", "pending local 4294967296", "rcpt: bad attempts" },
@@ -341,10 +458,76 @@ test_decode_errors(void **state)
 	}
 }
 
+/* A version 1 file reads with the version 2 data at its defaults. */
+static void
+test_v1_decode(void **state)
+{
+	struct envelope e, want;
+	struct buf b;
+	const char *why = "unset";
+
+	(void)state;
+	make_golden_v1(&want);
+	assert_int_equal(envelope_decode(golden_v1, strlen(golden_v1), &e,
+	    &why), 0);
+	assert_null(why);
+	assert_int_equal(e.version, 1);
+	assert_env_equal(&want, &e);
+	/* Written again, it is a version 2 file with the defaults. */
+	buf_init(&b, BIG);
+	assert_int_equal(envelope_encode(&e, &b), 0);
+	assert_non_null(strstr(b.data, "version: 2\n"));
+	assert_non_null(strstr(b.data, "\nsize: 12345\nret: -\nenvid: -\n"
+	    "next_attempt: 0\nwarned: 0\ndsn_kind: none\nrcpt: "));
+	assert_non_null(strstr(b.data, "Bob@Example.TEST - 0 - - -\n"));
+	envelope_free(&e);
+	assert_int_equal(envelope_decode(b.data, b.len, &e, &why), 0);
+	assert_int_equal(e.version, 2);
+	want.version = 2;
+	assert_env_equal(&want, &e);
+	buf_free(&b);
+	envelope_free(&e);
+	envelope_free(&want);
+}
+
+/* Version 2 syntax in a version 1 file is refused. */
+static void
+test_v1_refuses_v2(void **state)
+{
+	static const char *const bad[][3] = {
+		{ "size: 12345\n", "size: 12345\nret: full\n",
+		    "key unknown in version 1" },
+		{ "size: 12345\n", "size: 12345\nenvid: x\n",
+		    "key unknown in version 1" },
+		{ "size: 12345\n", "size: 12345\nnext_attempt: 0\n",
+		    "key unknown in version 1" },
+		{ "size: 12345\n", "size: 12345\nwarned: 0\n",
+		    "key unknown in version 1" },
+		{ "size: 12345\n", "size: 12345\ndsn_kind: none\n",
+		    "key unknown in version 1" },
+		{ "Bob@Example.TEST -\n", "Bob@Example.TEST - 0 - - -\n",
+		    "rcpt: wrong number of fields" },
+	};
+	struct envelope e;
+	const char *why, *p;
+	char s[2048];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		p = strstr(golden_v1, bad[i][0]);
+		assert_non_null(p);
+		snprintf(s, sizeof(s), "%.*s%s%s", (int)(p - golden_v1),
+		    golden_v1, bad[i][1], p + strlen(bad[i][0]));
+		assert_int_equal(envelope_decode(s, strlen(s), &e, &why), -1);
+		assert_string_equal(why, bad[i][2]);
+	}
+}
+
 static void
 test_decode_empty(void **state)
 {
-	static const char minimal[] = "version: 1\nid: 0123456789abcdef\n"
+	static const char minimal[] = "version: 2\nid: 0123456789abcdef\n"
 	    "created: 0\nsender: -\nend: 1\n";
 	struct envelope e;
 	const char *why;
@@ -395,7 +578,8 @@ test_max_rcpt(void **state)
 	struct envelope_rcpt r;
 	struct buf b;
 	const char *why;
-	static const char extra[] = "rcpt: pending remote 0 - - a@b a@b -\n";
+	static const char extra[] =
+	    "rcpt: pending remote 0 - - a@b a@b - 0 - - -\n";
 
 	(void)state;
 	make_golden(&e);
@@ -444,9 +628,31 @@ test_encode_refuses(void **state)
 	memset(e.helo, 'x', sizeof(e.helo));	/* no terminating NUL */
 	assert_int_equal(envelope_encode(&e, &b), -1);
 	e.helo[0] = '\0';
-	e.version = 2;
+	e.version = 3;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.version = 0;
 	assert_int_equal(envelope_encode(&e, &b), -1);
 	e.version = ENVELOPE_VERSION;
+	e.next_attempt = -1;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.next_attempt = 0;
+	e.ret = (enum dsn_ret)3;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.ret = DSN_RET_FULL;
+	e.dsn_kind = (enum dsn_kind)4;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.dsn_kind = DSN_KIND_DELAY;
+	e.rcpts[0].notify = DSN_NOTIFY_NEVER | DSN_NOTIFY_DELAY;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.rcpts[0].notify = 16;
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.rcpts[0].notify = DSN_NOTIFY_DELAY;
+	snprintf(e.rcpts[0].status, sizeof(e.rcpts[0].status), "5.1");
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.rcpts[0].status[0] = '\0';
+	memset(e.rcpts[0].orcpt, 'x', sizeof(e.rcpts[0].orcpt));
+	assert_int_equal(envelope_encode(&e, &b), -1);
+	e.rcpts[0].orcpt[0] = '\0';
 	assert_int_equal(b.len, 4);
 	assert_string_equal(b.data, "keep");
 
@@ -470,6 +676,8 @@ main(void)
 		cmocka_unit_test(test_round_trip_nasty),
 		cmocka_unit_test(test_escaping_text),
 		cmocka_unit_test(test_decode_errors),
+		cmocka_unit_test(test_v1_decode),
+		cmocka_unit_test(test_v1_refuses_v2),
 		cmocka_unit_test(test_decode_empty),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_max_rcpt),

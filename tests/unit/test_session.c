@@ -38,6 +38,7 @@ static const char ehlo_reply[] =
     "250-8BITMIME\r\n"
     "250-SMTPUTF8\r\n"
     "250-ENHANCEDSTATUSCODES\r\n"
+    "250-DSN\r\n"
     "250 CHUNKING\r\n";
 
 static const char bare_reply[] =
@@ -1017,7 +1018,9 @@ test_rcpt_refusals(void **state)
 		{ "RCPT TO:<carol@localhost>\r\n",
 		  "550 5.1.1 <carol@localhost>: Recipient address rejected: User unknown\r\n" },
 		{ "RCPT TO:<POSTMASTER@LocalHost>\r\n", "250 2.1.5 Ok\r\n" },
-		{ "RCPT TO:<bob@localhost> NOTIFY=NEVER\r\n", "555 5.5.4 Unsupported option\r\n" },
+		{ "RCPT TO:<bob@localhost> XFOO=1\r\n", "555 5.5.4 Unsupported option: XFOO\r\n" },
+		{ "RCPT TO:<bob@localhost> NOTIFY=NEVER,SUCCESS\r\n", "501 5.5.4 Syntax: bad NOTIFY value\r\n" },
+		{ "RCPT TO:<bob@localhost> ORCPT=rfc822\r\n", "501 5.5.4 Syntax: bad ORCPT value\r\n" },
 		{ "MAIL FROM:<b@example.org>\r\n", "503 5.5.1 Error: nested MAIL command\r\n" },
 		{ NULL, NULL },
 	};
