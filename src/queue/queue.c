@@ -505,7 +505,8 @@ queue_inject(struct queue *q, const char *addr, const struct buf *content,
 		snprintf(r.domain, sizeof(r.domain), "%s", dest[i].domain);
 		snprintf(r.addr, sizeof(r.addr), "%s", dest[i].addr);
 		snprintf(r.orig, sizeof(r.orig), "%s", addr);
-		r.notify = DSN_NOTIFY_NEVER;	/* a DSN about a DSN would loop */
+		/* A failure here is judged by msg_report: once to the postmaster, never more. */
+		r.notify = 0;
 		if (envelope_add_rcpt(&env, &r) == -1)
 			goto out;
 	}
