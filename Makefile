@@ -91,4 +91,4 @@ bench: all
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/daemon/main.d $(BUILD)/obj/src/cli/ternctl.d

@@ -206,7 +206,7 @@ lex_next(struct parser *ps)
 	if (lx->pos >= lx->len)
 		return TOK_EOF;
 	lx->wlen = 0;
-	switch (c = (unsigned char)lx->p[lx->pos]) {
+	switch (lx->p[lx->pos]) {
 	case '\n':
 		lx->pos++;
 		lx->line++;
@@ -1183,6 +1183,8 @@ fn_dns_server(struct parser *ps, const struct directive *e, struct dir *d, void 
 static int
 fn_lifetime(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 {
+	if (strcmp(e->name, "delay_warning") == 0)
+		return duration_value(ps, d, "delay_warning", 0, &ps->cfg->delay_warning);
 	return duration_value(ps, d, "lifetime", 60, &ps->cfg->lifetime);
 }
 
@@ -1345,13 +1347,12 @@ static const struct directive top_tab[] = {
 	{ "trusted_networks", fn_trusted, NARGS_ANY, BLOCK_NO, 0, NULL },
 	{ "dns_server", fn_dns_server, 1, BLOCK_NO, 0, NULL },
 	{ "lifetime", fn_lifetime, 1, BLOCK_NO, 0, NULL },
+	{ "delay_warning", fn_lifetime, 1, BLOCK_NO, 0, NULL },
 	{ "smtp_tls", fn_smtp_tls, 1, BLOCK_NO, 0, NULL },
 	{ "route", fn_route, 1, BLOCK_REQUIRED, 1, NULL },
 };
 
 /* ---- the whole file ---- */
-
-static int parse_cidr(const char *, struct cidr *);
 
 static int
 config_defaults(struct config *cfg, const char *name)
@@ -1374,6 +1375,7 @@ config_defaults(struct config *cfg, const char *name)
 	};
 	cfg->tls.min_version = 0x0303;
 	cfg->lifetime = 5 * 24 * 3600;
+	cfg->delay_warning = 4 * 3600;
 	cfg->smtp_tls = 1;
 	cfg->auth.sender_check = 1;
 	cfg->auth.max_failures = 5;
@@ -1410,7 +1412,6 @@ check_listen_tls(struct parser *ps)
 
 struct plain_walk {
 	struct parser     *ps;
-	const char        *file;
 	int                line;
 	char               user[128];
 };
@@ -1550,7 +1551,7 @@ config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	char dir[CONFIG_PATH_MAX + 1];
 	const char *why;
 	char *data;
-	size_t len;
+	size_t len = 0;
 	int r;
 
 	memset(cfg, 0, sizeof(*cfg));

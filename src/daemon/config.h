@@ -132,6 +132,7 @@ struct config {
 	/* outbound delivery */
 	char              *dns_server;		/* "127.0.0.1@5353"; NULL = /etc/resolv.conf */
 	unsigned           lifetime;		/* seconds a message may stay queued: 5 days */
+	unsigned           delay_warning;	/* seconds before a "still trying" DSN: 4 h; 0 = never */
 	int                smtp_tls;		/* 0 none, 1 may (default), 2 must */
 	struct route_cfg   routes[CONFIG_MAX_ROUTES];
 	size_t             nroutes;

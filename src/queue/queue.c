@@ -570,8 +570,12 @@ msg_report(struct qmsg *m, char what)
 			continue;
 		dr[n].final_rcpt = r->addr;
 		dr[n].orig_rcpt = r->orcpt[0] ? r->orcpt : NULL;
-		dr[n].action = what == 'f' ? "failed" : r->kind == RCPTK_LOCAL ? "delivered" : "relayed";
-		dr[n].status = r->status[0] ? r->status : what == 'f' ? "5.0.0" : "2.0.0";
+		dr[n].action = what == 'f' ? "failed" : what == 'd' ? "delayed" :
+		    r->kind == RCPTK_LOCAL ? "delivered" : "relayed";
+		dr[n].status = what == 'd' ? status_of(r->last_error, "4.0.0") :
+		    r->status[0] ? r->status : what == 'f' ? "5.0.0" : "2.0.0";
+		if (what == 'd')
+			dr[n].will_retry_until = (time_t)m->env.created + (time_t)q->cfg->lifetime;
 		dr[n].remote_mta = r->remote_mta[0] ? r->remote_mta : NULL;
 		dr[n].diagnostic = r->last_error[0] ? r->last_error : NULL;
 		dr[n].last_attempt = time(NULL);
@@ -594,7 +598,8 @@ msg_report(struct qmsg *m, char what)
 	path_of(err, sizeof(err), m->env.id, "msg");
 	if ((fd = open(err, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    (flags = dsn_build(&in, fd, (size_t)1 << 20, &out, err, sizeof(err))) < 0 ||
-	    queue_inject(q, to, &out, what == 'f' ? DSN_KIND_BOUNCE : DSN_KIND_SUCCESS,
+	    queue_inject(q, to, &out, what == 'f' ? DSN_KIND_BOUNCE : what == 'd' ? DSN_KIND_DELAY :
+	    DSN_KIND_SUCCESS,
 	    (flags & DSN_NEEDS_8BITMIME) != 0) == -1)
 		log_warn("event=dsn-failed id=%s to=<%s> error=\"%s\"", m->env.id, to,
 		    fd == -1 ? strerror(errno) : err);
@@ -636,6 +641,22 @@ msg_check_done(struct qmsg *m)
 		case RCPT_FAILED: failed++; break;
 		case RCPT_DELIVERED: done++; break;
 		}
+	}
+	if (pending && !m->env.warned && m->q->cfg->delay_warning &&
+	    time(NULL) - m->env.created >= (time_t)m->q->cfg->delay_warning) {
+		/* RFC 3461 4.1: a "delayed" DSN once, unless NOTIFY leaves DELAY out. */
+		for (i = 0; i < m->env.nrcpts; i++) {
+			const struct envelope_rcpt *r = &m->env.rcpts[i];
+
+			if (r->state == RCPT_PENDING && (r->notify == 0 || (r->notify & DSN_NOTIFY_DELAY)))
+				dsn_mark(m, i, 'd');
+		}
+		if (m->dsn_now) {
+			msg_report(m, 'd');
+			free(m->dsn_now);
+			m->dsn_now = NULL;
+		}
+		m->env.warned = 1;
 	}
 	if (pending) {
 		unsigned delay = m->q->cfg->retry_interval << (m->retries < 6 ? m->retries : 6);

@@ -118,3 +118,26 @@ def test_no_bounce_to_null_sender_and_double_bounce(tern):
     time.sleep(0.5)
     assert len(tern.maildir_names("postmaster")) == 1
     tern.wait_spool_empty()
+
+
+@pytest.mark.tern(users=["carol"], extra="delay_warning 1s\nretry_interval 1s")
+def test_delay_warning_once(tern):
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@localhost", ["alice@localhost"], BODY)
+    tern.wait_for_messages("alice")
+    # carol's Maildir exists but cannot be written: a temporary failure.
+    box = tern.maildir("carol")
+    box.mkdir(mode=0o700)
+    os.chmod(box, 0)
+    qid = c.deliver("bob@localhost", ["carol@localhost"], BODY)
+    [warning] = tern.wait_for_messages("bob", timeout=15)
+    msg, parts = report_parts(warning.split(b"\r\n", 2)[2])
+    text = parts[1].as_string()
+    assert "Action: delayed" in text, text
+    assert "Will-Retry-Until:" in text, text
+    assert qid.encode() in warning
+    # Later retries do not warn again.
+    time.sleep(3)
+    assert len(tern.maildir_names("bob")) == 1
+    assert (tern.spool / "queue" / f"{qid}.env").exists()
