@@ -31,10 +31,11 @@ enum msgtype {
 	/* parent -> auth: MSG_P_WORKER with the auth end of a worker channel */
 	/* queue -> mta */
 	MSG_M_RELAY,		/* str id, str sender, str domain, u64 size, u32 flags (1 8bit, 2 smtputf8),
-				   u32 n, then n x (u32 rcpt index, str address); fd = content */
+				   u32 ret, str envid, u32 n, then n x (u32 rcpt index, str address,
+				   u32 notify, str orcpt); fd = content */
 	/* mta -> queue */
-	MSG_M_RESULT,		/* str id, u32 n, then n x (u32 rcpt index, u32 code, str enhanced,
-				   str text, str remote host) */
+	MSG_M_RESULT,		/* str id, u32 1 if the peer took the DSN duty, u32 n, then n x
+				   (u32 rcpt index, u32 code, str enhanced, str text, str remote host) */
 	/* parent -> queue */
 	MSG_P_MTA,		/* fd = queue's end of a new mta channel */
 };

@@ -49,6 +49,10 @@ struct job {
 	size_t               n;
 	uint32_t             index[MTA_RCPT_MAX];
 	char                *addr[MTA_RCPT_MAX];
+	unsigned             notify[MTA_RCPT_MAX];
+	char                *orcpt[MTA_RCPT_MAX];
+	char                 envid[128];
+	int                  dsn_passed;
 	struct client_result res[MTA_RCPT_MAX];
 	struct client_msg    msg;
 	int                  tls;		/* 0 none, 1 may, 2 must */
@@ -97,6 +101,7 @@ job_report(struct job *j)
 
 	buf_init(&b, IPC_MAX_MSG);
 	ipc_put_str(&b, j->id);
+	ipc_put_u32(&b, (uint32_t)j->dsn_passed);
 	ipc_put_u32(&b, (uint32_t)j->n);
 	for (i = 0; i < j->n; i++) {
 		ipc_put_u32(&b, j->index[i]);
@@ -129,8 +134,10 @@ job_free(struct job *j)
 		event_free(j->ev_timer);
 	reply_reader_free(&j->rr);
 	buf_free(&j->out);
-	for (i = 0; i < j->n; i++)
+	for (i = 0; i < j->n; i++) {
 		free(j->addr[i]);
+		free(j->orcpt[i]);
+	}
 	close(j->content);
 	free(j);
 }
@@ -330,6 +337,7 @@ act(struct job *j, enum client_action a)
 			a = smtp_client_send(j->cl, &j->msg, j->res);
 			continue;
 		case CLIENT_MSG_DONE:
+			j->dsn_passed = smtp_client_dsn_passed(j->cl);
 			if (smtp_client_error(j->cl)[0] && j->res[0].code / 100 == 4 &&
 			    j->host + 1 < j->route.n) {
 				/* The host as a whole failed: another MX may do better. */
@@ -654,13 +662,17 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 	ipc_get_str(msg, j->domain, sizeof(j->domain));
 	j->size = ipc_get_u64(msg);
 	j->flags = ipc_get_u32(msg);
+	j->msg.ret = (int)ipc_get_u32(msg);
+	ipc_get_str(msg, j->envid, sizeof(j->envid));
 	n = ipc_get_u32(msg);
 	for (i = 0; i < n && i < MTA_RCPT_MAX && !msg->bad; i++) {
-		char a[SMTP_PATH_MAX + 1];
+		char a[SMTP_PATH_MAX + 1], o[512];
 
 		j->index[i] = ipc_get_u32(msg);
 		ipc_get_str(msg, a, sizeof(a));
-		if ((j->addr[i] = strdup(a)) == NULL)
+		j->notify[i] = ipc_get_u32(msg);
+		ipc_get_str(msg, o, sizeof(o));
+		if ((j->addr[i] = strdup(a)) == NULL || (j->orcpt[i] = strdup(o)) == NULL)
 			msg->bad = 1;
 		j->n = i + 1;
 	}
@@ -678,6 +690,9 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 	j->msg.size = j->size;
 	j->msg.body_8bit = (j->flags & 1) != 0;
 	j->msg.smtputf8 = (j->flags & 2) != 0;
+	j->msg.envid = j->envid;
+	j->msg.notify = j->notify;
+	j->msg.orcpt = (const char *const *)j->orcpt;
 	job_route(j);
 }
 

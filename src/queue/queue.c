@@ -286,6 +286,8 @@ relay_schedule(struct qmsg *m)
 		ipc_put_str(&b, dom);
 		ipc_put_u64(&b, m->env.size);
 		ipc_put_u32(&b, (m->env.body_8bit ? 1u : 0) | (m->env.smtputf8 ? 2u : 0));
+		ipc_put_u32(&b, (uint32_t)m->env.ret);
+		ipc_put_str(&b, m->env.envid);
 		for (k = i; k < m->env.nrcpts; k++)
 			if (!sent[k] && m->env.rcpts[k].kind == RCPTK_REMOTE &&
 			    m->env.rcpts[k].state == RCPT_PENDING &&
@@ -298,6 +300,8 @@ relay_schedule(struct qmsg *m)
 			    strcasecmp(domain_of(m->env.rcpts[k].addr), dom) == 0) {
 				ipc_put_u32(&b, (uint32_t)k);
 				ipc_put_str(&b, m->env.rcpts[k].addr);
+				ipc_put_u32(&b, m->env.rcpts[k].notify);
+				ipc_put_str(&b, m->env.rcpts[k].orcpt);
 				sent[k] = 1;
 			}
 		path_of(path, sizeof(path), m->env.id, "msg");
@@ -385,9 +389,10 @@ on_relay_result(struct queue *q, struct ipc_msg *msg)
 {
 	char id[QUEUE_ID_LEN + 1], enh[16], text[512], host[300];
 	struct qmsg *m;
-	uint32_t n, i;
+	uint32_t n, i, passed;
 
 	ipc_get_str(msg, id, sizeof(id));
+	passed = ipc_get_u32(msg);	/* the peer took over the DSN duty (RFC 3461 5.2) */
 	n = ipc_get_u32(msg);
 	if ((m = msg_find(q, id)) == NULL || msg->bad)
 		return;
@@ -405,6 +410,8 @@ on_relay_result(struct queue *q, struct ipc_msg *msg)
 		snprintf(r->last_error, sizeof(r->last_error), "%s", code / 100 == 2 ? "" : text);
 		snprintf(r->remote_mta, sizeof(r->remote_mta), "%s", host);
 		snprintf(r->status, sizeof(r->status), "%s", enh);
+		if (code / 100 == 2 && passed)
+			r->notify &= ~DSN_NOTIFY_SUCCESS;	/* the peer reports success itself */
 		if (code / 100 == 2)
 			msg_done_rcpt(m, k);
 		else if (code / 100 == 5)

@@ -6,6 +6,7 @@
  * order (RFC 2920 3.1): `pending` is that queue of expected replies.
  */
 #include "smtp/client.h"
+#include "smtp/xtext.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,10 +115,44 @@ send_ehlo(struct smtp_client *c)
 	c->st = CS_EHLO;
 }
 
+/* An xtext-encoded parameter value (RFC 3461 4); nothing if it cannot be. */
+static void
+put_xtext(struct buf *b, const char *key, const char *val)
+{
+	char enc[1600];
+
+	if (xtext_encode(val, strlen(val), enc, sizeof(enc)) >= 0)
+		buf_printf(b, " %s=%s", key, enc);
+}
+
 static void
 send_rcpt(struct smtp_client *c, size_t i)
 {
-	buf_printf(&c->out, "RCPT TO:<%s>\r\n", c->msg->rcpts[i]);
+	const struct client_msg *m = c->msg;
+
+	buf_printf(&c->out, "RCPT TO:<%s>", m->rcpts[i]);
+	if (c->caps.dsn && m->notify && m->notify[i]) {
+		unsigned n = m->notify[i];
+
+		if (n & DSN_NOTIFY_NEVER)
+			buf_appends(&c->out, " NOTIFY=NEVER");
+		else
+			buf_printf(&c->out, " NOTIFY=%s%s%s%s%s",
+			    n & DSN_NOTIFY_SUCCESS ? "SUCCESS" : "",
+			    (n & DSN_NOTIFY_SUCCESS) && (n & (DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY)) ? "," : "",
+			    n & DSN_NOTIFY_FAILURE ? "FAILURE" : "",
+			    (n & DSN_NOTIFY_FAILURE) && (n & DSN_NOTIFY_DELAY) ? "," : "",
+			    n & DSN_NOTIFY_DELAY ? "DELAY" : "");
+	}
+	if (c->caps.dsn && m->orcpt && m->orcpt[i] && m->orcpt[i][0]) {
+		const char *semi = strchr(m->orcpt[i], ';');
+
+		char enc[1600];
+
+		if (semi && xtext_encode(semi + 1, strlen(semi + 1), enc, sizeof(enc)) >= 0)
+			buf_printf(&c->out, " ORCPT=%.*s;%s", (int)(semi - m->orcpt[i]), m->orcpt[i], enc);
+	}
+	buf_appends(&c->out, "\r\n");
 	c->pending[c->npending++] = EX_RCPT;
 }
 
@@ -144,6 +179,10 @@ send_mail(struct smtp_client *c)
 		buf_appends(&c->out, " BODY=8BITMIME");
 	if (m->smtputf8)
 		buf_appends(&c->out, " SMTPUTF8");
+	if (c->caps.dsn && m->ret)
+		buf_appends(&c->out, m->ret == 2 ? " RET=HDRS" : " RET=FULL");
+	if (c->caps.dsn && m->envid && m->envid[0])
+		put_xtext(&c->out, "ENVID", m->envid);
 	buf_appends(&c->out, "\r\n");
 	c->npending = c->phead = 0;
 	c->pending[c->npending++] = EX_MAIL;
@@ -205,8 +244,12 @@ after_rcpts(struct smtp_client *c)
 		c->st = CS_RSET;
 		return CLIENT_WAIT;
 	}
-	if (c->chunking)
+	if (c->chunking) {
+		/* RFC 3030: "BDAT size LAST" and the content right behind it. */
+		send_data_cmd(c);
+		c->st = CS_BODY;
 		return CLIENT_SEND_BODY;
+	}
 	if (!c->caps.pipelining) {
 		send_data_cmd(c);
 		return CLIENT_WAIT;
@@ -418,6 +461,12 @@ smtp_client_timeout(const struct smtp_client *c)
 	case CS_TXN: return c->phead < c->npending && c->pending[c->phead] == EX_DATA ? 120 : 300;
 	default: return 300;
 	}
+}
+
+int
+smtp_client_dsn_passed(const struct smtp_client *c)
+{
+	return c->caps.dsn;
 }
 
 const struct ehlo_caps *

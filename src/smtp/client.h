@@ -27,6 +27,11 @@ struct client_msg {
 	uint64_t            size;		/* octets of the content */
 	int                 body_8bit;
 	int                 smtputf8;		/* needs SMTPUTF8 (UTF-8 addresses) */
+	/* DSN (RFC 3461), passed on when the peer offers DSN: */
+	int                 ret;		/* 0 not given, 1 FULL, 2 HDRS */
+	const char         *envid;		/* decoded, or NULL */
+	const unsigned     *notify;		/* per recipient, DSN_NOTIFY_* bits, or NULL */
+	const char *const  *orcpt;		/* per recipient "type;addr" decoded, or NULL */
 };
 
 struct client_result {
@@ -72,6 +77,8 @@ int smtp_client_chunking(const struct smtp_client *c);
 /* Seconds to wait for the reply now expected (RFC 5321 4.5.3.2). */
 unsigned smtp_client_timeout(const struct smtp_client *c);
 const struct ehlo_caps *smtp_client_caps(const struct smtp_client *c);
+/* Whether the DSN parameters of the current message went to the peer. */
+int smtp_client_dsn_passed(const struct smtp_client *c);
 int smtp_client_tls_active(const struct smtp_client *c);
 /* Why the connection as a whole failed ("" if it did not). */
 const char *smtp_client_error(const struct smtp_client *c);

@@ -39,7 +39,7 @@ static void
 test_pipelined_mixed_results(void **state)
 {
 	struct smtp_client *c = smtp_client_new("me.example", CLIENT_TLS_MAY);
-	struct client_msg m = { "s@me.example", two, 2, 100, 0, 0 };
+	struct client_msg m = { .sender = "s@me.example", .rcpts = two, .nrcpts = 2, .size = 100 };
 	struct client_result res[2];
 
 	assert_int_equal(say(c, "220 mx ESMTP\r\n"), CLIENT_WAIT);
@@ -69,7 +69,7 @@ static void
 test_no_pipelining_chunking_tls(void **state)
 {
 	struct smtp_client *c = smtp_client_new("me.example", CLIENT_TLS_MUST);
-	struct client_msg m = { "", two, 1, 42, 1, 0 };
+	struct client_msg m = { .sender = "", .rcpts = two, .nrcpts = 1, .size = 42, .body_8bit = 1 };
 	struct client_result res[1];
 
 	say(c, "220 mx\r\n");
@@ -87,6 +87,7 @@ test_no_pipelining_chunking_tls(void **state)
 	expect_out(c, "RCPT TO:<a@x.example>\r\n");
 	assert_int_equal(say(c, "250 ok\r\n"), CLIENT_SEND_BODY);
 	assert_int_equal(smtp_client_chunking(c), 1);
+	expect_out(c, "BDAT 42 LAST\r\n");
 	smtp_client_body_sent(c);
 	assert_int_equal(say(c, "452 4.3.1 full\r\n"), CLIENT_MSG_DONE);
 	assert_int_equal(res[0].code, 452);
@@ -97,7 +98,8 @@ static void
 test_refusals_before_sending(void **state)
 {
 	struct smtp_client *c = smtp_client_new("me.example", CLIENT_TLS_MUST);
-	struct client_msg big = { "s@x", two, 2, 5000, 0, 0 }, utf = { "s@x", two, 2, 10, 0, 1 };
+	struct client_msg big = { .sender = "s@x", .rcpts = two, .nrcpts = 2, .size = 5000 };
+	struct client_msg utf = { .sender = "s@x", .rcpts = two, .nrcpts = 2, .size = 10, .smtputf8 = 1 };
 	struct client_result res[2];
 
 	say(c, "220 mx\r\n");
@@ -125,7 +127,7 @@ static void
 test_failures(void **state)
 {
 	struct smtp_client *c = smtp_client_new("me.example", CLIENT_TLS_NO);
-	struct client_msg m = { "s@x", two, 2, 10, 0, 0 };
+	struct client_msg m = { .sender = "s@x", .rcpts = two, .nrcpts = 2, .size = 10 };
 	struct client_result res[2];
 
 	say(c, "220 mx\r\n");
@@ -146,6 +148,36 @@ test_failures(void **state)
 	assert_int_equal(res[0].code, 451);
 	assert_string_equal(res[0].enhanced, "4.4.2");
 	smtp_client_free(c);
+}
+
+/* RFC 3461: DSN parameters go to a peer that offers DSN, and only then. */
+static void
+test_dsn_parameters(void **state)
+{
+	static const unsigned notify[] = { 2 | 4, 1 };
+	static const char *const orcpt[] = { "rfc822;a+b@x.example", "" };
+	struct client_msg m = { .sender = "s@x", .rcpts = two, .nrcpts = 2, .size = 10, .ret = 2,
+	    .envid = "id 1", .notify = notify, .orcpt = orcpt };
+	struct client_result res[2];
+	struct smtp_client *c;
+	int with;
+
+	for (with = 0; with < 2; with++) {
+		c = smtp_client_new("me.example", CLIENT_TLS_NO);
+		say(c, "220 mx\r\n");
+		buf_reset(smtp_client_output(c));
+		say(c, with ? "250-mx\r\n250-DSN\r\n250 PIPELINING\r\n" : "250-mx\r\n250 PIPELINING\r\n");
+		smtp_client_send(c, &m, res);
+		if (with)
+			expect_out(c, "MAIL FROM:<s@x> RET=HDRS ENVID=id+201\r\n"
+			    "RCPT TO:<a@x.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bb@x.example\r\n"
+			    "RCPT TO:<b@x.example> NOTIFY=NEVER\r\nDATA\r\n");
+		else
+			expect_out(c, "MAIL FROM:<s@x>\r\nRCPT TO:<a@x.example>\r\n"
+			    "RCPT TO:<b@x.example>\r\nDATA\r\n");
+		assert_int_equal(smtp_client_dsn_passed(c), with);
+		smtp_client_free(c);
+	}
 }
 
 static void
@@ -175,6 +207,7 @@ main(void)
 		cmocka_unit_test(test_no_pipelining_chunking_tls),
 		cmocka_unit_test(test_refusals_before_sending),
 		cmocka_unit_test(test_failures),
+		cmocka_unit_test(test_dsn_parameters),
 		cmocka_unit_test(test_stuffing),
 	};
 
