@@ -1069,6 +1069,7 @@ fn_tls(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 	t->present = 1;
 	t->line = d->line;
 	t->ncerts = 1;
+	t->certs[0].line = d->line;	/* errors of the default certificate point at the block */
 	if (parse_block(ps, "tls", tls_tab, sizeof(tls_tab) / sizeof(tls_tab[0]),
 	    d->line, NULL) == -1)
 		return -1;

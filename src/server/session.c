@@ -968,12 +968,12 @@ cmd_help(struct session *s, const struct smtp_cmd *c)
 static void
 cmd_starttls(struct session *s, const struct smtp_cmd *c)
 {
-	if (s->tls_mode != LTLS_OPTIONAL && s->tls_mode != LTLS_REQUIRED) {
-		reply(s, 502, "5.5.1", "Error: command not implemented");
-		return;
-	}
 	if (s->tls_active) {
 		reply(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (s->tls_mode != LTLS_OPTIONAL && s->tls_mode != LTLS_REQUIRED) {
+		reply(s, 502, "5.5.1", "Error: command not implemented");
 		return;
 	}
 	if (no_arg(s, c, "STARTTLS"))

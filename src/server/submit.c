@@ -36,8 +36,10 @@ listed_sender(const struct config *cfg, const char *login, const char *addr)
 		const char *e = strchr(p, ',');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
 
+		/* "*@domain" owns every address of the domain. */
 		if ((n == strlen(addr) && strncasecmp(p, addr, n) == 0) ||
-		    (p[0] == '@' && at && n == strlen(at) && strncasecmp(p, at, n) == 0))
+		    (n > 2 && p[0] == '*' && p[1] == '@' && at && n - 1 == strlen(at) &&
+		    strncasecmp(p + 1, at, n - 1) == 0))
 			return 1;
 		p += n + (e != NULL);
 	}

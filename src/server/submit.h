@@ -18,7 +18,7 @@
  * address addr ("local@domain", as in MAIL FROM)? Owned: the login's own
  * address (with or without +tag), an address of a local domain that
  * resolves to the login's mailbox (an alias of it), or an address listed
- * for the login in the auth senders table ("@domain" there owns a whole
+ * for the login in the auth senders table ("*@domain" there owns a whole
  * domain). Case-insensitive.
  */
 int submit_owns(const struct config *cfg, const char *login, const char *addr);

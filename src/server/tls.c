@@ -75,7 +75,11 @@ make_ctx(const struct config *cfg, const struct tls_cert_cfg *c, char *err, size
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
 		ssl_reason(why, sizeof(why));
-		snprintf(err, errlen, "%s:%d: tls: key \"%s\": %s", cfg->path, c->line, c->key, why);
+		if (strcmp(why, "key values mismatch") == 0)
+			snprintf(err, errlen, "%s:%d: tls: key \"%s\" does not match the certificate "
+			    "\"%s\"", cfg->path, c->line, c->key, c->cert);
+		else
+			snprintf(err, errlen, "%s:%d: tls: key \"%s\": %s", cfg->path, c->line, c->key, why);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {

@@ -36,6 +36,9 @@ from smtp_client import Client
 REPO = Path(__file__).resolve().parents[2]
 TERN_BIN = os.environ.get("TERN_BIN", str(REPO / "build" / "tern"))
 TERNCTL_BIN = os.environ.get("TERNCTL_BIN", str(Path(TERN_BIN).parent / "ternctl"))
+# Seconds to wait for the first 220 (scripts/valgrind.sh raises it: a daemon
+# under valgrind starts several times slower).
+START_TIMEOUT = float(os.environ.get("TERN_START_TIMEOUT", "10"))
 HOSTNAME = "test.example"
 DEFAULT_USERS = ["alice", "bob", "jürgen"]
 DEFAULT_ALIASES = {"root": "alice"}
@@ -210,7 +213,8 @@ class Tern:
 
     # ---- process
 
-    def start(self, timeout=10):
+    def start(self, timeout=None):
+        timeout = START_TIMEOUT if timeout is None else timeout
         log = open(self.logfile, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -236,7 +240,8 @@ class Tern:
     def fail_with_log(self, why):
         pytest.fail(f"{why}\n---- {self.logfile} ----\n{self.log()[-6000:]}")
 
-    def wait_ready(self, timeout=10):
+    def wait_ready(self, timeout=None):
+        timeout = START_TIMEOUT if timeout is None else timeout
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
