@@ -36,7 +36,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 30
 
 .PHONY: all check itest test asan fuzz fuzz-build bench clean
-all: $(BUILD)/tern $(BUILD)/ternctl $(UNIT_BIN)
+all: $(BUILD)/tern $(BUILD)/ternctl $(BUILD)/tern-sendmail $(UNIT_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -50,6 +50,9 @@ $(BUILD)/tern: $(BUILD)/obj/src/daemon/main.o $(BUILD)/libtern.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/ternctl: $(BUILD)/obj/src/cli/ternctl.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tern-sendmail: $(BUILD)/obj/src/cli/sendmail.o $(BUILD)/libtern.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtern.a
@@ -91,4 +94,5 @@ bench: all
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/daemon/main.d $(BUILD)/obj/src/cli/ternctl.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/daemon/main.d $(BUILD)/obj/src/cli/ternctl.d \
+         $(BUILD)/obj/src/cli/sendmail.d

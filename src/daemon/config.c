@@ -417,6 +417,7 @@ parse_duration(const char *s, uint64_t *v)
 		case 's': mul = 1; break;
 		case 'm': mul = 60; break;
 		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
 		}
 	}
 	if (parse_u64(s, n - (mul != 0), v) == -1)

@@ -632,6 +632,9 @@ prepare_dirs(struct parent *p)
 		log_fatal("event=spool-failed dir=\"%s\" error=\"%s\"", p->cfg->spool_dir, strerror(errno));
 	if (p->root && chown(p->cfg->spool_dir, p->deliver_user.uid, p->deliver_user.gid) == -1)
 		log_fatal("event=spool-chown-failed dir=\"%s\" error=\"%s\"", p->cfg->spool_dir, strerror(errno));
+	/* Others may pass through (to the maildrop) but not list or read. */
+	if (chmod(p->cfg->spool_dir, 0711) == -1)
+		log_fatal("event=spool-chmod-failed dir=\"%s\" error=\"%s\"", p->cfg->spool_dir, strerror(errno));
 	if (p->root && p->cfg->chroot_dir && privsep_mkdirs(p->cfg->chroot_dir, 0755, &created) == -1)
 		log_fatal("event=chroot-dir-failed dir=\"%s\" error=\"%s\"", p->cfg->chroot_dir, strerror(errno));
 	for (i = 0; i < p->cfg->ndomains; i++) {

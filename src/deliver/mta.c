@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -70,7 +71,8 @@ struct job {
 	int                  sending_body, body_bol;
 	uint64_t             body_off;
 	int                  quitting;
-	char                 peer[DNS_NAME_MAX + 64];
+	char                 peer[DNS_NAME_MAX + 64];	/* for logs: name[ip]:port */
+	char                 remote[DNS_NAME_MAX + 1];	/* for DSNs: the host's name, or [ip] */
 };
 
 struct mta {
@@ -108,7 +110,7 @@ job_report(struct job *j)
 		ipc_put_u32(&b, (uint32_t)j->res[i].code);
 		ipc_put_str(&b, j->res[i].enhanced);
 		ipc_put_str(&b, j->res[i].text);
-		ipc_put_str(&b, j->peer);
+		ipc_put_str(&b, j->remote);
 	}
 	if (ipc_send(j->m->queue, MSG_M_RESULT, 0, b.data, b.len, -1) == -1)
 		log_warn("event=result-lost id=%s", j->id);
@@ -350,10 +352,16 @@ act(struct job *j, enum client_action a)
 				continue;
 			}
 			break;
-		case CLIENT_CLOSED:
+		case CLIENT_CLOSED: {
+			char why[512], enh[16];
+
+			snprintf(why, sizeof(why), "%s", smtp_client_error(j->cl)[0] ?
+			    smtp_client_error(j->cl) : j->last_error[0] ? j->last_error : "connection closed");
+			snprintf(enh, sizeof(enh), "%s", smtp_client_error_status(j->cl));
 			conn_close(j);
-			job_finish(j, 451, "4.4.2", j->last_error[0] ? j->last_error : "connection closed");
+			job_finish(j, 451, enh, why);
 			return 0;
+		}
 		}
 		break;
 	}
@@ -512,6 +520,10 @@ job_next_address(struct job *j)
 			}
 			inet_ntop(a->family, a->addr, ip, sizeof(ip));
 			snprintf(j->peer, sizeof(j->peer), "%s[%s]:%u", h->name, ip, port);
+			if (h->name[0])
+				snprintf(j->remote, sizeof(j->remote), "%s", h->name);
+			else
+				snprintf(j->remote, sizeof(j->remote), "[%s]", ip);
 			j->fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (j->fd == -1 || (connect(j->fd, (struct sockaddr *)&ss, sl) == -1 &&
 			    errno != EINPROGRESS)) {
@@ -683,6 +695,13 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 		log_warn("event=bad-relay-request id=%s", j->id);
 		job_finish(j, 451, "4.3.0", "malformed relay request");
 		return;
+	}
+	{
+		/* What goes out is the queue file (our Received header included). */
+		struct stat st;
+
+		if (fstat(j->content, &st) == 0)
+			j->size = (uint64_t)st.st_size;
 	}
 	j->msg.sender = j->sender;
 	j->msg.rcpts = (const char *const *)j->addr;

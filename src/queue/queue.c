@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #include "common/msgtypes.h"
 #include "queue/dsn.h"
 #include "queue/envelope.h"
+#include "queue/maildrop.h"
 #include "server/resolve.h"
 #include "smtp/parse.h"
 #include "smtp/xtext.h"
@@ -92,6 +94,7 @@ static void schedule(struct queue *);
 static void msg_check_done(struct qmsg *);
 static void msg_fail_rcpt(struct qmsg *, size_t, const char *);
 static void msg_report(struct qmsg *, char);
+static int read_file(const char *, struct buf *);
 static const char *status_of(const char *, const char *);
 static void dsn_mark(struct qmsg *, size_t, char);
 static void msg_done_rcpt(struct qmsg *, size_t);
@@ -138,6 +141,9 @@ queue_spool_init(void)
 	if (mkdir(QUEUE_DIR, 0700) == -1 && errno != EEXIST)
 		return -1;
 	if (mkdir(QUEUE_TMP, 0700) == -1 && errno != EEXIST)
+		return -1;
+	/* Every local user may drop a file here, none may list or read it. */
+	if ((mkdir(MAILDROP_DIR, 01733) == -1 && errno != EEXIST) || chmod(MAILDROP_DIR, 01733) == -1)
 		return -1;
 	return 0;
 }
@@ -357,7 +363,8 @@ msg_fail_rcpt(struct qmsg *m, size_t k, const char *why)
 	r->state = RCPT_FAILED;
 	snprintf(r->last_error, sizeof(r->last_error), "%s", why);
 	log_info("event=failed id=%s to=%s error=\"%s\"", m->env.id, r->addr, why);
-	snprintf(r->status, sizeof(r->status), "%s", status_of(why, "5.0.0"));
+	if (r->status[0] == '\0' || r->status[0] != '5')
+		snprintf(r->status, sizeof(r->status), "%s", status_of(why, "5.0.0"));
 	/* RFC 3461 4.1: no NOTIFY means FAILURE (and DELAY); NEVER means nothing. */
 	if (r->notify == 0 || (r->notify & DSN_NOTIFY_FAILURE))
 		dsn_mark(m, k, 'f');
@@ -1135,6 +1142,148 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		close(m->fd);
 }
 
+/* ---- the maildrop: mail from local programs ---- */
+
+static int
+envelope_add_dest(struct queue *q, struct envelope *env, const char *addr)
+{
+	struct rcpt_dest dest[RESOLVE_MAX_DEST];
+	char wrapped[SMTP_PATH_MAX + 8];
+	struct smtp_mailarg a;
+	struct envelope_rcpt r;
+	size_t n = 0, i, k;
+
+	snprintf(wrapped, sizeof(wrapped), "TO:<%s>", addr);
+	if (smtp_parse_mailarg(wrapped, strlen(wrapped), "TO:", &a, NULL) != SMTP_PARSE_OK ||
+	    resolve_rcpt(q->cfg, &a.path, 1, dest, RESOLVE_MAX_DEST, &n) != RESOLVE_OK)
+		return -1;
+	if (a.path.utf8)
+		env->smtputf8 = 1;
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < env->nrcpts; k++)
+			if (strcmp(env->rcpts[k].addr, dest[i].addr) == 0)
+				break;
+		if (k < env->nrcpts)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.state = RCPT_PENDING;
+		r.kind = dest[i].kind == DEST_LOCAL ? RCPTK_LOCAL : RCPTK_REMOTE;
+		snprintf(r.user, sizeof(r.user), "%s", dest[i].user);
+		snprintf(r.domain, sizeof(r.domain), "%s", dest[i].domain);
+		snprintf(r.addr, sizeof(r.addr), "%s", dest[i].addr);
+		snprintf(r.orig, sizeof(r.orig), "%s", addr);
+		if (envelope_add_rcpt(env, &r) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Turns one maildrop file into a queued message; the file goes when it is safe. */
+static void
+pickup_one(struct queue *q, const char *name)
+{
+	char path[300], hdr[600], date[64], bad[300];
+	struct maildrop_env *md = NULL;
+	struct envelope env;
+	const char *why = "unreadable";
+	struct buf data;
+	struct stat st;
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t i;
+	int fd, out = -1, ok = 0;
+	struct qmsg *m;
+
+	snprintf(path, sizeof(path), MAILDROP_DIR "/%s", name);
+	buf_init(&data, (size_t)q->cfg->limits.message_size + (1u << 20));
+	envelope_init(&env);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		if (fd != -1)
+			close(fd);
+		goto fail;
+	}
+	close(fd);
+	if (read_file(path, &data) == -1) {
+		why = "too large or unreadable";
+		goto fail;
+	}
+	if ((md = malloc(sizeof(*md))) == NULL || maildrop_parse(data.data, data.len, md, &why) == -1)
+		goto fail;
+	for (i = 0; i < md->nrcpts; i++)
+		if (envelope_add_dest(q, &env, md->rcpts[i]) == -1) {
+			why = "a recipient cannot be resolved";
+			goto fail;
+		}
+	new_id(q, env.id);
+	env.created = now;
+	snprintf(env.sender, sizeof(env.sender), "%s", md->sender);
+	snprintf(env.helo, sizeof(env.helo), "%s", q->cfg->hostname);
+	snprintf(env.client_addr, sizeof(env.client_addr), "local");
+	snprintf(env.proto, sizeof(env.proto), "local");
+	for (i = md->body_off; i < data.len && !env.body_8bit; i++)
+		env.body_8bit = (unsigned char)data.data[i] >= 0x80;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	snprintf(hdr, sizeof(hdr), "Received: by %s (tern) with local id %s\r\n\t(uid %u); %s\r\n",
+	    q->cfg->hostname, env.id, (unsigned)st.st_uid, date);
+	env.size = strlen(hdr) + data.len - md->body_off;
+	path_of(bad, sizeof(bad), env.id, "msg");
+	if ((out = open(bad, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) != -1 &&
+	    write(out, hdr, strlen(hdr)) == (ssize_t)strlen(hdr) &&
+	    write(out, data.data + md->body_off, data.len - md->body_off) ==
+	    (ssize_t)(data.len - md->body_off) && fdatasync(out) == 0 && env_store(q, &env, 1) == 0)
+		ok = 1;
+	if (out != -1)
+		close(out);
+	if (!ok) {
+		unlink(bad);
+		log_warn("event=pickup-deferred file=%s error=\"%s\"", name, strerror(errno));
+		goto out;	/* left in the maildrop for the next scan */
+	}
+	unlink(path);
+	log_info("event=picked-up id=%s file=%s uid=%u from=<%s> nrcpt=%zu size=%" PRIu64, env.id,
+	    name, (unsigned)st.st_uid, env.sender, env.nrcpts, env.size);
+	if ((m = msg_add(q, &env)) != NULL)
+		msg_schedule(m);
+	goto out;
+fail:
+	mkdir(QUEUE_CORRUPT, 0700);
+	snprintf(bad, sizeof(bad), QUEUE_CORRUPT "/maildrop.%s", name);
+	if (rename(path, bad) == -1)
+		unlink(path);
+	log_warn("event=pickup-refused file=%s reason=\"%s\" moved_to=" QUEUE_CORRUPT, name, why);
+out:
+	free(md);
+	envelope_free(&env);
+	buf_free(&data);
+}
+
+static void
+pickup_scan(struct queue *q)
+{
+	DIR *d = opendir(MAILDROP_DIR);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			pickup_one(q, de->d_name);
+	closedir(d);
+}
+
+static void
+on_maildrop(evutil_socket_t fd, short what, void *arg)
+{
+	char ev[4096];
+
+	if (fd != -1)
+		while (read(fd, ev, sizeof(ev)) > 0)
+			;	/* which file does not matter: scan them all */
+	pickup_scan(arg);
+}
+
 /* ---- recovery ---- */
 
 static int
@@ -1263,7 +1412,9 @@ int
 queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 {
 	struct queue q;
-	struct event *ev_term, *ev_int;
+	struct event *ev_term, *ev_int, *ev_ino = NULL, *ev_pick;
+	struct timeval pick_tv = { 10, 0 };
+	int ino;
 
 	memset(&q, 0, sizeof(q));
 	q.cfg = cfg;
@@ -1285,6 +1436,15 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
 	recover(&q);
+	/* Local programs drop mail here; inotify says when, a slow timer backs it up. */
+	if ((ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) != -1 &&
+	    inotify_add_watch(ino, MAILDROP_DIR, IN_MOVED_TO | IN_CLOSE_WRITE) != -1) {
+		ev_ino = event_new(q.base, ino, EV_READ | EV_PERSIST, on_maildrop, &q);
+		event_add(ev_ino, NULL);
+	}
+	ev_pick = event_new(q.base, -1, EV_PERSIST, on_maildrop, &q);
+	event_add(ev_pick, &pick_tv);
+	pickup_scan(&q);
 	event_base_dispatch(q.base);
 	on_commit_batch(-1, 0, &q);
 	log_info("event=stop");

@@ -99,13 +99,13 @@ field_is(const char *p, size_t n, const char *name)
 	return n > k && strncasecmp(p, name, k) == 0 && p[k] == ':';
 }
 
+typedef void addr_cb(void *arg, const char *p, size_t n);
+
 static void
-add_addr(struct submit_headers *h, const char *p, size_t n)
+add_addr(void *arg, const char *p, size_t n)
 {
-	while (n && (*p == ' ' || *p == '\t'))
-		p++, n--;
-	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-		n--;
+	struct submit_headers *h = arg;
+
 	if (n == 0)
 		return;
 	if (h->naddr < SUBMIT_FROM_MAX && n < sizeof(h->from[0]) && memchr(p, '@', n)) {
@@ -116,14 +116,26 @@ add_addr(struct submit_headers *h, const char *p, size_t n)
 	h->naddr++;
 }
 
+/* Trims blanks, then hands a non-empty address to cb. */
+static void
+emit_addr(addr_cb *cb, void *arg, const char *p, size_t n)
+{
+	while (n && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (n)
+		cb(arg, p, n);
+}
+
 /*
- * RFC 5322 3.4 mailbox-list, loosely: "Name <a@b>, c@d (comment)". Text in
+ * RFC 5322 3.4 address-list, loosely: "Name <a@b>, c@d (comment)". Text in
  * quotes and comments is skipped; an angle-addr wins over the bare words.
  */
 static void
-scan_from(struct submit_headers *h, const char *v, size_t n)
+scan_list(const char *v, size_t n, addr_cb *cb, void *arg)
 {
-	size_t i, start = 0, lt = 0, depth = 0;
+	size_t i, lt = 0, depth = 0;
 	int quoted = 0, angle = 0, got_angle = 0;
 	char bare[320];
 	size_t blen = 0;
@@ -156,21 +168,37 @@ scan_from(struct submit_headers *h, const char *v, size_t n)
 			angle = 1;
 			lt = i + 1;
 		} else if (c == '>' && angle) {
-			add_addr(h, v + lt, i - lt);
+			emit_addr(cb, arg, v + lt, i - lt);
 			angle = 0;
 			got_angle = 1;
 		} else if (c == ':' && !angle)
 			blen = 0;	/* a group's display name */
 		else if ((c == ',' || c == ';') && !angle) {
 			if (!got_angle && blen)
-				add_addr(h, bare, blen);
+				emit_addr(cb, arg, bare, blen);
 			got_angle = 0;
 			blen = 0;
-			start = i + 1;
 		} else if (!angle && c != '\r' && c != '\n' && blen < sizeof(bare))
 			bare[blen++] = c;
 	}
-	(void)start;
+}
+
+void
+submit_field_addresses(const char *hdr, size_t len, const char *name,
+    void (*cb)(void *arg, const char *addr, size_t n), void *arg)
+{
+	size_t off = 0, k = strlen(name);
+
+	while (off < len) {
+		const char *p = hdr + off;
+		size_t n = field_len(p, len - off);
+
+		if (n <= 2 && (p[0] == '\r' || p[0] == '\n'))
+			break;
+		if (field_is(p, n, name))
+			scan_list(p + k + 1, n - k - 1, cb, arg);
+		off += n;
+	}
 }
 
 void
@@ -187,7 +215,7 @@ submit_scan_headers(const char *hdr, size_t len, struct submit_headers *out)
 			break;	/* the empty line */
 		if (field_is(p, n, "From")) {
 			out->nfrom++;
-			scan_from(out, p + 5, n - 5);
+			scan_list(p + 5, n - 5, add_addr, out);
 		} else if (field_is(p, n, "Date"))
 			out->has_date = 1;
 		else if (field_is(p, n, "Message-ID"))

@@ -38,4 +38,8 @@ struct submit_headers {
  */
 void submit_scan_headers(const char *hdr, size_t len, struct submit_headers *out);
 
+/* Calls cb with each addr-spec of every field `name` ("To", "Cc", "Bcc"). */
+void submit_field_addresses(const char *hdr, size_t len, const char *name,
+    void (*cb)(void *arg, const char *addr, size_t n), void *arg);
+
 #endif

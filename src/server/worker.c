@@ -55,6 +55,8 @@ struct conn {
 	enum conn_tls    tls;
 	int              ssl_want_write;	/* the last SSL_read needs the socket writable */
 	struct event    *ev_delay;		/* holds back an AUTH failure answer */
+	unsigned         timer_cmds;		/* commands seen when the timer was set */
+	enum session_wait timer_wait;
 	enum session_auth auth_result;
 };
 
@@ -366,6 +368,19 @@ conn_timer(struct conn *c)
 {
 	const struct limits_cfg *l = &c->w->cfg->limits;
 	struct timeval tv = { 0, 0 };
+	enum session_wait wait = session_waiting(c->s);
+	unsigned cmds = session_stats(c->s)->commands;
+
+	/*
+	 * Waiting for a command, the deadline runs from the end of the last
+	 * one: bytes that trickle in without completing a command (one a
+	 * second) do not push it back.
+	 */
+	if (wait == SESSION_WAIT_COMMAND && c->greeted && c->tls != CT_HANDSHAKE &&
+	    cmds == c->timer_cmds && wait == c->timer_wait && evtimer_pending(c->ev_timer, NULL))
+		return;
+	c->timer_cmds = cmds;
+	c->timer_wait = wait;
 
 	switch (session_waiting(c->s)) {
 	case SESSION_WAIT_COMMAND: tv.tv_sec = l->timeout_greeting; break;

@@ -28,6 +28,7 @@ struct smtp_client {
 	char                 helo[256];
 	struct buf           out;
 	char                 error[512];
+	char                 error_status[16];
 	/* the current message */
 	const struct client_msg *msg;
 	struct client_result    *res;
@@ -103,6 +104,7 @@ static enum client_action
 close_with(struct smtp_client *c, int code, const char *enh, const char *why)
 {
 	snprintf(c->error, sizeof(c->error), "%s", why);
+	snprintf(c->error_status, sizeof(c->error_status), "%s", enh ? enh : "");
 	settle_open(c, code, enh, why);
 	c->st = CS_CLOSED;
 	return c->msg ? CLIENT_MSG_DONE : CLIENT_CLOSED;
@@ -485,6 +487,12 @@ const char *
 smtp_client_error(const struct smtp_client *c)
 {
 	return c->error;
+}
+
+const char *
+smtp_client_error_status(const struct smtp_client *c)
+{
+	return c->error_status[0] ? c->error_status : "4.4.2";
 }
 
 int

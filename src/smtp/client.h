@@ -82,6 +82,8 @@ int smtp_client_dsn_passed(const struct smtp_client *c);
 int smtp_client_tls_active(const struct smtp_client *c);
 /* Why the connection as a whole failed ("" if it did not). */
 const char *smtp_client_error(const struct smtp_client *c);
+/* The enhanced status of that failure ("4.7.4"), or "4.4.2" when unknown. */
+const char *smtp_client_error_status(const struct smtp_client *c);
 
 /*
  * Dot-stuffing for DATA (RFC 5321 4.5.2): copies in[0..n) to out adding a

@@ -1,0 +1,98 @@
+"""tern-sendmail: the sendmail(8) interface of scripts. The message goes
+through the spool's maildrop folder, so it is delivered when the daemon
+runs and kept when it does not."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TERN_BIN
+
+SENDMAIL = str(Path(TERN_BIN).parent / "tern-sendmail")
+
+
+def sendmail(tern, args, text, user=None):
+    cmd = [SENDMAIL, "-C", str(tern.conf)] + args
+    if user:
+        cmd = ["runuser", "-u", user, "--"] + cmd
+    return subprocess.run(cmd, input=text, capture_output=True, timeout=20)
+
+
+def test_plain_recipients_and_headers_added(tern):
+    r = sendmail(tern, ["-f", "bob@localhost", "alice@localhost"],
+                 b"Subject: from cron\n\nline one\n.\nnot sent\n")
+    assert r.returncode == 0, r.stderr
+    [m] = tern.wait_for_messages("alice")
+    assert m.startswith(b"Return-Path: <bob@localhost>\r\n")
+    assert re.search(rb"Received: by test\.example \(tern\) with local id [0-9a-f]{16}\r\n\t\(uid \d+\); ",
+                     m), m[:300]
+    # LF became CRLF; a lone dot ended the input (no -i); From, Date and
+    # Message-ID were added.
+    assert b"Subject: from cron\r\n" in m
+    assert m.endswith(b"\r\n\r\nline one\r\n")
+    assert b"\r\nFrom: <bob@localhost>\r\n" in m
+    assert b"\r\nDate: " in m and b"\r\nMessage-ID: <" in m
+    tern.wait_spool_empty()
+
+
+def test_dash_t_and_dash_i(tern):
+    text = (b"From: Bob <bob@localhost>\nTo: Alice <alice@localhost>\n"
+            b"Cc: root@localhost\nBcc: bob@localhost\nSubject: t\n\n.\nstill here\n")
+    r = sendmail(tern, ["-t", "-i"], text)
+    assert r.returncode == 0, r.stderr
+    # root is an alias of alice: one copy (de-duplicated), and bob by Bcc.
+    [a] = tern.wait_for_messages("alice")
+    [b] = tern.wait_for_messages("bob")
+    for m in (a, b):
+        assert b"Bcc:" not in m
+        assert m.endswith(b"\r\n\r\n.\r\nstill here\r\n")
+    assert len(tern.maildir_names("alice")) == 1
+
+
+def test_kept_while_the_daemon_is_down(tern):
+    tern.stop()
+    r = sendmail(tern, ["alice@localhost"], b"Subject: while down\n\nhello\n")
+    assert r.returncode == 0, r.stderr
+    drops = [n for n in os.listdir(tern.spool / "maildrop") if not n.startswith(".")]
+    assert len(drops) == 1
+    tern.start()
+    [m] = tern.wait_for_messages("alice")
+    assert b"Subject: while down" in m
+    assert os.listdir(tern.spool / "maildrop") == []
+
+
+@pytest.fixture
+def open_base():
+    """A base folder other users may pass through (pytest's are 0700), as
+    /etc/tern and /var/spool are on a real system."""
+    base = Path(tempfile.mkdtemp(prefix="tern-sendmail-", dir="/var/tmp"))
+    os.chmod(base, 0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_any_local_user_may_send(tern_factory, open_base):
+    tern = tern_factory(base=open_base / "t")
+    os.chmod(open_base / "t", 0o711)
+    r = sendmail(tern, ["alice@localhost"], b"Subject: from nobody\n\nhi\n", user="nobody")
+    assert r.returncode == 0, r.stderr
+    [m] = tern.wait_for_messages("alice")
+    assert re.search(rb"\(uid 65534\)", m)
+    # ... but cannot read the spool or the maildrop.
+    r = subprocess.run(["runuser", "-u", "nobody", "--", "ls", str(tern.spool / "maildrop")],
+                       capture_output=True)
+    assert r.returncode != 0
+
+
+def test_bad_usage(tern):
+    r = sendmail(tern, [], b"Subject: x\n\nno recipient\n")
+    assert r.returncode == 64
+    r = sendmail(tern, ["-Q"], b"")
+    assert r.returncode == 64
