@@ -10,7 +10,7 @@ PACKAGES=(
 	libcmocka-dev python3-pytest swaks postfix
 	clang libclang-rt-14-dev
 	procps iproute2 openssl time
-	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim
+	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim libseccomp-dev
 )
 
 is_root() { [ "$(id -u)" -eq 0 ]; }

@@ -35,6 +35,7 @@ struct opts {
 	int         from_headers;	/* -t */
 	int         dot_ends;		/* without -i: a line "." ends the input */
 	const char *rcpts[MAX_RCPTS];
+	char        owned[MAX_RCPTS];	/* rcpts[i] was allocated here (-t) */
 	size_t      nrcpts;
 };
 
@@ -140,8 +141,10 @@ add_rcpt(void *arg, const char *addr, size_t n)
 	struct opts *o = arg;
 	char *a;
 
-	if (o->nrcpts < MAX_RCPTS && (a = strndup(addr, n)) != NULL)
+	if (o->nrcpts < MAX_RCPTS && (a = strndup(addr, n)) != NULL) {
+		o->owned[o->nrcpts] = 1;
 		o->rcpts[o->nrcpts++] = a;
+	}
 }
 
 /* Removes Bcc: fields (RFC 5322 3.6.3: blind copies stay blind). */
@@ -276,14 +279,43 @@ load_config(const char *path, struct config *cfg, char *err, size_t errlen)
 	return r;
 }
 
+static int
+send_it(struct opts *o, const struct config *cfg, const char *sender, struct buf *msg)
+{
+	static char hdr[MAX_RCPTS * 300 + 600];
+
+	if (read_message(o, msg) == -1) {
+		fprintf(stderr, "tern-sendmail: cannot read the message (over %zu octets?)\n", MSG_MAX);
+		return EX_DATAERR;
+	}
+	if (o->from_headers) {
+		submit_field_addresses(msg->data, header_end(msg), "To", add_rcpt, o);
+		submit_field_addresses(msg->data, header_end(msg), "Cc", add_rcpt, o);
+		submit_field_addresses(msg->data, header_end(msg), "Bcc", add_rcpt, o);
+		drop_bcc(msg);
+	}
+	if (o->nrcpts == 0) {
+		fprintf(stderr, "tern-sendmail: no recipients\n");
+		return EX_USAGE;
+	}
+	if (complete_headers(o, cfg, sender, msg) == -1 ||
+	    maildrop_header(sender, o->rcpts, o->nrcpts, hdr, sizeof(hdr)) == -1) {
+		fprintf(stderr, "tern-sendmail: message or envelope too large\n");
+		return EX_DATAERR;
+	}
+	return drop_file(cfg, hdr, msg) == -1 ? EX_TEMPFAIL : 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	struct opts o = { .dot_ends = 1 };
+	static struct opts o = { .dot_ends = 1 };
 	struct config cfg;
 	struct passwd *pw;
-	char err[1024], sender[SMTP_PATH_MAX + 1], hdr[MAX_RCPTS * 300 + 600];
+	char err[1024], sender[SMTP_PATH_MAX + 1];
 	struct buf msg;
+	size_t i;
+	int rc;
 
 	if (parse_args(argc, argv, &o) == -1) {
 		usage(stderr);
@@ -291,6 +323,7 @@ main(int argc, char **argv)
 	}
 	if (o.config == NULL && (o.config = getenv("TERN_CONFIG")) == NULL)
 		o.config = "/etc/tern/tern.conf";
+	memset(&cfg, 0, sizeof(cfg));
 	if (load_config(o.config, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "tern-sendmail: %s\n", err);
 		return EX_TEMPFAIL;
@@ -301,28 +334,11 @@ main(int argc, char **argv)
 	else
 		snprintf(sender, sizeof(sender), "%s@%s", pw ? pw->pw_name : "nobody", cfg.hostname);
 	buf_init(&msg, MSG_MAX);
-	if (read_message(&o, &msg) == -1) {
-		fprintf(stderr, "tern-sendmail: cannot read the message (over %zu octets?)\n", MSG_MAX);
-		return EX_DATAERR;
-	}
-	if (o.from_headers) {
-		submit_field_addresses(msg.data, header_end(&msg), "To", add_rcpt, &o);
-		submit_field_addresses(msg.data, header_end(&msg), "Cc", add_rcpt, &o);
-		submit_field_addresses(msg.data, header_end(&msg), "Bcc", add_rcpt, &o);
-		drop_bcc(&msg);
-	}
-	if (o.nrcpts == 0) {
-		fprintf(stderr, "tern-sendmail: no recipients\n");
-		return EX_USAGE;
-	}
-	if (complete_headers(&o, &cfg, sender, &msg) == -1 ||
-	    maildrop_header(sender, o.rcpts, o.nrcpts, hdr, sizeof(hdr)) == -1) {
-		fprintf(stderr, "tern-sendmail: message or envelope too large\n");
-		return EX_DATAERR;
-	}
-	if (drop_file(&cfg, hdr, &msg) == -1)
-		return EX_TEMPFAIL;
+	rc = send_it(&o, &cfg, sender, &msg);
 	buf_free(&msg);
 	config_free(&cfg);
-	return 0;
+	for (i = 0; i < o.nrcpts; i++)
+		if (o.owned[i])
+			free((char *)o.rcpts[i]);
+	return rc;
 }

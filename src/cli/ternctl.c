@@ -1,24 +1,40 @@
 /*
- * ternctl — tern's administration command. Today: `ternctl passwd`, which
- * makes a password hash for a users file (Dovecot passwd-file form).
+ * ternctl — tern's administration command: password hashes for users
+ * files, and a look at the queue (list, show, flush; `mailq` is `ternctl
+ * queue list`). The queue commands read the spool directly, so they need
+ * the spool owner's rights (root or deliver_user).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "daemon/config.h"
+#include "queue/envelope.h"
+#include "queue/queue.h"
 #include "server/passwd.h"
 
 static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ternctl passwd\n"
+	    "usage: ternctl [-C config] passwd | queue list | queue show ID | queue flush\n"
 	    "\n"
 	    "  passwd   read a new password (twice from a terminal, once from a pipe)\n"
 	    "           and print its yescrypt hash as {CRYPT}$y$..., ready for a\n"
 	    "           users file line: user:{CRYPT}$y$...\n"
+	    "  queue list        the queued messages, in the form of Postfix's mailq\n"
+	    "  queue show ID     one message's envelope: sender, recipients, their state\n"
+	    "  queue flush       try every deferred message now\n"
+	    "  -C FILE           configuration (default $TERN_CONFIG or /etc/tern/tern.conf)\n"
 	    "  help     this text\n");
 }
 
@@ -75,9 +91,180 @@ out:
 	return r;
 }
 
+static int
+read_all(const char *path, struct buf *b)
+{
+	char chunk[8192];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return -1;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (buf_append(b, chunk, (size_t)n) == -1)
+			break;
+	close(fd);
+	return n == 0 ? 0 : -1;
+}
+
+static int
+load_envelope(const char *spool, const char *id, struct envelope *e)
+{
+	char path[4200];
+	const char *why;
+	struct buf b;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/queue/%s.env", spool, id);
+	buf_init(&b, (size_t)16 << 20);
+	r = read_all(path, &b) == 0 ? envelope_decode(b.data, b.len, e, &why) : -1;
+	buf_free(&b);
+	return r;
+}
+
+static const char *const state_names[] = { "pending", "delivered", "failed", "held" };
+
+/* Postfix's mailq layout, so that scripts reading it keep working. */
+static int
+cmd_list(const char *spool)
+{
+	char dir[4200];
+	struct dirent *de;
+	DIR *d;
+	size_t count = 0;
+	uint64_t bytes = 0;
+
+	snprintf(dir, sizeof(dir), "%s/queue", spool);
+	if ((d = opendir(dir)) == NULL) {
+		fprintf(stderr, "ternctl: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name), i;
+		char id[QUEUE_ID_LEN + 1], when[64];
+		struct envelope e;
+		time_t t;
+
+		if (n != QUEUE_ID_LEN + 4 || strcmp(de->d_name + QUEUE_ID_LEN, ".env") != 0)
+			continue;
+		memcpy(id, de->d_name, QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (load_envelope(spool, id, &e) == -1)
+			continue;
+		if (count++ == 0)
+			printf("-Queue ID-       --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+		t = (time_t)e.created;
+		strftime(when, sizeof(when), "%a %b %e %H:%M:%S", localtime(&t));
+		printf("%-16s %8" PRIu64 " %s  %s\n", e.id, e.size, when,
+		    e.sender[0] ? e.sender : "MAILER-DAEMON");
+		for (i = 0; i < e.nrcpts; i++) {
+			const struct envelope_rcpt *r = &e.rcpts[i];
+
+			if (r->state != RCPT_PENDING && r->state != RCPT_HELD)
+				continue;
+			if (r->last_error[0])
+				printf("%*s(%s)\n", 48, "", r->last_error);
+			printf("%*s%s\n", 48, "", r->addr);
+		}
+		printf("\n");
+		bytes += e.size;
+		envelope_free(&e);
+	}
+	closedir(d);
+	if (count == 0)
+		printf("Mail queue is empty\n");
+	else
+		printf("-- %" PRIu64 " Kbytes in %zu Request%s.\n", (bytes + 1023) / 1024, count,
+		    count == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+cmd_show(const char *spool, const char *id)
+{
+	struct envelope e;
+	size_t i;
+
+	if (load_envelope(spool, id, &e) == -1) {
+		fprintf(stderr, "ternctl: no queued message %s\n", id);
+		return 1;
+	}
+	printf("id: %s\ncreated: %" PRId64 "\nsender: <%s>\nclient: %s (%s)\nproto: %s\n"
+	    "size: %" PRIu64 "\n", e.id, e.created, e.sender, e.client_addr, e.helo, e.proto, e.size);
+	for (i = 0; i < e.nrcpts; i++) {
+		const struct envelope_rcpt *r = &e.rcpts[i];
+
+		printf("rcpt: %s %s <%s> attempts=%u%s%s\n", state_names[r->state],
+		    r->kind == RCPTK_LOCAL ? "local" : "remote", r->addr, r->attempts,
+		    r->last_error[0] ? " error=" : "", r->last_error);
+	}
+	envelope_free(&e);
+	return 0;
+}
+
+static int
+cmd_flush(const char *spool)
+{
+	char path[4200], b[32] = "";
+	FILE *f;
+	long pid = 0;
+
+	snprintf(path, sizeof(path), "%s/" QUEUE_PIDFILE, spool);
+	if ((f = fopen(path, "r")) == NULL || fgets(b, sizeof(b), f) == NULL ||
+	    (pid = strtol(b, NULL, 10)) <= 1 || kill((pid_t)pid, SIGUSR1) == -1) {
+		fprintf(stderr, "ternctl: cannot reach the queue process (%s): %s\n", path,
+		    strerror(errno));
+		if (f)
+			fclose(f);
+		return 1;
+	}
+	fclose(f);
+	printf("ternctl: the queue tries every deferred message now\n");
+	return 0;
+}
+
+static int
+queue_command(const char *conf, int argc, char **argv)
+{
+	struct config cfg;
+	char err[1024];
+	int r;
+
+	if (config_load(conf, &cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		return 1;
+	}
+	if (argc == 1 && strcmp(argv[0], "list") == 0)
+		r = cmd_list(cfg.spool_dir);
+	else if (argc == 2 && strcmp(argv[0], "show") == 0)
+		r = cmd_show(cfg.spool_dir, argv[1]);
+	else if (argc == 1 && strcmp(argv[0], "flush") == 0)
+		r = cmd_flush(cfg.spool_dir);
+	else {
+		usage(stderr);
+		r = 2;
+	}
+	config_free(&cfg);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
+	const char *conf = getenv("TERN_CONFIG") ? getenv("TERN_CONFIG") : "/etc/tern/tern.conf";
+	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	char *list[] = { "list" };
+
+	if (argc >= 3 && strcmp(argv[1], "-C") == 0) {
+		conf = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
+	/* Installed as mailq, it lists the queue. */
+	if (strcmp(prog, "mailq") == 0)
+		return queue_command(conf, 1, list);
+	if (argc >= 3 && strcmp(argv[1], "queue") == 0)
+		return queue_command(conf, argc - 2, argv + 2);
 	if (argc == 2 && strcmp(argv[1], "passwd") == 0)
 		return cmd_passwd();
 	if (argc == 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||

@@ -28,6 +28,7 @@
 #include "queue/queue.h"
 #include "server/authd.h"
 #include "server/connlimit.h"
+#include "server/sandbox.h"
 #include "server/tls.h"
 #include "server/worker.h"
 
@@ -196,6 +197,7 @@ spawn_worker(struct parent *p, int slot)
 {
 	struct worker_args a;
 	int sp[2], ap[2] = { -1, -1 }, keep[CONFIG_MAX_LISTEN + 2];
+	char err[256];
 	size_t i;
 	pid_t pid;
 
@@ -215,6 +217,8 @@ spawn_worker(struct parent *p, int slot)
 		for (i = 0; i < p->cfg->ndomains; i++)
 			table_wipe_values(p->cfg->domains[i].users);
 		become(p, &p->smtp_user, NULL, p->root ? p->cfg->chroot_dir : NULL);
+		if (sandbox_worker(err, sizeof(err)) == -1)
+			log_fatal("event=sandbox-failed error=\"%s\"", err);
 		memset(&a, 0, sizeof(a));
 		a.cfg = p->cfg;
 		a.listen_fds = p->listen_fds;

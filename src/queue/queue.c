@@ -1408,11 +1408,45 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* SIGUSR1 (ternctl queue flush): every deferred message is tried now. */
+static void
+on_flush(evutil_socket_t sig, short what, void *arg)
+{
+	struct queue *q = arg;
+	struct qmsg *m, *next;
+	unsigned n = 0;
+
+	for (m = q->msgs; m; m = next) {
+		next = m->next;
+		if (m->retry && evtimer_pending(m->retry, NULL)) {
+			evtimer_del(m->retry);
+			n++;
+			msg_schedule(m);
+		}
+	}
+	log_info("event=flush messages=%u", n);
+}
+
+/* spool/queue.pid: where `ternctl queue flush` sends its signal. */
+static void
+write_pidfile(void)
+{
+	char b[32];
+	int fd = open(QUEUE_PIDFILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int n = snprintf(b, sizeof(b), "%d\n", (int)getpid());
+
+	if (fd == -1)
+		return;
+	if (write(fd, b, (size_t)n) == n)
+		rename(QUEUE_PIDFILE ".tmp", QUEUE_PIDFILE);
+	close(fd);
+}
+
 int
 queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 {
 	struct queue q;
-	struct event *ev_term, *ev_int, *ev_ino = NULL, *ev_pick;
+	struct event *ev_term, *ev_int, *ev_ino = NULL, *ev_pick, *ev_usr1;
 	struct timeval pick_tv = { 10, 0 };
 	int ino;
 
@@ -1435,6 +1469,9 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	ev_int = evsignal_new(q.base, SIGINT, on_signal, q.base);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
+	ev_usr1 = evsignal_new(q.base, SIGUSR1, on_flush, &q);
+	evsignal_add(ev_usr1, NULL);
+	write_pidfile();
 	recover(&q);
 	/* Local programs drop mail here; inotify says when, a slow timer backs it up. */
 	if ((ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) != -1 &&

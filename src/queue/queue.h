@@ -33,6 +33,8 @@ int queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_
  */
 void queue_id_next(char out[17], const char *prev, uint64_t now_us);
 
+#define QUEUE_PIDFILE "queue.pid"	/* in the spool: the queue process */
+
 /* Creates spool/queue and spool/tmp if missing. 0 or -1 with errno. */
 int queue_spool_init(void);
 

@@ -81,7 +81,10 @@ def test_worker_cannot_read_spool(rooted):
     t.wait_for_messages("alice")
     st = os.stat(t.spool)
     assert st.st_uid != uid_of("_tern")
-    assert st.st_mode & 0o007 == 0, oct(st.st_mode)
+    # Others may only pass through, to the maildrop (mode 1733, tern-sendmail).
+    assert st.st_mode & 0o007 == 0o001, oct(st.st_mode)
+    md = os.stat(t.spool / "maildrop")
+    assert md.st_mode & 0o7777 == 0o1733, oct(md.st_mode)
     for sub in ("", "queue", "tmp"):
         path = t.spool / sub
         r = subprocess.run(["runuser", "-u", "_tern", "--", "ls", str(path)],

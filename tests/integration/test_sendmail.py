@@ -96,3 +96,38 @@ def test_bad_usage(tern):
     assert r.returncode == 64
     r = sendmail(tern, ["-Q"], b"")
     assert r.returncode == 64
+
+
+TERNCTL = str(Path(TERN_BIN).parent / "ternctl")
+
+
+def test_ternctl_queue_list_show_flush(tern_factory):
+    t = tern_factory(extra="route * { via 127.0.0.1:9 }\nretry_interval 1h")
+    r = subprocess.run([TERNCTL, "-C", str(t.conf), "queue", "list"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0 and r.stdout == "Mail queue is empty\n", r
+    r = sendmail(t, ["-f", "bob@localhost", "someone@far.example"], b"Subject: q\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 10
+    while "event=deferred" not in t.log():
+        assert time.monotonic() < deadline, t.log()[-2000:]
+        time.sleep(0.05)
+    r = subprocess.run([TERNCTL, "-C", str(t.conf), "queue", "list"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("-Queue ID-")
+    qid = lines[1].split()[0]
+    assert re.fullmatch(r"[0-9a-f]{16}", qid) and lines[1].endswith("bob@localhost")
+    assert any(l.strip() == "someone@far.example" for l in lines)
+    assert lines[-1] == "-- 1 Kbytes in 1 Request."
+    r = subprocess.run([TERNCTL, "-C", str(t.conf), "queue", "show", qid], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0 and "rcpt: pending remote <someone@far.example>" in r.stdout, r
+    r = subprocess.run([TERNCTL, "-C", str(t.conf), "queue", "flush"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r
+    deadline = time.monotonic() + 10
+    while "event=flush messages=1" not in t.log():
+        assert time.monotonic() < deadline, t.log()[-2000:]
+        time.sleep(0.05)

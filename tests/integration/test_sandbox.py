@@ -1,0 +1,86 @@
+"""The smtp workers run under the seccomp filter of src/server/sandbox.c:
+/proc shows filter mode in every worker, also in replacements and after a
+reload, and the workers still do their job. That forbidden calls are
+refused (open -> EPERM, execve -> SIGSYS) is shown by tests/unit/test_sandbox.c
+on the same filter."""
+
+import os
+import signal
+import time
+
+from conftest import proc_status
+from smtp_client import simple_body
+
+
+def assert_filtered(pid):
+    st = proc_status(pid)
+    assert st["Seccomp"] == "2", (pid, st["Seccomp"])          # SECCOMP_MODE_FILTER
+    assert st["Seccomp_filters"] == "1", (pid, st["Seccomp_filters"])
+    assert st["NoNewPrivs"] == "1", (pid, st["NoNewPrivs"])
+
+
+def filtered_now(pid):
+    try:
+        return proc_status(pid).get("Seccomp") == "2"
+    except OSError:
+        return False	# gone meanwhile
+
+
+def wait_workers(tern, n, old=(), timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        w = tern.smtp_workers()
+        # A child just forked holds the listening socket before it has set
+        # up (and so before its filter is on): wait until they all have.
+        if len(w) == n and not set(w) & set(old) and all(filtered_now(p) for p in w):
+            return w
+        time.sleep(0.05)
+    tern.fail_with_log(f"expected {n} new workers, have {tern.smtp_workers()}")
+
+
+def test_workers_are_filtered(tern):
+    workers = tern.smtp_workers()
+    assert len(workers) == 2
+    for pid in workers:
+        assert_filtered(pid)
+    # The parent forks and execs nothing, but it is not the sandboxed process.
+    assert proc_status(tern.pid)["Seccomp"] == "0"
+
+
+def test_filtered_workers_deliver(tern):
+    for i in range(4):
+        c = tern.client()
+        c.ehlo()
+        c.deliver("bob@example.test", ["alice@localhost"], simple_body(f"sandboxed {i}"))
+        c.cmd("QUIT").check(221)
+    tern.wait_for_messages("alice", n=4)
+    # No worker was killed by the filter (SIGSYS) on the way.
+    assert "signal=31" not in tern.log()
+    for pid in tern.smtp_workers():
+        assert_filtered(pid)
+
+
+def test_replacement_worker_is_filtered(tern):
+    old = tern.smtp_workers()
+    os.kill(old[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = tern.smtp_workers()
+        if len(now) == 2 and old[0] not in now:
+            break
+        time.sleep(0.05)
+    now = tern.smtp_workers()
+    assert len(now) == 2 and old[0] not in now, now
+    for pid in now:
+        assert_filtered(pid)
+
+
+def test_workers_after_reload_are_filtered(tern):
+    old = tern.smtp_workers()
+    tern.sighup()
+    for pid in wait_workers(tern, 2, old):
+        assert_filtered(pid)
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["alice@localhost"], simple_body("after reload"))
+    tern.wait_for_messages("alice")
