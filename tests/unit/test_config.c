@@ -350,8 +350,10 @@ errors_more(void **state)
 	bad(MIN "limits { timeout_command 0 }\n",
 	    "tern.conf:3: limits: timeout_command: 0 is out of range (1..604800 "
 	    "seconds)");
+	bad(MIN "retry_interval 8w\n",
+	    "tern.conf:3: retry_interval: not a duration \"8w\"");
 	bad(MIN "retry_interval 8d\n",
-	    "tern.conf:3: retry_interval: not a duration \"8d\"");
+	    "tern.conf:3: retry_interval: 8d is out of range (1..604800 seconds)");
 	bad(MIN "workers 65\n", "tern.conf:3: workers: 65 is out of range (0..64)");
 	bad(MIN "workers -1\n", "tern.conf:3: workers: not a number \"-1\"");
 	bad(MIN "user \"a b\"\n", "tern.conf:3: user: bad user name \"a b\"");
