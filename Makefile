@@ -70,12 +70,23 @@ test: check itest
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
 
-# libFuzzer harnesses: clang, sanitizers, every library source compiled in.
-FUZZ_CFLAGS := $(CSTD) -g -O1 -Isrc $(shell pkg-config --cflags $(PKGS)) \
-               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+# libFuzzer harnesses: the library built once with clang and the sanitizers
+# (fuzzer-no-link: coverage only), then each harness linked against it.
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := $(CSTD) -g -O1 -Isrc $(shell pkg-config --cflags $(PKGS)) $(FUZZ_SAN)
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
+
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS_ALL)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(BUILD)/libtern-fuzz.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libtern-fuzz.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libtern-fuzz.a $(LDLIBS_ALL)
 
 fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
@@ -94,5 +105,6 @@ bench: all
 clean:
 	rm -rf build build-asan
 
+-include $(FUZZ_OBJ:.o=.d)
 -include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/daemon/main.d $(BUILD)/obj/src/cli/ternctl.d \
          $(BUILD)/obj/src/cli/sendmail.d
