@@ -1301,6 +1301,7 @@ fn_trusted(struct parser *ps, const struct directive *e, struct dir *d, void *ar
 	if (d->n < 2)
 		return perr(ps, d->line, "trusted_networks: missing argument");
 	cfg->ntrusted = 0;	/* the directive replaces the default */
+	cfg->trusted_given = 1;
 	for (i = 1; i < d->n; i++) {
 		if (strcmp(d->w[i], "none") == 0 && d->n == 2)
 			return 0;
@@ -1480,6 +1481,9 @@ parse_top(struct parser *ps)
 	if (r == 0 && ps->cfg->ndomains == 0)
 		r = perr(ps, last_line(&ps->lx), "no \"domain\" block (at least one "
 		    "is required)");
+	/* Loopback is trusted by default only while there is no AUTH to use. */
+	if (r == 0 && ps->cfg->auth.present && !ps->cfg->trusted_given)
+		ps->cfg->ntrusted = 0;
 	if (r == 0)
 		r = check_listen_tls(ps);
 	if (r == 0 && ps->load_tables)

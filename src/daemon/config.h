@@ -129,6 +129,7 @@ struct config {
 	/* Clients that may relay through submission listeners without AUTH. */
 	struct cidr        trusted[CONFIG_MAX_TRUSTED];
 	size_t             ntrusted;
+	int                trusted_given;	/* trusted_networks was written */
 	/* outbound delivery */
 	char              *dns_server;		/* "127.0.0.1@5353"; NULL = /etc/resolv.conf */
 	unsigned           lifetime;		/* seconds a message may stay queued: 5 days */

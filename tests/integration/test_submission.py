@@ -69,10 +69,17 @@ def test_starttls_required_before_mail(sub):
         c.cmd(cmd).check(530, "5.7.0", "Must issue a STARTTLS command first")
 
 
-def test_trusted_network_relays_without_auth(tern_factory, tls_certs, password_hashes):
-    """The default trusted_networks (loopback) may send through the
-    submission listener without AUTH, to any domain, as any sender."""
+def test_default_trusted_is_nobody_with_auth(tern_factory, tls_certs, password_hashes):
+    """With an auth block and no trusted_networks, loopback is not trusted."""
     t = start_submission(tern_factory, tls_certs, password_hashes, trusted=None)
+    c = submission_client(t, tls_certs)
+    c.cmd("MAIL FROM:<alice@localhost>").check(530, "5.7.0", "Authentication required")
+
+
+def test_trusted_network_relays_without_auth(tern_factory, tls_certs, password_hashes):
+    """Without an auth block, the default trusted_networks (loopback) may send
+    through the submission listener, to any domain, as any sender."""
+    t = start_submission(tern_factory, tls_certs, password_hashes, trusted=None, auth=False)
     for source in ("127.0.0.1", "127.0.0.2"):
         c = submission_client(t, tls_certs, source=source)
         c.cmd("MAIL FROM:<someone@elsewhere.example>").check(250, "2.1.0")
