@@ -11,6 +11,7 @@ PACKAGES=(
 	clang libclang-rt-14-dev
 	procps iproute2 openssl time
 	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim libseccomp-dev
+	clang-tidy cppcheck valgrind
 )
 
 is_root() { [ "$(id -u)" -eq 0 ]; }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds tern and runs every test: unit (cmocka) and integration (pytest) on
-# the normal build, the same again on an ASan+UBSan build, then the fuzzers
-# for a bounded time. Ends with "N passed, N failed" (unit + integration);
-# exits non-zero if anything failed.
+# Builds tern, runs the static analysis (scripts/lint.sh), then every test:
+# unit (cmocka) and integration (pytest) on the normal build, a subset of
+# the integration tests under valgrind (scripts/valgrind.sh), unit and
+# integration again on an ASan+UBSan build, then the fuzzers for a bounded
+# time. Ends with "N passed, N failed" (unit + integration; lint and
+# valgrind count as one test each when they fail); exits non-zero if
+# anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,33 +93,52 @@ build_or_die() {
 	fi
 }
 
-section "[1/8] dependencies"
+section "[1/10] dependencies"
 bash scripts/deps.sh
 
-section "[2/8] build (warnings are errors)"
+section "[2/10] build (warnings are errors)"
 build_or_die all
 
-section "[3/8] unit tests"
+section "[3/10] lint (clang-tidy, cppcheck)"
+# Any finding fails this section; it counts as one failed test.
+rc=0
+bash scripts/lint.sh 2>&1 | tee "$LOGDIR/lint.log" || rc=$?
+if [ "$rc" -ne 0 ]; then
+	FAILED=$((FAILED + 1))
+	PROBLEMS+=("lint (exit $rc, see $LOGDIR/lint.log)")
+fi
+
+section "[4/10] unit tests"
 run_unit build plain
 
-section "[4/8] integration tests"
+section "[5/10] integration tests"
 run_itest plain
 
-section "[5/8] ASan+UBSan build"
+section "[6/10] valgrind memcheck (integration subset, about 2 min)"
+# Invalid accesses, uninitialised values or definite leaks in any daemon
+# process fail this section (scripts/valgrind.sh); it counts as one failure.
+rc=0
+bash scripts/valgrind.sh 2>&1 | tee "$LOGDIR/valgrind.log" || rc=$?
+if [ "$rc" -ne 0 ]; then
+	FAILED=$((FAILED + 1))
+	PROBLEMS+=("valgrind (exit $rc, see $LOGDIR/valgrind.log)")
+fi
+
+section "[7/10] ASan+UBSan build"
 build_or_die BUILD=build-asan SAN=1 all
 
-section "[6/8] unit tests (ASan+UBSan)"
+section "[8/10] unit tests (ASan+UBSan)"
 export ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_unit build-asan asan
 
-section "[7/8] integration tests (ASan+UBSan)"
+section "[9/10] integration tests (ASan+UBSan)"
 # Forked children exit without freeing what the parent allocated, so leak
 # reports of the daemon are noise; any other ASan or UBSan report aborts the
 # process and the test fixture fails the test when it finds one in the log.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 run_itest asan BUILD=build-asan SAN=1
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
-section "[8/8] fuzzing (${FUZZ_SECONDS} s per harness)"
+section "[10/10] fuzzing (${FUZZ_SECONDS} s per harness)"
 if ! make fuzz FUZZ_SECONDS="$FUZZ_SECONDS"; then
 	PROBLEMS+=("fuzz")
 fi

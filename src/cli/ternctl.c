@@ -143,6 +143,7 @@ cmd_list(const char *spool)
 		size_t n = strlen(de->d_name), i;
 		char id[QUEUE_ID_LEN + 1], when[64];
 		struct envelope e;
+		struct tm tm;
 		time_t t;
 
 		if (n != QUEUE_ID_LEN + 4 || strcmp(de->d_name + QUEUE_ID_LEN, ".env") != 0)
@@ -154,7 +155,8 @@ cmd_list(const char *spool)
 		if (count++ == 0)
 			printf("-Queue ID-       --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
 		t = (time_t)e.created;
-		strftime(when, sizeof(when), "%a %b %e %H:%M:%S", localtime(&t));
+		localtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
 		printf("%-16s %8" PRIu64 " %s  %s\n", e.id, e.size, when,
 		    e.sender[0] ? e.sender : "MAILER-DAEMON");
 		for (i = 0; i < e.nrcpts; i++) {

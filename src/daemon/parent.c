@@ -393,6 +393,22 @@ maybe_exit(struct parent *p)
 	}
 }
 
+struct respawn {
+	struct parent *p;
+	int            slot;
+	unsigned       gen;
+};
+
+static void
+on_respawn(evutil_socket_t fd, short what, void *arg)
+{
+	struct respawn *r = arg;
+
+	if (!r->p->stopping && !r->p->restarting && r->gen == r->p->gen)
+		spawn_worker(r->p, r->slot);
+	free(r);
+}
+
 static void
 child_exited(struct parent *p, struct child *c, int status)
 {
@@ -411,8 +427,22 @@ child_exited(struct parent *p, struct child *c, int status)
 	else
 		log_warn("event=child-died proc=%s pid=%d exit=%d", what, (int)dead.pid, WEXITSTATUS(status));
 	if (dead.role == ROLE_WORKER) {
-		if (dead.gen == p->gen)
-			spawn_worker(p, dead.slot);
+		if (dead.gen != p->gen)
+			return;
+		if (time(NULL) - dead.started < 2) {
+			/* It died at once: wait a little, never a fork storm. */
+			struct timeval tv = { 1, 0 };
+			struct respawn *r = malloc(sizeof(*r));
+
+			if (r) {
+				r->p = p;
+				r->slot = dead.slot;
+				r->gen = p->gen;
+				event_base_once(p->base, -1, EV_TIMEOUT, on_respawn, r, &tv);
+			}
+			return;
+		}
+		spawn_worker(p, dead.slot);
 		return;
 	}
 	if (dead.role == ROLE_DELIVER && dead.gen == p->gen && p->queue) {

@@ -121,7 +121,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 }
 
 int
-deliver_main(const struct config *cfg, int queue_fd, const char *root)
+deliver_main(const struct config *cfg, int queue_fd, const char *base)
 {
 	struct deliverd d;
 	struct ipc *ipc;
@@ -131,7 +131,7 @@ deliver_main(const struct config *cfg, int queue_fd, const char *root)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	d.cfg = cfg;
-	d.root = root ? root : "";
+	d.root = base ? base : "";
 	if ((d.base = event_base_new()) == NULL)
 		log_fatal("event=event-base-failed");
 	if ((ipc = ipc_new(d.base, queue_fd, on_queue, &d)) == NULL)

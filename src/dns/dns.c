@@ -2,6 +2,8 @@
 #include "dns/dns.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,19 +196,44 @@ hexval(char c)
 	return -1;
 }
 
+/*
+ * A decimal number no greater than max after optional white space, and the
+ * white space after it; advances *p. Unlike sscanf's %u it refuses
+ * numbers that do not fit instead of wrapping them.
+ */
+static int
+scan_uint(const char **p, unsigned long max, unsigned *out)
+{
+	const char *q = *p;
+	char *end;
+	unsigned long v;
+
+	while (isspace((unsigned char)*q))
+		q++;
+	if (!isdigit((unsigned char)*q))
+		return -1;
+	errno = 0;
+	v = strtoul(q, &end, 10);
+	if (errno != 0 || v > max)
+		return -1;
+	while (isspace((unsigned char)*end))
+		end++;
+	*out = (unsigned)v;
+	*p = end;
+	return 0;
+}
+
 /* TLSA data (RFC 6698 2.2): usage selector matching-type HEX, kept raw. */
 static int
 parse_tlsa(const char *p, struct dns_rr *rr, char *err, size_t errlen)
 {
 	unsigned u, s, m;
 	size_t n, i;
-	int off = 0;
 	uint8_t *out;
 
-	if (sscanf(p, "%u %u %u %n", &u, &s, &m, &off) != 3 || off == 0 ||
-	    u > 255 || s > 255 || m > 255)
+	if (scan_uint(&p, 255, &u) == -1 || scan_uint(&p, 255, &s) == -1 ||
+	    scan_uint(&p, 255, &m) == -1)
 		goto bad;
-	p += off;
 	n = strcspn(p, " \t\r");
 	if (n == 0 || n % 2 != 0 || (out = malloc(3 + n / 2 + 1)) == NULL)
 		goto bad;
@@ -287,8 +314,8 @@ dns_static_add(struct dns_static *z, const char *line, char *err, size_t errlen)
 		case DNS_T_MX: {
 			unsigned pref;
 
-			/* %hu would wrap 70000 silently. */
-			if (sscanf(rest, "%u %256s", &pref, tgt) != 2 || pref > 65535)
+			if (scan_uint(&rest, 65535, &pref) == -1 ||
+			    sscanf(rest, "%256s", tgt) != 1)
 				goto badtarget;
 			rec.rr.pref = (uint16_t)pref;
 			goto target;
@@ -429,7 +456,7 @@ static_query(void *ctx, const char *qname, enum dns_type type, struct dns_answer
 			if (r->rr.type == type) {
 				if (dns_answer_add(out, &r->rr) == -1)
 					return -1;
-			} else if (r->rr.type == DNS_T_CNAME && type != DNS_T_CNAME)
+			} else if (r->rr.type == DNS_T_CNAME)	/* and type is not */
 				cname = r->rr.data;
 		}
 		snprintf(out->canon, sizeof(out->canon), "%s", name);

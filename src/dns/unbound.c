@@ -80,10 +80,12 @@ link_q(struct dns_unbound *u, struct uq *q)
 static void
 unlink_q(struct dns_unbound *u, struct uq *q)
 {
-	if (q->prev)
-		q->prev->next = q->next;
-	else
+	/* Test the head itself rather than q->prev: same result, and it lets
+	 * the static analyzer see that q is off the list afterwards. */
+	if (u->head == q)
 		u->head = q->next;
+	else
+		q->prev->next = q->next;
 	if (q->next)
 		q->next->prev = q->prev;
 	u->npending--;

@@ -171,7 +171,7 @@ put_comment(struct buf *w, const char *s)
 
 	if (buf_appendc(w, '(') == -1)
 		return -1;
-	for (i = 0; s[i] != '\0' && i < AUTHRES_COMMENT_MAX; i++)
+	for (i = 0; i < AUTHRES_COMMENT_MAX && s[i] != '\0'; i++)
 		if ((strchr("()\\", s[i]) ? buf_appendc(w, '\\') : 0) == -1 ||
 		    put_safe(w, s[i]) == -1)
 			return -1;
@@ -442,7 +442,8 @@ no_result(struct cursor c)
 	struct authres_span k;
 
 	c.pos++;
-	if (cfws(&c) || keyword(&c, &k) || k.len != 4 || strncasecmp(c.s + k.off, "none", 4))
+	if (cfws(&c) || keyword(&c, &k) || k.len != 4 ||
+	    strncasecmp(c.s + k.off, "none", 4) != 0)
 		return 0;
 	return cfws(&c) == 0 && c.pos == c.len;
 }

@@ -22,7 +22,9 @@ connlimit_create(void)
 	void *p = mmap(NULL, sizeof(struct connlimit), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
-	return p == MAP_FAILED ? NULL : p;	/* zero-filled by the kernel */
+	if (p == MAP_FAILED)
+		return NULL;
+	return p;	/* zero-filled by the kernel */
 }
 
 /* FNV-1a over the address bytes that identify a client. */

@@ -188,6 +188,9 @@ test_static_syntax(void **state)
 		"x.test TXT \"open", "x.test TXT \"\\999\"", "x.test TLSA 3 1 1 abc",
 		"x.test TLSA 3 1 1 zz", "x.test TLSA 256 1 1 00", "onlyname",
 		"x.test MX 10 a..", ". A 192.0.2.1",
+		/* numbers that would wrap to 10 or 3 in 32 bits are refused */
+		"x.test MX 4294967306 mx.test", "x.test TLSA 4294967299 1 1 00",
+		"x.test MX -1 mx.test",
 	};
 	struct dns_static *z = dns_static_new();
 	char err[256];
