@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -134,7 +135,9 @@ child_setup(const int *keep, size_t nkeep)
 	if ((d = opendir("/proc/self/fd")) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
-		int fd = atoi(de->d_name), k = 0;
+		char *endp;
+		long v = strtol(de->d_name, &endp, 10);
+		int fd = (*endp == '\0' && v >= 0 && v < INT32_MAX) ? (int)v : -1, k = 0;
 
 		if (de->d_name[0] == '.' || fd <= 2 || fd == dirfd(d))
 			continue;

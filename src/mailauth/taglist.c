@@ -59,7 +59,9 @@ fail(char *err, size_t errlen, const char *why, size_t at)
 static int
 scan_value(const char *s, size_t len, size_t *ip, struct tag *t, char *err, size_t errlen)
 {
-	size_t i = *ip, end = *ip, f;
+	size_t i = *ip, end, f;
+
+	end = i;
 
 	t->val = s + i;
 	while (i < len && s[i] != ';') {

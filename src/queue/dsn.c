@@ -638,11 +638,11 @@ choose_returned(const struct dsn_input *in, const struct buf *c, int more,
 	int e8;
 
 	memset(rt, 0, sizeof(*rt));
-	if (h > 0 && mime_clean(c->data, h, &e8))
+	if (h > 0 && c->data && mime_clean(c->data, h, &e8))
 		rt->hdr_eight_bit = e8;
 	else
 		h = 0;
-	if (in->ret_full && !more && c->len > 0 && h > 0 &&
+	if (in->ret_full && !more && c->len > 0 && h > 0 && c->data &&
 	    mime_clean(c->data, c->len, &e8)) {
 		rt->what = RET_FULL;
 		rt->len = c->len;

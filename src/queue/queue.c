@@ -101,14 +101,37 @@ static void msg_done_rcpt(struct qmsg *, size_t);
 
 /* ---- IDs ---- */
 
+/* The value of n hex digits; -1 if any is not one. */
+static int64_t
+hex_value(const char *s, size_t n)
+{
+	int64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		int d = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' :
+		    s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10 : -1;
+
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
 void
 queue_id_next(char out[17], const char *prev, uint64_t now_us)
 {
 	uint64_t t = now_us & 0xfffffffffffffULL, pt = 0;
 	unsigned seq = 0, pseq = 0;
+	int64_t a, b;
 
-	if (prev && strlen(prev) == QUEUE_ID_LEN &&
-	    sscanf(prev, "%13" SCNx64 "%3x", &pt, &pseq) == 2 && t <= pt) {
+	if (prev && strlen(prev) == QUEUE_ID_LEN && (a = hex_value(prev, 13)) >= 0 &&
+	    (b = hex_value(prev + 13, 3)) >= 0) {
+		pt = (uint64_t)a;
+		pseq = (unsigned)b;
+	}
+	if (prev && pt && t <= pt) {
 		t = pt;
 		seq = pseq + 1;
 		if (seq > 0xfff) {
@@ -126,7 +149,7 @@ new_id(struct queue *q, char out[QUEUE_ID_LEN + 1])
 
 	gettimeofday(&tv, NULL);
 	queue_id_next(out, q->last_id, (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec);
-	memcpy(q->last_id, out, QUEUE_ID_LEN + 1);
+	snprintf(q->last_id, sizeof(q->last_id), "%s", out);
 }
 
 static void
@@ -363,7 +386,7 @@ msg_fail_rcpt(struct qmsg *m, size_t k, const char *why)
 	r->state = RCPT_FAILED;
 	snprintf(r->last_error, sizeof(r->last_error), "%s", why);
 	log_info("event=failed id=%s to=%s error=\"%s\"", m->env.id, r->addr, why);
-	if (r->status[0] == '\0' || r->status[0] != '5')
+	if (r->status[0] != '5')
 		snprintf(r->status, sizeof(r->status), "%s", status_of(why, "5.0.0"));
 	/* RFC 3461 4.1: no NOTIFY means FAILURE (and DELAY); NEVER means nothing. */
 	if (r->notify == 0 || (r->notify & DSN_NOTIFY_FAILURE))
@@ -1011,6 +1034,7 @@ on_env(struct wchan *w, struct ipc_msg *m)
 		return;
 	if (q->nbatch == q->batchcap) {
 		size_t nc = q->batchcap ? q->batchcap * 2 : 64;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 		struct qfile **nb = realloc(q->batch, nc * sizeof(*nb));
 
 		if (nb == NULL)
@@ -1346,9 +1370,11 @@ recover_one(struct queue *q, const char *id)
 	buf_free(&b);
 	mkdir(QUEUE_CORRUPT, 0700);
 	snprintf(bad, sizeof(bad), QUEUE_CORRUPT "/%s.env", id);
-	rename(envp, bad);
+	if (rename(envp, bad) == -1 && errno != ENOENT)
+		log_warn("event=move-failed file=%s error=\"%s\"", envp, strerror(errno));
 	snprintf(bad, sizeof(bad), QUEUE_CORRUPT "/%s.msg", id);
-	rename(msgp, bad);
+	if (rename(msgp, bad) == -1 && errno != ENOENT)
+		log_warn("event=move-failed file=%s error=\"%s\"", msgp, strerror(errno));
 	log_warn("event=recover-corrupt id=%s reason=\"%s\" moved_to=" QUEUE_CORRUPT, id, why);
 }
 
@@ -1437,8 +1463,8 @@ write_pidfile(void)
 
 	if (fd == -1)
 		return;
-	if (write(fd, b, (size_t)n) == n)
-		rename(QUEUE_PIDFILE ".tmp", QUEUE_PIDFILE);
+	if (write(fd, b, (size_t)n) == n && rename(QUEUE_PIDFILE ".tmp", QUEUE_PIDFILE) == -1)
+		log_warn("event=pidfile-failed error=\"%s\"", strerror(errno));
 	close(fd);
 }
 

@@ -102,6 +102,7 @@ conn_register(struct worker *w, struct conn *c)
 			return -1;
 		if (w->nconns == w->capconns) {
 			uint32_t nc = w->capconns ? w->capconns * 2 : 256;
+			/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 			struct conn **p = realloc(w->conns, nc * sizeof(*p));
 
 			if (p == NULL)
@@ -606,7 +607,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 	int budget = 64;
 
 	while (budget-- > 0 && !w->stopping && !w->retiring) {
-		struct sockaddr_storage ss;
+		struct sockaddr_storage ss = { 0 };
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -798,6 +799,7 @@ worker_main(const struct worker_args *args)
 		log_fatal("event=ipc-failed");
 	if (args->auth_fd != -1 && (w.auth = ipc_new(w.base, args->auth_fd, on_auth, &w)) == NULL)
 		log_fatal("event=ipc-failed");
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	w.ev_listen = calloc(args->nlisten ? args->nlisten : 1, sizeof(*w.ev_listen));
 	w.listeners = calloc(args->nlisten ? args->nlisten : 1, sizeof(*w.listeners));
 	if (!w.ev_listen || !w.listeners)
