@@ -511,19 +511,11 @@ static int
 queue_inject(struct queue *q, const char *addr, const struct buf *content,
     enum dsn_kind kind, int body_8bit)
 {
-	struct rcpt_dest dest[RESOLVE_MAX_DEST];
-	struct smtp_mailarg a;
 	struct envelope env;
-	struct envelope_rcpt r;
-	char wrapped[SMTP_PATH_MAX + 8], path[64];
-	size_t n = 0, i;
+	char path[64];
 	int fd, ok = -1;
 	struct qmsg *m;
 
-	snprintf(wrapped, sizeof(wrapped), "TO:<%s>", addr);
-	if (smtp_parse_mailarg(wrapped, strlen(wrapped), "TO:", &a, NULL) != SMTP_PARSE_OK ||
-	    resolve_rcpt(q->cfg, &a.path, 1, dest, RESOLVE_MAX_DEST, &n) != RESOLVE_OK)
-		return -1;
 	envelope_init(&env);
 	new_id(q, env.id);
 	env.created = time(NULL);
@@ -531,22 +523,11 @@ queue_inject(struct queue *q, const char *addr, const struct buf *content,
 	snprintf(env.client_addr, sizeof(env.client_addr), "local");
 	snprintf(env.proto, sizeof(env.proto), "local");
 	env.body_8bit = body_8bit;
-	env.smtputf8 = a.path.utf8;
 	env.size = content->len;
 	env.dsn_kind = kind;
-	for (i = 0; i < n; i++) {
-		memset(&r, 0, sizeof(r));
-		r.state = RCPT_PENDING;
-		r.kind = dest[i].kind == DEST_LOCAL ? RCPTK_LOCAL : RCPTK_REMOTE;
-		snprintf(r.user, sizeof(r.user), "%s", dest[i].user);
-		snprintf(r.domain, sizeof(r.domain), "%s", dest[i].domain);
-		snprintf(r.addr, sizeof(r.addr), "%s", dest[i].addr);
-		snprintf(r.orig, sizeof(r.orig), "%s", addr);
-		/* A failure here is judged by msg_report: once to the postmaster, never more. */
-		r.notify = 0;
-		if (envelope_add_rcpt(&env, &r) == -1)
-			goto out;
-	}
+	/* A failure here is judged by msg_report: once to the postmaster, never more. */
+	if (resolve_address_into_envelope(q->cfg, addr, 1, &env) == -1)
+		goto out;
 	path_of(path, sizeof(path), env.id, "msg");
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
 		goto out;
@@ -1168,40 +1149,6 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 
 /* ---- the maildrop: mail from local programs ---- */
 
-static int
-envelope_add_dest(struct queue *q, struct envelope *env, const char *addr)
-{
-	struct rcpt_dest dest[RESOLVE_MAX_DEST];
-	char wrapped[SMTP_PATH_MAX + 8];
-	struct smtp_mailarg a;
-	struct envelope_rcpt r;
-	size_t n = 0, i, k;
-
-	snprintf(wrapped, sizeof(wrapped), "TO:<%s>", addr);
-	if (smtp_parse_mailarg(wrapped, strlen(wrapped), "TO:", &a, NULL) != SMTP_PARSE_OK ||
-	    resolve_rcpt(q->cfg, &a.path, 1, dest, RESOLVE_MAX_DEST, &n) != RESOLVE_OK)
-		return -1;
-	if (a.path.utf8)
-		env->smtputf8 = 1;
-	for (i = 0; i < n; i++) {
-		for (k = 0; k < env->nrcpts; k++)
-			if (strcmp(env->rcpts[k].addr, dest[i].addr) == 0)
-				break;
-		if (k < env->nrcpts)
-			continue;
-		memset(&r, 0, sizeof(r));
-		r.state = RCPT_PENDING;
-		r.kind = dest[i].kind == DEST_LOCAL ? RCPTK_LOCAL : RCPTK_REMOTE;
-		snprintf(r.user, sizeof(r.user), "%s", dest[i].user);
-		snprintf(r.domain, sizeof(r.domain), "%s", dest[i].domain);
-		snprintf(r.addr, sizeof(r.addr), "%s", dest[i].addr);
-		snprintf(r.orig, sizeof(r.orig), "%s", addr);
-		if (envelope_add_rcpt(env, &r) == -1)
-			return -1;
-	}
-	return 0;
-}
-
 /* Turns one maildrop file into a queued message; the file goes when it is safe. */
 static void
 pickup_one(struct queue *q, const char *name)
@@ -1235,7 +1182,7 @@ pickup_one(struct queue *q, const char *name)
 	if ((md = malloc(sizeof(*md))) == NULL || maildrop_parse(data.data, data.len, md, &why) == -1)
 		goto fail;
 	for (i = 0; i < md->nrcpts; i++)
-		if (envelope_add_dest(q, &env, md->rcpts[i]) == -1) {
+		if (resolve_address_into_envelope(q->cfg, md->rcpts[i], 1, &env) == -1) {
 			why = "a recipient cannot be resolved";
 			goto fail;
 		}

@@ -321,3 +321,49 @@ resolve_rcpt(const struct config *cfg, const struct smtp_path *path,
 		*n = cx.n;
 	return r;
 }
+
+int
+resolve_into_envelope(struct envelope *e, const char *orig, const struct rcpt_dest *d,
+    size_t n, unsigned notify, const char *orcpt)
+{
+	struct envelope_rcpt r;
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < e->nrcpts; k++)
+			if (strcmp(e->rcpts[k].addr, d[i].addr) == 0)
+				break;
+		if (k < e->nrcpts)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.state = RCPT_PENDING;
+		r.kind = d[i].kind == DEST_LOCAL ? RCPTK_LOCAL : RCPTK_REMOTE;
+		snprintf(r.user, sizeof(r.user), "%s", d[i].user);
+		snprintf(r.domain, sizeof(r.domain), "%s", d[i].domain);
+		snprintf(r.addr, sizeof(r.addr), "%s", d[i].addr);
+		snprintf(r.orig, sizeof(r.orig), "%s", orig);
+		r.notify = notify;
+		snprintf(r.orcpt, sizeof(r.orcpt), "%s", orcpt ? orcpt : "");
+		if (envelope_add_rcpt(e, &r) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+resolve_address_into_envelope(const struct config *cfg, const char *addr, int may_relay,
+    struct envelope *e)
+{
+	struct rcpt_dest dest[RESOLVE_MAX_DEST];
+	char wrapped[SMTP_PATH_MAX + 8];
+	struct smtp_mailarg a;
+	size_t n = 0;
+
+	snprintf(wrapped, sizeof(wrapped), "TO:<%s>", addr);
+	if (smtp_parse_mailarg(wrapped, strlen(wrapped), "TO:", &a, NULL) != SMTP_PARSE_OK ||
+	    resolve_rcpt(cfg, &a.path, may_relay, dest, RESOLVE_MAX_DEST, &n) != RESOLVE_OK)
+		return -1;
+	if (a.path.utf8)
+		e->smtputf8 = 1;
+	return resolve_into_envelope(e, addr, dest, n, 0, NULL);
+}

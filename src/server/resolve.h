@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "daemon/config.h"
+#include "queue/envelope.h"
 #include "smtp/parse.h"
 
 #define RESOLVE_MAX_DEST   64	/* destinations one RCPT may expand to */
@@ -47,5 +48,21 @@ enum resolve_status {
 enum resolve_status resolve_rcpt(const struct config *cfg,
     const struct smtp_path *path, int may_relay,
     struct rcpt_dest *out, size_t max, size_t *n);
+
+/*
+ * Appends destinations to an envelope as pending recipients, each final
+ * address once per message; orig is the address as the client gave it.
+ * Returns 0, or -1 (ENOMEM, too many recipients).
+ */
+int resolve_into_envelope(struct envelope *e, const char *orig,
+    const struct rcpt_dest *d, size_t n, unsigned notify, const char *orcpt);
+
+/*
+ * Resolves a bare address ("user@domain") and appends what it means to e
+ * (marking e SMTPUTF8 when the address needs it): for mail tern makes or
+ * takes from local programs. -1 when it does not resolve.
+ */
+int resolve_address_into_envelope(const struct config *cfg, const char *addr,
+    int may_relay, struct envelope *e);
 
 #endif

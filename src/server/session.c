@@ -729,37 +729,6 @@ cmd_mail(struct session *s, const struct smtp_cmd *c)
 	reply(s, 250, "2.1.0", "Ok");
 }
 
-/* Adds destinations to the envelope, each mailbox once per message. */
-static int
-rcpt_add(struct session *s, const char *orig, const struct rcpt_dest *d, size_t n,
-    unsigned notify, const char *orcpt)
-{
-	struct envelope *e = &s->t.env;
-	size_t i, k;
-
-	for (i = 0; i < n; i++) {
-		struct envelope_rcpt r;
-
-		for (k = 0; k < e->nrcpts; k++)
-			if (strcmp(e->rcpts[k].addr, d[i].addr) == 0)
-				break;
-		if (k < e->nrcpts)
-			continue;
-		memset(&r, 0, sizeof(r));
-		r.state = RCPT_PENDING;
-		r.kind = d[i].kind == DEST_LOCAL ? RCPTK_LOCAL : RCPTK_REMOTE;
-		snprintf(r.user, sizeof(r.user), "%s", d[i].user);
-		snprintf(r.domain, sizeof(r.domain), "%s", d[i].domain);
-		snprintf(r.addr, sizeof(r.addr), "%s", d[i].addr);
-		snprintf(r.orig, sizeof(r.orig), "%s", orig);
-		r.notify = notify;
-		snprintf(r.orcpt, sizeof(r.orcpt), "%s", orcpt);
-		if (envelope_add_rcpt(e, &r) == -1)
-			return -1;
-	}
-	return 0;
-}
-
 /* RCPT parameters: NOTIFY and ORCPT (RFC 3461 4.1, 4.2). */
 static int
 rcpt_params(struct session *s, const struct smtp_mailarg *a, unsigned *notify,
@@ -845,7 +814,7 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		reply(s, 452, "4.5.3", "<%s>: Error: too many recipients", shown);
 		return;
 	}
-	if (rcpt_add(s, shown, dest, n, notify, orcpt) == -1) {
+	if (resolve_into_envelope(&s->t.env, shown, dest, n, notify, orcpt) == -1) {
 		reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}
