@@ -359,6 +359,7 @@ resolve_address_into_envelope(const struct config *cfg, const char *addr, int ma
 	struct smtp_mailarg a;
 	size_t n = 0;
 
+	memset(dest, 0, sizeof(dest));	/* not needed, but the analyzer cannot see it */
 	snprintf(wrapped, sizeof(wrapped), "TO:<%s>", addr);
 	if (smtp_parse_mailarg(wrapped, strlen(wrapped), "TO:", &a, NULL) != SMTP_PARSE_OK ||
 	    resolve_rcpt(cfg, &a.path, may_relay, dest, RESOLVE_MAX_DEST, &n) != RESOLVE_OK)
