@@ -54,6 +54,7 @@ struct job {
 	char                *orcpt[MTA_RCPT_MAX];
 	char                 envid[128];
 	int                  dsn_passed;
+	int                  reported;	/* the queue has the results already */
 	struct client_result res[MTA_RCPT_MAX];
 	struct client_msg    msg;
 	int                  tls;		/* 0 none, 1 may, 2 must */
@@ -100,6 +101,15 @@ job_report(struct job *j)
 {
 	struct buf b;
 	size_t i;
+
+	if (j->reported)
+		return;
+	j->reported = 1;
+	for (i = 0; i < j->n; i++)
+		log_info("event=%s id=%s to=<%s> relay=%s code=%d status=%s reply=\"%.200s\"",
+		    j->res[i].code / 100 == 2 ? "sent" : j->res[i].code / 100 == 4 ? "deferred" : "bounced",
+		    j->id, j->addr[i], j->peer[0] ? j->peer : "none", j->res[i].code,
+		    j->res[i].enhanced, j->res[i].text);
 
 	buf_init(&b, IPC_MAX_MSG);
 	ipc_put_str(&b, j->id);
@@ -156,11 +166,6 @@ job_finish(struct job *j, int code, const char *enh, const char *text)
 			snprintf(j->res[i].enhanced, sizeof(j->res[i].enhanced), "%s", enh);
 			snprintf(j->res[i].text, sizeof(j->res[i].text), "%s", text);
 		}
-	for (i = 0; i < j->n; i++)
-		log_info("event=%s id=%s to=<%s> relay=%s code=%d status=%s reply=\"%.200s\"",
-		    j->res[i].code / 100 == 2 ? "sent" : j->res[i].code / 100 == 4 ? "deferred" : "bounced",
-		    j->id, j->addr[i], j->peer[0] ? j->peer : "none", j->res[i].code,
-		    j->res[i].enhanced, j->res[i].text);
 	job_report(j);
 	job_free(j);
 }
@@ -347,6 +352,12 @@ act(struct job *j, enum client_action a)
 				return 0;
 			}
 			if (!j->quitting) {
+				/*
+				 * Tell the queue now, not after QUIT: the shorter the time
+				 * between the peer's 250 and our record of it, the fewer
+				 * duplicates a crash makes.
+				 */
+				job_report(j);
 				j->quitting = 1;
 				a = smtp_client_quit(j->cl);
 				continue;

@@ -38,9 +38,10 @@ CRASH_EXTRA = "retry_interval 1s"
 class Run:
     """The shared state of one crash run: what was sent and with what result."""
 
-    def __init__(self, tern, n):
+    def __init__(self, tern, n, rcpt="alice@localhost"):
         self.tern = tern
         self.n = n
+        self.rcpt = rcpt
         self.tag = uuid.uuid4().hex[:8]
         self.lock = threading.Lock()
         self.next = 0
@@ -80,12 +81,12 @@ def connect(run):
     return None
 
 
-def send_one(c, msgid):
+def send_one(c, msgid, rcpt="alice@localhost"):
     """One transaction; returns the final reply's result. Raises on a dead connection."""
     r = c.cmd("MAIL FROM:<bob@example.test>")
     if r.code != 250:
         return f"mail-{r.code}"
-    r = c.cmd("RCPT TO:<alice@localhost>")
+    r = c.cmd(f"RCPT TO:<{rcpt}>")
     if r.code != 250:
         c.cmd("RSET")
         return f"rcpt-{r.code}"
@@ -109,7 +110,7 @@ def sender(run):
                 c = connect(run) if time.monotonic() < run.deadline else None
                 continue
             try:
-                run.record(msgid, send_one(c, msgid))
+                run.record(msgid, send_one(c, msgid, run.rcpt))
             except (OSError, ConnectionError, AssertionError):
                 # The server died under us: no final reply for this one.
                 run.record(msgid, "noreply")
@@ -160,11 +161,11 @@ def run_with_killer(run, kill_once, threads=THREADS):
     assert not k.is_alive(), "killer did not finish in time"
 
 
-def delivered_ids(tern):
-    """Message-ID -> number of copies in alice's Maildir (new/ and cur/)."""
+def delivered_ids(tern, user="alice", domain="localhost"):
+    """Message-ID -> number of copies in the user's Maildir (new/ and cur/)."""
     counts = {}
     for sub in ("new", "cur"):
-        d = tern.maildir("alice") / sub
+        d = tern.maildir(user, domain) / sub
         if not d.exists():
             continue
         for name in os.listdir(d):
@@ -175,12 +176,14 @@ def delivered_ids(tern):
     return counts
 
 
-def check_run(run, label):
+def check_run(run, label, peer=None):
     tern = run.tern
     # Let everything committed be delivered (recovery included).
     tern.wait_spool_empty(timeout=DRAIN_BUDGET)
+    if peer is not None:
+        peer.wait_spool_empty(timeout=DRAIN_BUDGET)
     time.sleep(0.5)
-    got = delivered_ids(tern)
+    got = delivered_ids(peer, "alice", "relay.test") if peer is not None else delivered_ids(tern)
     acked = [m for m, r in run.results.items() if r == "250"]
     lost = [m for m in acked if m not in got]
     dups = {m: n for m, n in got.items() if n > 1}
@@ -269,3 +272,22 @@ def test_crash_kill9_queue_or_deliver(tern_factory):
     assert tern.proc.poll() is None, "the parent died"
     print(f"\ncrash: killed {killed}")
     check_run(run, "kill -9 of queue or deliver")
+
+
+def test_crash_kill9_relayed(tern_factory):
+    """The same for mail that leaves by SMTP: A relays (through an alias and
+    a route) to a second tern B, and A is killed at random moments. Every
+    message A acknowledged must reach B; B is never killed."""
+    peer = tern_factory(extra="domain relay.test { users users.passwd; maildir mail/%d/%u }")
+    tern = tern_factory(limits=CRASH_LIMITS, aliases={"relayed": "alice@relay.test"},
+                        extra=CRASH_EXTRA + f"\nroute relay.test {{ via 127.0.0.1:{peer.port} }}")
+    run = Run(tern, N, rcpt="relayed@localhost")
+
+    def kill_once():
+        tern.kill9()
+        time.sleep(random.random() * 0.2)
+        tern.start(timeout=20)
+        return True
+
+    run_with_killer(run, kill_once)
+    check_run(run, "kill -9 of a relaying tern", peer=peer)
