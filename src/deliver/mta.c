@@ -34,6 +34,9 @@
 #define MTA_OUT_HIGH     (256 * 1024)
 #define MTA_CHUNK        (64 * 1024)
 #define DNS_TIMEOUT_MS   10000
+/* Connections at once: in all, and to one destination domain. */
+#define MTA_MAX_ACTIVE   100
+#define MTA_MAX_PER_DEST 10
 
 struct mta;
 
@@ -55,6 +58,8 @@ struct job {
 	char                 envid[128];
 	int                  dsn_passed;
 	int                  reported;	/* the queue has the results already */
+	struct job          *wnext;		/* waiting for a connection slot */
+	struct dest         *dest;		/* counted against its limit while active */
 	struct client_result res[MTA_RCPT_MAX];
 	struct client_msg    msg;
 	int                  tls;		/* 0 none, 1 may, 2 must */
@@ -76,8 +81,19 @@ struct job {
 	char                 remote[DNS_NAME_MAX + 1];	/* for DSNs: the host's name, or [ip] */
 };
 
+/* A destination domain and how many of its jobs are active. */
+struct dest {
+	struct dest *next;
+	char         domain[SMTP_DOMAIN_MAX + 1];
+	unsigned     active;
+};
+
 struct mta {
 	const struct config *cfg;
+	unsigned             active;
+	struct dest         *dests;
+	struct job          *wait_head, *wait_tail;
+	struct event        *ev_pump;
 	struct event_base   *base;
 	struct ipc          *queue;
 	SSL_CTX             *tls;
@@ -92,6 +108,7 @@ struct mta {
 };
 
 static void job_next_address(struct job *);
+static void job_admit(struct job *);
 static void job_io(struct job *);
 
 /* ---- results ---- */
@@ -132,6 +149,11 @@ job_free(struct job *j)
 {
 	size_t i;
 
+	if (j->dest) {
+		j->dest->active--;
+		j->m->active--;
+		event_active(j->m->ev_pump, EV_TIMEOUT, 0);	/* a slot is free */
+	}
 	if (j->cl)
 		smtp_client_free(j->cl);
 	if (j->ssl)
@@ -723,7 +745,76 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 	j->msg.envid = j->envid;
 	j->msg.notify = j->notify;
 	j->msg.orcpt = (const char *const *)j->orcpt;
+	job_admit(j);
+}
+
+static struct dest *
+dest_of(struct mta *m, const char *domain)
+{
+	struct dest *d;
+
+	for (d = m->dests; d; d = d->next)
+		if (strcasecmp(d->domain, domain) == 0)
+			return d;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	snprintf(d->domain, sizeof(d->domain), "%s", domain);
+	d->next = m->dests;
+	m->dests = d;
+	return d;
+}
+
+/* Starts j if the limits allow, else it waits its turn (first come, first served). */
+static int
+job_try_start(struct job *j)
+{
+	struct mta *m = j->m;
+	struct dest *d = dest_of(m, j->domain);
+
+	if (d == NULL || m->active >= MTA_MAX_ACTIVE || d->active >= MTA_MAX_PER_DEST)
+		return 0;
+	d->active++;
+	m->active++;
+	j->dest = d;
 	job_route(j);
+	return 1;
+}
+
+static void
+job_admit(struct job *j)
+{
+	struct mta *m = j->m;
+
+	if (m->wait_head == NULL && job_try_start(j))
+		return;
+	j->wnext = NULL;
+	if (m->wait_tail)
+		m->wait_tail->wnext = j;
+	else
+		m->wait_head = j;
+	m->wait_tail = j;
+}
+
+/* Slots came free: start what waits and now fits, keeping the order. */
+static void
+on_pump(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta *m = arg;
+	struct job **pp = &m->wait_head, *j;
+
+	m->wait_tail = NULL;
+	while ((j = *pp) != NULL) {
+		if (m->active >= MTA_MAX_ACTIVE)
+			break;
+		*pp = j->wnext;
+		if (!job_try_start(j)) {
+			j->wnext = *pp;
+			*pp = j;
+			pp = &j->wnext;
+		}
+	}
+	for (j = m->wait_head; j; j = j->wnext)
+		m->wait_tail = j;
 }
 
 static void
@@ -769,6 +860,7 @@ mta_main(const struct config *cfg, int queue_fd)
 	pthread_cond_init(&m.cond, NULL);
 	if (pthread_create(&m.thread, NULL, resolver_thread, &m) != 0)
 		log_fatal("event=mta-thread-failed");
+	m.ev_pump = event_new(m.base, -1, 0, on_pump, &m);
 	m.ev_wake = event_new(m.base, m.wake[0], EV_READ | EV_PERSIST, on_wake, &m);
 	event_add(m.ev_wake, NULL);
 	if ((m.queue = ipc_new(m.base, queue_fd, on_queue, &m)) == NULL)
