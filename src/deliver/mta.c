@@ -873,6 +873,13 @@ mta_main(const struct config *cfg, int queue_fd)
 	pthread_cond_signal(&m.cond);
 	pthread_mutex_unlock(&m.lock);
 	pthread_join(m.thread, NULL);
+	event_free(m.ev_pump);
+	while (m.dests) {
+		struct dest *d = m.dests;
+
+		m.dests = d->next;
+		free(d);
+	}
 	log_info("event=stop");
 	return 0;
 }
