@@ -405,6 +405,14 @@ class Tern:
                     out += [str(Path(dirpath, f).relative_to(self.spool)) for f in files]
         return sorted(out)
 
+    def wait_log(self, pattern, timeout=10):
+        """Polls the log until the regex `pattern` matches; fails with the log if not."""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.log()):
+            if time.monotonic() > deadline:
+                self.fail_with_log(f"no log line matching {pattern!r}")
+            time.sleep(0.05)
+
     def wait_spool_empty(self, timeout=10):
         deadline = time.monotonic() + timeout
         while self.spool_files():

@@ -30,14 +30,6 @@ def envelope(tern, qid):
     return (tern.spool / "queue" / f"{qid}.env").read_text()
 
 
-def wait_log(tern, pattern, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not re.search(pattern, tern.log()):
-        if time.monotonic() > deadline:
-            tern.fail_with_log(f"no log line matching {pattern!r}")
-        time.sleep(0.05)
-
-
 @pytest.mark.tern(extra="retry_interval 1s")
 def test_temporary_failure_is_retried(tern):
     c = tern.client()
@@ -49,7 +41,7 @@ def test_temporary_failure_is_retried(tern):
     box.mkdir(mode=0o700)
     os.chmod(box, 0)
     qid = c.deliver("bob@example.test", ["alice@localhost"], BODY)
-    wait_log(tern, rf"event=tempfail id={qid} to=alice@localhost")
+    tern.wait_log(rf"event=tempfail id={qid} to=alice@localhost")
     assert (tern.spool / "queue" / f"{qid}.msg").exists(), "deferred message left the spool"
     assert "pending" in envelope(tern, qid)
     assert tern.maildir_names("alice") == []
@@ -73,8 +65,8 @@ def test_foreign_alias_targets_wait_for_outbound(tern):
     c.ehlo()
     qid1 = c.deliver("bob@example.test", ["ext@localhost"], BODY)
     qid2 = c.deliver("bob@example.test", ["team@localhost"], BODY)
-    wait_log(tern, rf"event=deferred id={qid1} pending=1")
-    wait_log(tern, rf"event=deferred id={qid2} pending=1")
+    tern.wait_log(rf"event=deferred id={qid1} pending=1")
+    tern.wait_log(rf"event=deferred id={qid2} pending=1")
     [stored] = tern.wait_for_messages("alice")
     assert f"id {qid2}".encode() in stored
     env1, env2 = envelope(tern, qid1), envelope(tern, qid2)
@@ -83,7 +75,7 @@ def test_foreign_alias_targets_wait_for_outbound(tern):
     assert re.search(r"^rcpt: pending remote .*someone@foreign\.example", env2, re.M), env2
     # Still queued after a restart, and alice does not get a second copy.
     tern.restart()
-    wait_log(tern, rf"event=recovered id={qid2}")
+    tern.wait_log(rf"event=recovered id={qid2}")
     time.sleep(0.5)
     assert len(tern.maildir_names("alice")) == 1
     assert (tern.spool / "queue" / f"{qid2}.env").exists()

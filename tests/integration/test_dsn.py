@@ -15,14 +15,6 @@ BODY = (b"From: bob@localhost\r\nTo: alice@localhost\r\nSubject: dsn test\r\n"
         b"Message-ID: <dsn-1@localhost>\r\n\r\nhello\r\n")
 
 
-def wait_log(tern, pattern, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not re.search(pattern, tern.log()):
-        if time.monotonic() > deadline:
-            tern.fail_with_log(f"no log line matching {pattern!r}")
-        time.sleep(0.05)
-
-
 def break_maildir(tern, user):
     """A file where the Maildir should be: delivery fails for good (ENOTDIR)."""
     d = tern.maildir(user)
@@ -50,7 +42,7 @@ def test_bounce_for_a_permanent_local_failure(tern):
     break_maildir(tern, "carol")
     qid = c.deliver("bob@localhost", ["carol@localhost"], BODY,
                     params=" RET=HDRS ENVID=env+2B1")
-    wait_log(tern, rf"event=failed id={qid} to=carol@localhost")
+    tern.wait_log(rf"event=failed id={qid} to=carol@localhost")
     msgs = tern.wait_for_messages("bob", n=2)
     raw = [m for m in msgs if b"multipart/report" in m]
     assert len(raw) == 1, msgs
@@ -92,7 +84,7 @@ def test_notify_success_and_never(tern):
     c.cmd("DATA").check(354)
     r = c.message(BODY).check(250)
     qid = r.text.split()[-1]
-    wait_log(tern, rf"event=failed id={qid}")
+    tern.wait_log(rf"event=failed id={qid}")
     time.sleep(0.5)
     assert len(tern.maildir_names("bob")) == 1
     tern.wait_spool_empty()
@@ -107,12 +99,12 @@ def test_no_bounce_to_null_sender_and_double_bounce(tern):
     tern.wait_for_messages("alice")
     break_maildir(tern, "carol")
     qid = c.deliver("", ["carol@localhost"], BODY)
-    wait_log(tern, rf"event=dsn-dropped id={qid}")
+    tern.wait_log(rf"event=dsn-dropped id={qid}")
     # A bounce that cannot be delivered goes to the postmaster, once.
     break_maildir(tern, "bob")
     qid2 = c.deliver("bob@localhost", ["carol@localhost"], BODY)
-    wait_log(tern, rf"event=failed id={qid2}")
-    wait_log(tern, r"event=dsn-queued id=\w+ to=<postmaster@localhost>")
+    tern.wait_log(rf"event=failed id={qid2}")
+    tern.wait_log(r"event=dsn-queued id=\w+ to=<postmaster@localhost>")
     [double] = tern.wait_for_messages("postmaster")
     assert b"multipart/report" in double
     time.sleep(0.5)
