@@ -1,6 +1,8 @@
 /* dkim_canon — message splitting, canonicalization, base64 for DKIM (see dkim_canon.h). */
 #include "mailauth/dkim_canon.h"
 
+#include "common/base64.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -341,92 +343,24 @@ dkim_msg_select(const struct dkim_msg *m, const char *name, size_t n, unsigned c
 
 /* ---- base64 ---- */
 
-static int
-b64_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 int
 dkim_b64_decode(const char *s, size_t len, unsigned char *out, size_t max, size_t *outlen)
 {
-	uint32_t acc = 0;
-	size_t i, n = 0, k = 0, pad = 0;
-	int v;
-
-	for (i = 0; i < len; i++) {
-		if (is_wsp(s[i]) || s[i] == '\r' || s[i] == '\n')
-			continue;
-		if (s[i] == '=') {
-			pad++;
-			continue;
-		}
-		if (pad > 0 || (v = b64_val(s[i])) < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		if (++k % 4 == 0) {
-			if (n + 3 > max)
-				return -1;
-			out[n++] = (unsigned char)(acc >> 16);
-			out[n++] = (unsigned char)(acc >> 8);
-			out[n++] = (unsigned char)acc;
-			acc = 0;
-		}
-	}
-	if ((k + pad) % 4 != 0 || pad > 2 || (k % 4 == 1) || (pad > 0 && 4 - k % 4 != pad))
-		return -1;
-	if (k % 4 == 2) {
-		if (n + 1 > max)
-			return -1;
-		out[n++] = (unsigned char)(acc >> 4);
-	} else if (k % 4 == 3) {
-		if (n + 2 > max)
-			return -1;
-		out[n++] = (unsigned char)(acc >> 10);
-		out[n++] = (unsigned char)(acc >> 2);
-	}
-	*outlen = n;
-	return 0;
+	return base64_decode(s, len, BASE64_SKIP_FWS, out, max, outlen);
 }
 
 int
 dkim_b64_encode(const unsigned char *p, size_t n, struct buf *out)
 {
-	static const char a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
 	char q[4];
+	size_t i, k;
 
-	for (i = 0; i + 2 < n; i += 3) {
-		q[0] = a[p[i] >> 2];
-		q[1] = a[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
-		q[2] = a[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
-		q[3] = a[p[i + 2] & 63];
+	/* In groups of 3 bytes, so no large temporary buffer is needed. */
+	for (i = 0; i < n; i += 3) {
+		k = n - i < 3 ? n - i : 3;
+		(void)base64_encode(p + i, k, q);
 		if (buf_append(out, q, 4) == -1)
 			return -1;
-	}
-	if (n - i == 1) {
-		q[0] = a[p[i] >> 2];
-		q[1] = a[(p[i] & 3) << 4];
-		q[2] = q[3] = '=';
-		return buf_append(out, q, 4);
-	}
-	if (n - i == 2) {
-		q[0] = a[p[i] >> 2];
-		q[1] = a[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
-		q[2] = a[(p[i + 1] & 15) << 2];
-		q[3] = '=';
-		return buf_append(out, q, 4);
 	}
 	return 0;
 }

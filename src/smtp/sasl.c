@@ -3,85 +3,30 @@
 
 #include <string.h>
 
-#include "smtp/parse.h"
+#include "common/base64.h"
 
-static int
-b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+#include "smtp/parse.h"
 
 long
 sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz)
 {
-	size_t i, o = 0;
+	size_t n;
 
-	if (len % 4 != 0)
+	if (base64_decode(in, len, BASE64_CANONICAL, out, outsz, &n) == -1)
 		return -1;
-	for (i = 0; i < len; i += 4) {
-		int v[4], k, pad = 0;
-		unsigned long w;
-
-		for (k = 0; k < 4; k++) {
-			unsigned char c = (unsigned char)in[i + k];
-
-			if (c == '=' && i + 4 == len && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			if (pad || (v[k] = b64_val(c)) < 0)
-				return -1;
-		}
-		w = ((unsigned long)v[0] << 18) | ((unsigned long)v[1] << 12) |
-		    ((unsigned long)v[2] << 6) | (unsigned long)v[3];
-		/* Bits below the padding must be zero (RFC 4648 3.5, canonical form). */
-		if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
-			return -1;
-		if (o + 3 - (size_t)pad > outsz)
-			return -1;
-		out[o++] = (unsigned char)(w >> 16);
-		if (pad < 2)
-			out[o++] = (unsigned char)(w >> 8);
-		if (pad < 1)
-			out[o++] = (unsigned char)w;
-	}
-	return (long)o;
+	return (long)n;
 }
 
 long
 sasl_b64_encode(const unsigned char *in, size_t len, char *out, size_t outsz)
 {
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i, o = 0;
+	size_t n;
 
-	if ((len + 2) / 3 * 4 + 1 > outsz)
+	if (BASE64_ENCODED_LEN(len) + 1 > outsz)
 		return -1;
-	for (i = 0; i < len; i += 3) {
-		unsigned long w = (unsigned long)in[i] << 16;
-
-		if (i + 1 < len)
-			w |= (unsigned long)in[i + 1] << 8;
-		if (i + 2 < len)
-			w |= in[i + 2];
-		out[o++] = tab[(w >> 18) & 63];
-		out[o++] = tab[(w >> 12) & 63];
-		out[o++] = i + 1 < len ? tab[(w >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tab[w & 63] : '=';
-	}
-	out[o] = '\0';
-	return (long)o;
+	n = base64_encode(in, len, out);
+	out[n] = '\0';
+	return (long)n;
 }
 
 static int
