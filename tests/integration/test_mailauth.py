@@ -261,3 +261,27 @@ def test_check_process_stopped_or_killed(tern_factory, unbound_server, keys):
     msgs = t.wait_for_messages("bob", n=3)
     _, res = authres([m for m in msgs if m.endswith(b"third\r\n")][0])
     assert res["spf"][0] == ("pass", {"smtp.mailfrom": "alice@good.test"})
+
+
+def test_relayed_message_carries_authres_and_size(tern_factory, unbound_server, keys):
+    """Relayed to a second tern (SIZE and CHUNKING: BDAT announces the exact
+    octet count, so a wrong size breaks the transaction)."""
+    from test_outbound import peer_tern
+    dns = unbound_server(zone(keys))
+    b = peer_tern(tern_factory)
+    t = checked_tern(tern_factory, dns, extra=f"route * {{ via 127.0.0.1:{b.port} }}\n",
+                     aliases={"carol": "bob@peer.test"})
+    msg = sign(keys, HDR + b"\r\n" + BODY)
+    send(t, msg, rcpt="carol@localhost")
+    t.wait_log(r"event=sent ")
+    got = b.wait_for_messages("bob", "peer.test")[0]
+    _, res = authres(got)
+    assert res["dkim"][0][0] == "pass" and res["dmarc"][0][0] == "pass"
+    assert got.endswith(msg)
+    # What A sent: from its A-R field to the end; B's queued size counts it.
+    sent = got[got.index(b"Authentication-Results: " + AUTHSERV.encode()):]
+    qsize = int(re.findall(r"event=queued id=\w+ nrcpt=1 size=(\d+)", b.log())[-1])
+    assert qsize == len(sent)
+    # A's queue counted the A-R field too (the envelope's size).
+    asize = int(re.findall(r"event=queued id=\w+ nrcpt=1 size=(\d+)", t.log())[-1])
+    assert asize == len(msg)
