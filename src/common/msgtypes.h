@@ -18,7 +18,8 @@ enum msgtype {
 	MSG_Q_COMMIT_OK,	/* str id */
 	MSG_Q_COMMIT_FAIL,	/* str id, u32 errno */
 	/* queue -> deliver */
-	MSG_D_DELIVER,		/* str id, u32 rcpt, str user, str domain, str sender; fd = content */
+	MSG_D_DELIVER,		/* str id, u32 rcpt, str user, str domain, str sender, str prepend
+				   (header fields to write first), u32 quarantine; fd = content */
 	/* deliver -> queue */
 	MSG_D_RESULT,		/* u32 status (enum deliver_status), str text */
 	/* parent -> queue */
@@ -32,12 +33,20 @@ enum msgtype {
 	/* queue -> mta */
 	MSG_M_RELAY,		/* str id, str sender, str domain, u64 size, u32 flags (1 8bit, 2 smtputf8),
 				   u32 ret, str envid, u32 n, then n x (u32 rcpt index, str address,
-				   u32 notify, str orcpt); fd = content */
+				   u32 notify, str orcpt), str prepend (header fields to send first); fd = content */
 	/* mta -> queue */
 	MSG_M_RESULT,		/* str id, u32 1 if the peer took the DSN duty, u32 n, then n x
 				   (u32 rcpt index, u32 code, str enhanced, str text, str remote host) */
 	/* parent -> queue */
 	MSG_P_MTA,		/* fd = queue's end of a new mta channel */
+	/* smtp worker -> check (reqid names the session) */
+	MSG_C_PART,		/* bytes: part of the header section (not the last) */
+	MSG_C_CHECK,		/* u32 seq, str ip, str helo, str mailfrom, bytes header section
+				   (the rest of it), bytes body verdicts (enum dkim_bodyv each) */
+	/* check -> smtp worker */
+	MSG_C_RESULT,		/* u32 seq, u32 spf (enum spf_result), u32 dmarc (enum dmarc_result),
+				   u32 disposition (enum dmarc_policy), str Authentication-Results field */
+	/* parent -> check: MSG_P_WORKER with the check end of a worker channel */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

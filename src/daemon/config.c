@@ -675,8 +675,27 @@ fn_listen_tls(struct parser *ps, const struct directive *e, struct dir *d, void 
 	    "required, implicit)", d->w[1]);
 }
 
+static int
+on_off(struct parser *ps, struct dir *d, const char *what, int *out)
+{
+	if (strcmp(d->w[1], "on") == 0)
+		*out = 1;
+	else if (strcmp(d->w[1], "off") == 0)
+		*out = 0;
+	else
+		return perr(ps, d->line, "%s: \"%s\" is not on or off", what, d->w[1]);
+	return 0;
+}
+
+static int
+fn_listen_checks(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return on_off(ps, d, "listen: auth_checks", &((struct listen_cfg *)arg)->checks);
+}
+
 static const struct directive listen_tab[] = {
 	{ "mode", fn_mode, 1, BLOCK_NO, 0, NULL },
+	{ "auth_checks", fn_listen_checks, 1, BLOCK_NO, 0, NULL },
 	{ "tls", fn_listen_tls, 1, BLOCK_NO, 0, NULL },
 };
 
@@ -692,6 +711,7 @@ fn_listen(struct parser *ps, const struct directive *e, struct dir *d, void *arg
 	l = &cfg->listen[cfg->nlisten];
 	memset(l, 0, sizeof(*l));
 	l->mode = LISTEN_MX;
+	l->checks = -1;
 	l->line = d->line;
 	if (parse_listen_addr(d->w[1], l) == -1)
 		return perr(ps, d->line, "listen: bad address \"%s\"", d->w[1]);
@@ -1333,6 +1353,110 @@ config_trusted(const struct config *cfg, int family, const uint8_t *addr)
 	return 0;
 }
 
+/* ---- auth_checks ---- */
+
+static int
+fn_checks_action(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	static const char *const words[] = { "record", "reject", "quarantine" };
+	struct checks_cfg *c = &ps->cfg->checks;
+	enum check_action *dst = strcmp(e->name, "spf_fail") == 0 ? &c->spf_fail :
+	    strcmp(e->name, "dmarc_reject") == 0 ? &c->dmarc_reject : &c->dmarc_quarantine;
+	size_t i, n = dst == &c->spf_fail ? 2 : 3;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(d->w[1], words[i]) == 0) {
+			*dst = (enum check_action)i;
+			return 0;
+		}
+	return perr(ps, d->line, "auth_checks: %s: \"%s\" is not %s", e->name, d->w[1],
+	    n == 2 ? "record or reject" : "record, reject or quarantine");
+}
+
+static int
+fn_checks_id(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	const char *v = d->w[1];
+
+	if (!valid_domain(v, strlen(v)))
+		return perr(ps, d->line, "auth_checks: authserv_id: bad domain name \"%s\"", v);
+	snprintf(ps->cfg->checks.authserv_id, sizeof(ps->cfg->checks.authserv_id), "%s", v);
+	return 0;
+}
+
+static int
+fn_checks_folder(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	const char *v = d->w[1];
+	size_t i, n = strlen(v);
+
+	/* A Maildir++ folder: ".Name", no '/', no "..". */
+	if (n < 2 || n >= sizeof(ps->cfg->checks.junk_folder) || v[0] != '.' || v[1] == '.')
+		return perr(ps, d->line, "auth_checks: junk_folder: \"%s\" is not a Maildir++ "
+		    "folder name (.Name)", v);
+	for (i = 0; i < n; i++)
+		if (v[i] == '/' || (unsigned char)v[i] < 0x21)
+			return perr(ps, d->line, "auth_checks: junk_folder: bad character in \"%s\"", v);
+	memcpy(ps->cfg->checks.junk_folder, v, n + 1);
+	return 0;
+}
+
+static int
+fn_checks_num(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct checks_cfg *c = &ps->cfg->checks;
+	uint64_t v;
+
+	if (strcmp(e->name, "timeout") == 0) {
+		if (duration_value(ps, d, "auth_checks: timeout", 1, &c->timeout) == -1)
+			return -1;
+		if (c->timeout > 600)
+			return perr(ps, d->line, "auth_checks: timeout: at most 600 seconds");
+		return 0;
+	}
+	if (parse_u64(d->w[1], strlen(d->w[1]), &v) == -1 || v < 1 || v > 64)
+		return perr(ps, d->line, "auth_checks: threads: \"%s\" is not a number in 1..64",
+		    d->w[1]);
+	c->threads = (unsigned)v;
+	return 0;
+}
+
+static const struct directive checks_tab[] = {
+	{ "authserv_id", fn_checks_id, 1, BLOCK_NO, 0, NULL },
+	{ "spf_fail", fn_checks_action, 1, BLOCK_NO, 0, NULL },
+	{ "dmarc_reject", fn_checks_action, 1, BLOCK_NO, 0, NULL },
+	{ "dmarc_quarantine", fn_checks_action, 1, BLOCK_NO, 0, NULL },
+	{ "junk_folder", fn_checks_folder, 1, BLOCK_NO, 0, NULL },
+	{ "timeout", fn_checks_num, 1, BLOCK_NO, 0, NULL },
+	{ "threads", fn_checks_num, 1, BLOCK_NO, 0, NULL },
+};
+
+static int
+fn_checks(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct checks_cfg *c = &ps->cfg->checks;
+
+	if (on_off(ps, d, "auth_checks", &c->enabled) == -1)
+		return -1;
+	c->line = d->line;
+	return d->block ? parse_block(ps, "auth_checks", checks_tab,
+	    sizeof(checks_tab) / sizeof(checks_tab[0]), d->line, NULL) : 0;
+}
+
+int
+config_checks_on(const struct config *cfg, const struct listen_cfg *l)
+{
+	if (l == NULL || l->mode != LISTEN_MX)
+		return 0;
+	return l->checks == -1 ? cfg->checks.enabled : l->checks;
+}
+
+const char *
+config_authserv_id(const struct config *cfg)
+{
+	return cfg->checks.authserv_id[0] ? cfg->checks.authserv_id : cfg->hostname;
+}
+
 static const struct directive top_tab[] = {
 	{ "hostname", fn_hostname, 1, BLOCK_NO, 0, NULL },
 	{ "user", fn_user, 1, BLOCK_NO, 0, NULL },
@@ -1353,6 +1477,7 @@ static const struct directive top_tab[] = {
 	{ "delay_warning", fn_lifetime, 1, BLOCK_NO, 0, NULL },
 	{ "smtp_tls", fn_smtp_tls, 1, BLOCK_NO, 0, NULL },
 	{ "route", fn_route, 1, BLOCK_REQUIRED, 1, NULL },
+	{ "auth_checks", fn_checks, 1, BLOCK_OPTIONAL, 0, NULL },
 };
 
 /* ---- the whole file ---- */
@@ -1384,6 +1509,11 @@ config_defaults(struct config *cfg, const char *name)
 	cfg->auth.max_failures = 5;
 	cfg->auth.failure_window = 600;
 	cfg->auth.lockout = 900;
+	cfg->checks = (struct checks_cfg){
+		.enabled = 1, .spf_fail = CHECK_RECORD, .dmarc_reject = CHECK_REJECT,
+		.dmarc_quarantine = CHECK_QUARANTINE, .junk_folder = ".Junk",
+		.timeout = 20, .threads = 4,
+	};
 	parse_cidr("127.0.0.0/8", &cfg->trusted[0]);
 	parse_cidr("::1/128", &cfg->trusted[1]);
 	cfg->ntrusted = 2;

@@ -32,6 +32,7 @@ struct listen_cfg {
 	socklen_t               sslen;
 	enum listen_mode        mode;
 	enum listen_tls         tls;		/* never LTLS_DEFAULT after config_load */
+	int                     checks;		/* auth_checks here: 1 on, 0 off, -1 as global */
 	int                     line;		/* where it was declared */
 };
 
@@ -74,6 +75,21 @@ struct route_cfg {
 };
 
 #define CONFIG_MAX_ROUTES 64
+
+/* Inbound SPF/DKIM/DMARC checks on mx listeners (the check process). */
+enum check_action { CHECK_RECORD = 0, CHECK_REJECT, CHECK_QUARANTINE };
+
+struct checks_cfg {
+	int               enabled;		/* auth_checks on (default) | off */
+	int               line;
+	char              authserv_id[CONFIG_NAME_MAX + 1];	/* "" = hostname */
+	enum check_action spf_fail;		/* record (default) | reject */
+	enum check_action dmarc_reject;		/* reject (default) | quarantine | record */
+	enum check_action dmarc_quarantine;	/* quarantine (default) | reject | record */
+	char              junk_folder[64];	/* Maildir++ folder for quarantine: ".Junk" */
+	unsigned          timeout;		/* seconds a session waits for the answer: 20 */
+	unsigned          threads;		/* concurrent checks in the check process: 4 */
+};
 
 struct cidr {
 	int     family;			/* AF_INET or AF_INET6 */
@@ -137,6 +153,7 @@ struct config {
 	int                smtp_tls;		/* 0 none, 1 may (default), 2 must */
 	struct route_cfg   routes[CONFIG_MAX_ROUTES];
 	size_t             nroutes;
+	struct checks_cfg  checks;
 };
 
 /*
@@ -159,6 +176,11 @@ int  config_parse(const char *data, size_t len, const char *name,
 
 /* Does the address (AF_INET/AF_INET6 bytes) fall in one of the trusted networks? */
 int config_trusted(const struct config *cfg, int family, const uint8_t *addr);
+
+/* Are messages arriving on listener l checked (mx mode and auth_checks on)? */
+int config_checks_on(const struct config *cfg, const struct listen_cfg *l);
+/* The authserv-id of our Authentication-Results fields. */
+const char *config_authserv_id(const struct config *cfg);
 
 /* The route for a destination domain (exact, then "*"), or NULL for MX. */
 const struct route_cfg *config_find_route(const struct config *cfg, const char *domain);

@@ -28,6 +28,7 @@
 #include "deliver/mta.h"
 #include "queue/queue.h"
 #include "server/authd.h"
+#include "server/checkd.h"
 #include "server/connlimit.h"
 #include "server/sandbox.h"
 #include "server/tls.h"
@@ -36,7 +37,7 @@
 #define MAX_CHILDREN (CONNLIMIT_SLOTS + 8)
 #define LISTEN_BACKLOG 4096
 
-enum role { ROLE_NONE, ROLE_WORKER, ROLE_QUEUE, ROLE_DELIVER, ROLE_AUTH, ROLE_MTA };
+enum role { ROLE_NONE, ROLE_WORKER, ROLE_QUEUE, ROLE_DELIVER, ROLE_AUTH, ROLE_MTA, ROLE_CHECK };
 
 struct child {
 	pid_t     pid;
@@ -59,6 +60,7 @@ struct parent {
 	struct child         children[MAX_CHILDREN];
 	struct ipc          *queue;	/* channel to the queue process */
 	struct ipc          *auth;	/* channel to the auth process, if AUTH is on */
+	struct ipc          *check;	/* channel to the check process, if checks are on */
 	struct tls_server   *tls;	/* contexts made from the current configuration */
 	unsigned             gen;
 	int                  stopping;
@@ -199,12 +201,13 @@ static int
 spawn_worker(struct parent *p, int slot)
 {
 	struct worker_args a;
-	int sp[2], ap[2] = { -1, -1 }, keep[CONFIG_MAX_LISTEN + 2];
+	int sp[2], ap[2] = { -1, -1 }, cp[2] = { -1, -1 }, keep[CONFIG_MAX_LISTEN + 3];
 	char err[256];
 	size_t i;
 	pid_t pid;
 
-	if (ipc_socketpair(sp) == -1 || (p->auth && ipc_socketpair(ap) == -1)) {
+	if (ipc_socketpair(sp) == -1 || (p->auth && ipc_socketpair(ap) == -1) ||
+	    (p->check && ipc_socketpair(cp) == -1)) {
 		log_warn("event=socketpair-failed error=\"%s\"", strerror(errno));
 		return -1;
 	}
@@ -214,7 +217,8 @@ spawn_worker(struct parent *p, int slot)
 			keep[i] = p->listen_fds[i];
 		keep[p->nlisten] = sp[0];
 		keep[p->nlisten + 1] = ap[0];
-		child_setup(keep, p->nlisten + 2);
+		keep[p->nlisten + 2] = cp[0];
+		child_setup(keep, p->nlisten + 3);
 		tzset();	/* the zone file is out of reach after chroot */
 		/* The network-facing process keeps user names, never password hashes. */
 		for (i = 0; i < p->cfg->ndomains; i++)
@@ -228,6 +232,7 @@ spawn_worker(struct parent *p, int slot)
 		a.nlisten = p->nlisten;
 		a.queue_fd = sp[0];
 		a.auth_fd = ap[0];
+		a.check_fd = cp[0];
 		a.tls = p->tls;
 		a.connlimit = p->cl;
 		a.slot = slot;
@@ -240,9 +245,15 @@ spawn_worker(struct parent *p, int slot)
 		ipc_send(p->queue, MSG_P_WORKER, 0, NULL, 0, sp[1]);
 	if (pid > 0 && p->auth && ap[1] != -1)
 		ipc_send(p->auth, MSG_P_WORKER, 0, NULL, 0, ap[1]);
+	if (cp[0] != -1)
+		close(cp[0]);
+	if (pid > 0 && p->check && cp[1] != -1)
+		ipc_send(p->check, MSG_P_WORKER, 0, NULL, 0, cp[1]);
 	close(sp[1]);
 	if (ap[1] != -1)
 		close(ap[1]);
+	if (cp[1] != -1)
+		close(cp[1]);
 	return pid > 0 ? 0 : -1;
 }
 
@@ -337,6 +348,43 @@ spawn_auth(struct parent *p)
 	p->auth = ipc_new(p->base, sp[1], on_queue_msg, p);
 }
 
+static int
+checks_wanted(const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nlisten; i++)
+		if (config_checks_on(cfg, &cfg->listen[i]))
+			return 1;
+	return 0;
+}
+
+/* The check process (SPF, DKIM, DMARC), when an mx listener checks mail:
+ * unprivileged like the mta, no chroot (libunbound reads resolv.conf). */
+static void
+spawn_check(struct parent *p)
+{
+	int sp[2];
+	pid_t pid;
+
+	if (!checks_wanted(p->cfg))
+		return;
+	if (ipc_socketpair(sp) == -1)
+		log_fatal("event=spawn-failed what=check error=\"%s\"", strerror(errno));
+	if ((pid = fork_child(p, ROLE_CHECK, -1)) == 0) {
+		child_setup(&sp[0], 1);
+		log_set_proc("check");
+		become(p, &p->smtp_user, "/", NULL);
+		_exit(checkd_main(p->cfg, sp[0]));
+	}
+	close(sp[0]);
+	if (pid == -1) {
+		close(sp[1]);
+		return;
+	}
+	p->check = ipc_new(p->base, sp[1], on_queue_msg, p);
+}
+
 static void
 spawn_all(struct parent *p)
 {
@@ -360,6 +408,7 @@ spawn_all(struct parent *p)
 		log_fatal("event=spawn-failed what=queue");
 	p->queue = ipc_new(p->base, pq[1], on_queue_msg, p);
 	spawn_auth(p);
+	spawn_check(p);
 	for (i = 0; i < n; i++)
 		spawn_worker(p, free_worker_slot(p));
 	log_info("event=ready workers=%d listen=%zu", n, p->nlisten);
@@ -375,6 +424,8 @@ on_queue_msg(struct ipc *ipc, struct ipc_msg *m, void *arg)
 			p->queue = NULL;
 		if (ipc == p->auth)
 			p->auth = NULL;
+		if (ipc == p->check)
+			p->check = NULL;
 		ipc_free(ipc);
 	} else if (m->fd != -1)
 		close(m->fd);
@@ -417,7 +468,8 @@ child_exited(struct parent *p, struct child *c, int status)
 {
 	struct child dead = *c;
 	const char *what = dead.role == ROLE_WORKER ? "smtp" : dead.role == ROLE_QUEUE ? "queue" :
-	    dead.role == ROLE_AUTH ? "auth" : dead.role == ROLE_MTA ? "mta" : "deliver";
+	    dead.role == ROLE_AUTH ? "auth" : dead.role == ROLE_MTA ? "mta" :
+	    dead.role == ROLE_CHECK ? "check" : "deliver";
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
 	memset(c, 0, sizeof(*c));
@@ -464,6 +516,18 @@ child_exited(struct parent *p, struct child *c, int status)
 			ipc_send(p->queue, MSG_P_MTA, 0, NULL, 0, qend);
 			close(qend);
 		}
+		return;
+	}
+	if (dead.role == ROLE_CHECK && dead.gen == p->gen) {
+		/* As for auth: the workers' channels lead nowhere now. Sessions
+		 * waiting on it answer with temperror results meanwhile. */
+		if (p->check) {
+			ipc_free(p->check);
+			p->check = NULL;
+		}
+		spawn_check(p);
+		p->gen++;
+		respawn_workers(p);
 		return;
 	}
 	if (dead.role == ROLE_AUTH && dead.gen == p->gen) {
@@ -611,12 +675,17 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		ipc_send(p->queue, MSG_P_MTA, 0, NULL, 0, qend);
 		close(qend);
 	}
-	/* The old auth process serves the old workers until they are gone. */
+	/* The old auth and check processes serve the old workers until they are gone. */
 	if (p->auth) {
 		ipc_free(p->auth);
 		p->auth = NULL;
 	}
 	spawn_auth(p);
+	if (p->check) {
+		ipc_free(p->check);
+		p->check = NULL;
+	}
+	spawn_check(p);
 	respawn_workers(p);
 	log_info("event=reloaded generation=%u", p->gen);
 }
@@ -749,6 +818,8 @@ parent_main(struct config *cfg, const char *conf_path)
 		ipc_free(p.queue);
 	if (p.auth)
 		ipc_free(p.auth);
+	if (p.check)
+		ipc_free(p.check);
 	tls_server_free(p.tls);
 	for (i = 0; i < p.nlisten; i++)
 		close(p.listen_fds[i]);

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,11 +52,23 @@ answer(struct ipc *ipc, uint32_t status, const char *text)
 	buf_free(&b);
 }
 
+/* Quarantine: the Maildir++ folder (".Junk") inside the mailbox. */
+static int
+append_folder(char *path, size_t size, const char *folder)
+{
+	size_t n = strlen(path);
+	int r = snprintf(path + n, size - n, "/%s", folder);
+
+	return r < 0 || (size_t)r >= size - n ? -1 : 0;
+}
+
 static void
 deliver_one(struct deliverd *d, struct ipc *ipc, struct ipc_msg *m)
 {
 	char id[QUEUE_ID_LEN + 1], user[SMTP_LOCAL_MAX + 1], domain[SMTP_DOMAIN_MAX + 1];
 	char sender[SMTP_PATH_MAX + 1], path[PATH_MAX];
+	char *prepend = malloc(ENVELOPE_PREPEND_MAX + 1);
+	uint32_t quarantine;
 	const struct domain_cfg *dom;
 	struct maildir_result res;
 	const char *where = path;
@@ -67,23 +80,36 @@ deliver_one(struct deliverd *d, struct ipc *ipc, struct ipc_msg *m)
 	ipc_get_str(m, user, sizeof(user));
 	ipc_get_str(m, domain, sizeof(domain));
 	ipc_get_str(m, sender, sizeof(sender));
+	if (prepend == NULL) {
+		answer(ipc, DELIVER_TEMPFAIL, "out of memory");
+		return;
+	}
+	ipc_get_str(m, prepend, ENVELOPE_PREPEND_MAX + 1);
+	quarantine = ipc_get_u32(m);
 	if (ipc_get_end(m) == -1 || m->fd == -1) {
 		answer(ipc, DELIVER_TEMPFAIL, "malformed request");
+		free(prepend);
 		return;
 	}
 	if ((dom = config_find_domain(d->cfg, domain, strlen(domain))) == NULL) {
 		answer(ipc, DELIVER_PERMFAIL, "5.1.2 domain is not local");
+		free(prepend);
 		return;
 	}
-	if (maildir_expand(dom->maildir, user, domain, path, sizeof(path)) == -1) {
+	if (maildir_expand(dom->maildir, user, domain, path, sizeof(path)) == -1 ||
+	    (quarantine && append_folder(path, sizeof(path), d->cfg->checks.junk_folder) == -1)) {
 		answer(ipc, DELIVER_PERMFAIL, "5.1.3 unsafe mailbox name");
+		free(prepend);
 		return;
 	}
 	/* Paths under the directory we entered as root are taken relative to it. */
 	if (rootlen && strncmp(path, d->root, rootlen) == 0 && path[rootlen] == '/')
 		where = path + rootlen + 1;
-	buf_init(&prefix, 2048);
+	buf_init(&prefix, ENVELOPE_PREPEND_MAX + 2048);
 	buf_printf(&prefix, "Return-Path: <%s>\r\nDelivered-To: %s@%s\r\n", sender, user, domain);
+	/* What the inbound checks added (Authentication-Results), above our Received. */
+	buf_appends(&prefix, prepend);
+	free(prepend);
 	if (maildir_deliver(where, m->fd, prefix.data, prefix.len, &res) == 0) {
 		char text[300];
 

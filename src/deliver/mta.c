@@ -75,7 +75,9 @@ struct job {
 	struct event        *ev_read, *ev_write, *ev_timer;
 	struct buf           out;
 	int                  sending_body, body_bol;
-	uint64_t             body_off;
+	uint64_t             body_off;	/* over the prepend, then the content file */
+	char                *prepend;	/* header fields the checks added, sent first */
+	size_t               prepend_len;
 	int                  quitting;
 	char                 peer[DNS_NAME_MAX + 64];	/* for logs: name[ip]:port */
 	char                 remote[DNS_NAME_MAX + 1];	/* for DSNs: the host's name, or [ip] */
@@ -173,6 +175,7 @@ job_free(struct job *j)
 		free(j->orcpt[i]);
 	}
 	close(j->content);
+	free(j->prepend);
 	free(j);
 }
 
@@ -282,7 +285,13 @@ fill_output(struct job *j)
 		buf_reset(co);
 	}
 	while (j->sending_body && j->out.len < MTA_OUT_HIGH) {
-		ssize_t n = pread(j->content, chunk, sizeof(chunk), (off_t)j->body_off);
+		ssize_t n;
+
+		if (j->body_off < j->prepend_len) {
+			n = (ssize_t)(j->prepend_len - j->body_off);
+			memcpy(chunk, j->prepend + j->body_off, (size_t)n);
+		} else
+			n = pread(j->content, chunk, sizeof(chunk), (off_t)(j->body_off - j->prepend_len));
 
 		if (n < 0)
 			return -1;
@@ -721,6 +730,12 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 			msg->bad = 1;
 		j->n = i + 1;
 	}
+	if ((j->prepend = malloc(ENVELOPE_PREPEND_MAX + 1)) == NULL)
+		msg->bad = 1;
+	else {
+		ipc_get_str(msg, j->prepend, ENVELOPE_PREPEND_MAX + 1);
+		j->prepend_len = strlen(j->prepend);
+	}
 	j->ev_read = event_new(m->base, -1, 0, on_read, j);
 	j->ev_write = event_new(m->base, -1, 0, on_write, j);
 	j->ev_timer = evtimer_new(m->base, on_timer, j);
@@ -730,11 +745,12 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 		return;
 	}
 	{
-		/* What goes out is the queue file (our Received header included). */
+		/* What goes out is the prepend, then the queue file (our Received header
+		 * included): SIZE= and BDAT count both. */
 		struct stat st;
 
 		if (fstat(j->content, &st) == 0)
-			j->size = (uint64_t)st.st_size;
+			j->size = (uint64_t)st.st_size + j->prepend_len;
 	}
 	j->msg.sender = j->sender;
 	j->msg.rcpts = (const char *const *)j->addr;

@@ -36,6 +36,7 @@ struct vsig {
 	size_t          hoff, hlen;	/* h= value, relative to the header section */
 	int             has_l;
 	uint64_t        l;
+	enum dkim_bodyv  bodyv;		/* the body hash verdict, once known */
 	size_t          idom;		/* offset of the domain in r.identity */
 	char            qname[DNS_NAME_MAX + 1];
 	struct dkim_body body;
@@ -48,6 +49,7 @@ struct dkim_verify {
 	struct vsig     sig[DKIM_MAX_SIGS];
 	size_t          nsig;
 	int             started, failed;
+	int             bodies;		/* body verdicts known (ended here or given) */
 };
 
 const char *
@@ -714,10 +716,12 @@ check_sig(struct dkim_verify *v, struct vsig *s, const struct dns_resolver *dns)
 		return;
 	if ((md = EVP_MD_CTX_new()) == NULL || header_hash(v, s, md, dg, &dglen) == -1)
 		set_result(s, DKIM_TEMPERROR, "hash failure");
-	else if (s->has_l && s->body.total < s->l)
+	else if (s->bodyv == DKIM_BODY_SHORT)
 		set_result(s, DKIM_PERMERROR, "body shorter than l=");
-	else if (memcmp(s->got, s->bh, s->bhlen) != 0)
+	else if (s->bodyv == DKIM_BODY_MISMATCH)
 		set_result(s, DKIM_FAIL, "body hash mismatch");
+	else if (s->bodyv != DKIM_BODY_MATCH)
+		set_result(s, DKIM_TEMPERROR, "body hash not known");
 	else if (!check_crypto(s, k, dg, dglen))
 		set_result(s, DKIM_FAIL, "signature did not verify");
 	else
@@ -727,8 +731,9 @@ check_sig(struct dkim_verify *v, struct vsig *s, const struct dns_resolver *dns)
 	EVP_PKEY_free(k);
 }
 
-int
-dkim_verify_finish(struct dkim_verify *v, const struct dns_resolver *dns)
+/* Ends the header and every body hash and decides each body verdict. */
+static int
+end_bodies(struct dkim_verify *v)
 {
 	size_t i;
 	unsigned n;
@@ -747,9 +752,67 @@ dkim_verify_finish(struct dkim_verify *v, const struct dns_resolver *dns)
 		dkim_body_finish(&s->body);
 		if (s->live && EVP_DigestFinal_ex(s->md, s->got, &n) != 1)
 			set_result(s, DKIM_TEMPERROR, "hash failure");
-		if (s->live)
-			check_sig(v, s, dns);
+		if (!s->live)
+			continue;
+		if (s->has_l && s->body.total < s->l)
+			s->bodyv = DKIM_BODY_SHORT;
+		else if (memcmp(s->got, s->bh, s->bhlen) != 0)
+			s->bodyv = DKIM_BODY_MISMATCH;
+		else
+			s->bodyv = DKIM_BODY_MATCH;
 	}
+	v->bodies = 1;
+	return 0;
+}
+
+int
+dkim_verify_bodies(struct dkim_verify *v, uint8_t *out, size_t max)
+{
+	size_t i;
+
+	if (!v->bodies && end_bodies(v) == -1)
+		return -1;
+	for (i = 0; i < v->nsig && i < max; i++)
+		out[i] = (uint8_t)(v->sig[i].live ? v->sig[i].bodyv : DKIM_BODY_UNUSED);
+	ERR_clear_error();
+	return (int)i;
+}
+
+struct dkim_verify *
+dkim_verify_prepared(const struct dkim_verify_opts *opts, const char *hdr, size_t len,
+    const uint8_t *body, size_t n)
+{
+	struct dkim_verify *v = dkim_verify_new(opts);
+	size_t i;
+
+	if (v == NULL)
+		return NULL;
+	if (dkim_msg_feed(&v->m, hdr, len) == (size_t)-1 || dkim_msg_end(&v->m) == -1) {
+		dkim_verify_free(v);
+		return NULL;
+	}
+	/* The same header gives the same signatures in the same order. */
+	setup_sigs(v);
+	for (i = 0; i < v->nsig; i++) {
+		struct vsig *s = &v->sig[i];
+
+		s->bodyv = i < n && body[i] <= DKIM_BODY_SHORT ? (enum dkim_bodyv)body[i] :
+		    DKIM_BODY_UNUSED;
+	}
+	v->bodies = 1;
+	return v;
+}
+
+int
+dkim_verify_finish(struct dkim_verify *v, const struct dns_resolver *dns)
+{
+	size_t i;
+
+	if (!v->bodies && end_bodies(v) == -1)
+		return -1;
+	for (i = 0; i < v->nsig; i++)
+		if (v->sig[i].live)
+			check_sig(v, &v->sig[i], dns);
 	ERR_clear_error();
 	return 0;
 }

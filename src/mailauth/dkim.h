@@ -8,6 +8,10 @@
  *
  * Verify:  v = dkim_verify_new(&opts); dkim_verify_feed(v, ...)...;
  *          dkim_verify_finish(v, resolver); then read each result.
+ * Split:   where the message streams (no DNS), dkim_verify_feed() then
+ *          dkim_verify_bodies() gives one body verdict per signature; where
+ *          DNS is, dkim_verify_prepared(header, verdicts) then
+ *          dkim_verify_finish(). The header section alone crosses over.
  * Sign:    s = dkim_sign_new(&opts); dkim_sign_feed(s, ...)...;
  *          dkim_sign_finish(s, &out) gives the DKIM-Signature field(s).
  */
@@ -66,6 +70,29 @@ int    dkim_verify_finish(struct dkim_verify *v, const struct dns_resolver *dns)
 size_t dkim_verify_count(const struct dkim_verify *v);
 const struct dkim_sig_result *dkim_verify_result(const struct dkim_verify *v, size_t i);
 void   dkim_verify_free(struct dkim_verify *v);
+
+/* A signature's body hash, decided where the body streamed by. */
+enum dkim_bodyv {
+	DKIM_BODY_UNUSED = 0,	/* not computed: the signature was already refused */
+	DKIM_BODY_MATCH,
+	DKIM_BODY_MISMATCH,
+	DKIM_BODY_SHORT,	/* the body is shorter than l= */
+};
+
+/*
+ * Ends the message without DNS and writes one enum dkim_bodyv per signature
+ * (header order, at most max) to out; returns how many, or -1 (header too
+ * large, ENOMEM). dkim_verify_finish() may still follow.
+ */
+int    dkim_verify_bodies(struct dkim_verify *v, uint8_t *out, size_t max);
+/*
+ * A verifier over a header section hdr[0..len) (the separator line may be
+ * included) whose body verdicts come from dkim_verify_bodies() elsewhere:
+ * body[i] for the i-th signature; a missing or unknown one gives temperror.
+ * Go on with dkim_verify_finish(). NULL on ENOMEM or a header too large.
+ */
+struct dkim_verify *dkim_verify_prepared(const struct dkim_verify_opts *opts,
+    const char *hdr, size_t len, const uint8_t *body, size_t n);
 
 /* ---- signing (dkim_sign.c) ---- */
 

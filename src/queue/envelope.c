@@ -17,6 +17,7 @@ enum env_key {
 	K_VERSION, K_ID, K_CREATED, K_SENDER, K_HELO, K_CLIENT, K_PROTO,
 	K_BODY, K_SMTPUTF8, K_SIZE,
 	K_RET, K_ENVID, K_NEXT, K_WARNED, K_DSNKIND,	/* version 2 */
+	K_PREPEND, K_QUARANTINE,			/* version 3 */
 	K_RCPT, K_END, K_NKEYS
 };
 
@@ -24,12 +25,15 @@ static const char *const key_names[K_NKEYS] = {
 	"version", "id", "created", "sender", "helo", "client", "proto",
 	"body", "smtputf8", "size",
 	"ret", "envid", "next_attempt", "warned", "dsn_kind",
+	"prepend", "quarantine",
 	"rcpt", "end",
 };
 
 /* Keys a version 1 file may not hold. */
 #define V2_KEYS	((1u << K_RET) | (1u << K_ENVID) | (1u << K_NEXT) | \
     (1u << K_WARNED) | (1u << K_DSNKIND))
+/* Keys versions 1 and 2 may not hold. */
+#define V3_KEYS	((1u << K_PREPEND) | (1u << K_QUARANTINE))
 
 static const char *const state_names[] = {
 	"pending", "delivered", "failed", "held",
@@ -63,7 +67,32 @@ void
 envelope_free(struct envelope *e)
 {
 	free(e->rcpts);
+	free(e->prepend);
 	envelope_init(e);
+}
+
+int
+envelope_set_prepend(struct envelope *e, const char *p, size_t n)
+{
+	char *c = NULL;
+
+	if (n > ENVELOPE_PREPEND_MAX || (n > 0 && memchr(p, '\0', n) != NULL))
+		return -1;
+	if (n > 0) {
+		if ((c = malloc(n + 1)) == NULL)
+			return -1;
+		memcpy(c, p, n);
+		c[n] = '\0';
+	}
+	free(e->prepend);
+	e->prepend = c;
+	return 0;
+}
+
+size_t
+envelope_prepend_len(const struct envelope *e)
+{
+	return e->prepend ? strlen(e->prepend) : 0;
 }
 
 int
@@ -209,7 +238,8 @@ put_rcpt(struct buf *out, const struct envelope_rcpt *r)
 static int
 encodable(const struct envelope *e)
 {
-	return (e->version == 1 || e->version == ENVELOPE_VERSION) &&
+	return e->version >= 1 && e->version <= ENVELOPE_VERSION &&
+	    envelope_prepend_len(e) <= ENVELOPE_PREPEND_MAX &&
 	    id_valid(e->id, strnlen(e->id, sizeof(e->id))) &&
 	    e->created >= 0 && e->next_attempt >= 0 &&
 	    (size_t)e->ret < NELEM(ret_names) &&
@@ -244,6 +274,10 @@ encode_all(const struct envelope *e, struct buf *out)
 	    key_names[K_NEXT], e->next_attempt, key_names[K_WARNED],
 	    e->warned ? 1 : 0, key_names[K_DSNKIND],
 	    dsn_kind_names[e->dsn_kind]) == -1)
+		return -1;
+	if (put_line(out, K_PREPEND, e->prepend ? e->prepend : "",
+	    ENVELOPE_PREPEND_MAX + 1) == -1 ||
+	    buf_printf(out, "%s: %d\n", key_names[K_QUARANTINE], e->quarantine ? 1 : 0) == -1)
 		return -1;
 	for (i = 0; i < e->nrcpts; i++)
 		if (put_rcpt(out, &e->rcpts[i]) == -1)
@@ -448,7 +482,7 @@ decode_number_key(struct envelope *e, enum env_key k, const char *v,
 	case K_VERSION:
 		if (parse_num(v, n, UINT32_MAX, &x) == -1)
 			return fail(why, "bad version");
-		if (x != 1 && x != ENVELOPE_VERSION)
+		if (x < 1 || x > ENVELOPE_VERSION)
 			return fail(why, "unsupported version");
 		e->version = (uint32_t)x;
 		return 0;
@@ -477,6 +511,11 @@ decode_number_key(struct envelope *e, enum env_key k, const char *v,
 			return fail(why, "bad warned");
 		e->warned = (int)x;
 		return 0;
+	case K_QUARANTINE:
+		if (parse_num(v, n, 1, &x) == -1)
+			return fail(why, "bad quarantine");
+		e->quarantine = (int)x;
+		return 0;
 	case K_END:
 		if (!is_word(v, n, "1"))
 			return fail(why, "bad end");
@@ -484,6 +523,23 @@ decode_number_key(struct envelope *e, enum env_key k, const char *v,
 	default:
 		return fail(why, "internal: not a number key");
 	}
+}
+
+static int
+decode_prepend(struct envelope *e, const char *v, size_t n, const char **why)
+{
+	/* Unescaped it is never longer than escaped. */
+	if ((e->prepend = malloc(n + 1)) == NULL)
+		return fail(why, "out of memory");
+	if (unescape(v, n, e->prepend, n + 1, why) == -1)
+		return -1;
+	if (strlen(e->prepend) > ENVELOPE_PREPEND_MAX)
+		return fail(why, "prepend too long");
+	if (e->prepend[0] == '\0') {
+		free(e->prepend);
+		e->prepend = NULL;
+	}
+	return 0;
 }
 
 static int
@@ -530,6 +586,8 @@ decode_value(struct envelope *e, enum env_key k, const char *v, size_t n,
 		return 0;
 	case K_RCPT:
 		return decode_rcpt(e, v, n, why);
+	case K_PREPEND:
+		return decode_prepend(e, v, n, why);
 	default:
 		return decode_number_key(e, k, v, n, why);
 	}
@@ -573,6 +631,8 @@ decode_lines(const char *data, size_t len, struct envelope *e,
 			return fail(why, "duplicate key");
 		if (e->version == 1 && ((1u << k) & V2_KEYS))
 			return fail(why, "key unknown in version 1");
+		if (e->version < 3 && ((1u << k) & V3_KEYS))
+			return fail(why, "key unknown before version 3");
 		seen |= 1u << k;
 		if (decode_value(e, (enum env_key)k, v, vlen, why) == -1)
 			return -1;

@@ -16,7 +16,12 @@
  * Version 2 added the DSN (RFC 3461) and retry data: the keys ret, envid,
  * next_attempt, warned and dsn_kind, and four more fields at the end of
  * each rcpt line (notify, orcpt, remote_mta, status). Version 1 files are
- * still read (the new data takes its defaults); only version 2 is written.
+ * still read (the new data takes its defaults).
+ *
+ * Version 3 added what the inbound checks decided: "prepend" (header
+ * fields written before the content at delivery and relay: the
+ * Authentication-Results field) and "quarantine" (file into the junk
+ * folder). Versions 1 and 2 are read; only version 3 is written.
  */
 #ifndef TERN_ENVELOPE_H
 #define TERN_ENVELOPE_H
@@ -28,7 +33,8 @@
 #include "smtp/parse.h"
 #include "smtp/xtext.h"
 
-#define ENVELOPE_VERSION  2
+#define ENVELOPE_VERSION  3
+#define ENVELOPE_PREPEND_MAX (32 * 1024)	/* octets of prepend */
 #define ENVELOPE_STATUS_MAX 16	/* "5.123.456" fits with room */
 #define QUEUE_ID_LEN      16
 #define ENVELOPE_MAX_RCPT 10000
@@ -76,27 +82,35 @@ struct envelope {
 	int64_t  next_attempt;		/* unix seconds, 0 = now */
 	int      warned;		/* the delay warning was sent */
 	enum dsn_kind dsn_kind;
+	/* version 3 */
+	char    *prepend;		/* malloc'd header fields (CRLF lines), or NULL */
+	int      quarantine;		/* deliver into the junk folder */
 };
 
 void envelope_init(struct envelope *e);
 void envelope_free(struct envelope *e);
+/* Replaces e->prepend with a copy of p[0..n) (n 0: none); -1 on ENOMEM, a NUL
+ * byte or n over ENVELOPE_PREPEND_MAX. */
+int  envelope_set_prepend(struct envelope *e, const char *p, size_t n);
+/* The length of e->prepend (0 without). */
+size_t envelope_prepend_len(const struct envelope *e);
 /* Appends a recipient (copied); -1 on ENOMEM or past ENVELOPE_MAX_RCPT. */
 int  envelope_add_rcpt(struct envelope *e, const struct envelope_rcpt *r);
 /*
- * Appends the text form (always version 2) to out; -1 (out unchanged) if
+ * Appends the text form (always version 3) to out; -1 (out unchanged) if
  * out's limit is reached or e could not be read back (bad id, negative
  * created or next_attempt, unknown state or enum, invalid notify bits or
- * status, a string not terminated within its array). e->version may be 1
- * or 2: a version 1 envelope read earlier is written as version 2.
+ * status, a string not terminated within its array). e->version may be 1,
+ * 2 or 3: an older envelope read earlier is written as version 3.
  */
 int  envelope_encode(const struct envelope *e, struct buf *out);
 /*
  * Parses the text form. Unknown keys are refused (the version says what
  * is known: a version 1 file may not hold version 2 keys, and its rcpt
- * lines have 8 fields, version 2's 12); a missing "end:", a bad escape, an
- * over-long value or a version other than 1 or 2 is an error with *why
- * set. e->version tells which version the file was; the version 2 data of
- * a version 1 file keeps its defaults (0, "").
+ * lines have 8 fields, version 2's and 3's 12); a missing "end:", a bad
+ * escape, an over-long value or a version other than 1, 2 or 3 is an error
+ * with *why set. e->version tells which version the file was; newer data
+ * of an older file keeps its defaults (0, "", NULL).
  * *e need not be initialised: it is overwritten (free its old content
  * first). On error *e is left freed. Returns 0 or -1.
  */

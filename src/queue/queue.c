@@ -333,6 +333,7 @@ relay_schedule(struct qmsg *m)
 				ipc_put_str(&b, m->env.rcpts[k].orcpt);
 				sent[k] = 1;
 			}
+		ipc_put_str(&b, m->env.prepend ? m->env.prepend : "");
 		path_of(path, sizeof(path), m->env.id, "msg");
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 		    ipc_send(q->mta, MSG_M_RELAY, 0, b.data, b.len, fd) == -1)
@@ -725,6 +726,8 @@ schedule(struct queue *q)
 		ipc_put_str(&b, r->user);
 		ipc_put_str(&b, r->domain);
 		ipc_put_str(&b, w->m->env.sender);
+		ipc_put_str(&b, w->m->env.prepend ? w->m->env.prepend : "");
+		ipc_put_u32(&b, w->m->env.quarantine ? 1u : 0u);
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 		    ipc_send(q->deliver, MSG_D_DELIVER, 0, b.data, b.len, fd) == -1) {
 			log_warn("event=deliver-request-failed id=%s error=\"%s\"", w->m->env.id, strerror(errno));

@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "mailauth/authcheck.h"
+#include "mailauth/authres.h"
 #include "queue/envelope.h"
 #include "server/resolve.h"
 #include "server/submit.h"
@@ -36,6 +39,7 @@ enum sstate {
 	ST_TLS,		/* 220 to STARTTLS sent: the worker starts the handshake */
 	ST_AUTH_LINE,	/* reading a SASL response line */
 	ST_AUTH_WAIT,	/* the password is being checked */
+	ST_WAIT_CHECK,	/* the message is being checked (SPF, DKIM, DMARC) */
 };
 enum auth_step { AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
 enum dstate { D_LINE_START, D_MID, D_DOT, D_DOT_CR, D_CR };
@@ -67,6 +71,11 @@ struct txn {
 	int             hold;		/* submission: header section held in hdr */
 	struct buf      hdr;
 	size_t          hdr_scan;	/* where to look for its end next */
+	/* inbound checks (mx listeners) */
+	int             checking;	/* this message gets checked */
+	struct dkim_verify *dkim;	/* body hashes, fed as the message streams */
+	size_t          hdr_end;	/* header section length in hdr (blank line included) */
+	uint64_t        removed;	/* octets of forged A-R fields not written */
 };
 
 struct session {
@@ -89,6 +98,8 @@ struct session {
 	char                      auth_user[SASL_FIELD_MAX + 1];
 	enum auth_step            auth_step;
 	char                      auth_login[SASL_FIELD_MAX + 1];	/* LOGIN: the user name */
+	const struct listen_cfg  *listener;
+	uint32_t                  check_seq;
 };
 
 static void process(struct session *);
@@ -163,6 +174,7 @@ txn_reset(struct session *s)
 	envelope_free(&t->env);
 	buf_free(&t->wbuf);
 	buf_free(&t->hdr);
+	dkim_verify_free(t->dkim);
 	memset(t, 0, sizeof(*t));
 	envelope_init(&t->env);
 	buf_init(&t->wbuf, SESSION_WBUF);
@@ -246,6 +258,12 @@ emit(struct session *s, const char *p, size_t n)
 		data_fail(s, DERR_SIZE, 0);
 	if (t->err != DERR_NONE)
 		return;
+	/* DKIM body hashes as the bytes pass (RFC 6376 3.7); a verifier that
+	 * overflows simply has no signatures to report. */
+	if (t->dkim && dkim_verify_feed(t->dkim, p, n) == -1) {
+		dkim_verify_free(t->dkim);
+		t->dkim = NULL;
+	}
 	if (t->hold) {
 		hold_header(s, p, n);
 		return;
@@ -269,21 +287,73 @@ emit(struct session *s, const char *p, size_t n)
  * that a missing Date or Message-ID can be added and From: checked before
  * anything of the message is written.
  */
-static void
-release_header(struct session *s)
+/* The end of the header field starting at off: after its last CRLF. */
+static size_t
+field_end(const char *h, size_t off, size_t end)
+{
+	size_t i;
+
+	for (i = off; i + 1 < end; i++)
+		if (h[i] == '\r' && h[i + 1] == '\n' &&
+		    (i + 2 >= end || (h[i + 2] != ' ' && h[i + 2] != '\t')))
+			return i + 2;
+	return end;
+}
+
+/* An Authentication-Results field claiming our authserv-id? (RFC 8601 5) */
+static int
+forged_authres(const struct session *s, const char *f, size_t len)
+{
+	static const char name[] = "Authentication-Results";
+	size_t n = sizeof(name) - 1, i = n;
+
+	if (len <= n || strncasecmp(f, name, n) != 0)
+		return 0;
+	while (i < len && (f[i] == ' ' || f[i] == '\t'))
+		i++;
+	if (i >= len || f[i] != ':')
+		return 0;
+	i++;
+	return authres_claims_id(f + i, len - i, config_authserv_id(s->cfg));
+}
+
+/*
+ * Writes the held header section but the Authentication-Results fields
+ * that claim to be ours (RFC 8601 5: we are the border, they are forged),
+ * then whatever of the body was held with it.
+ */
+static int
+write_checked_header(struct session *s, size_t end)
+{
+	struct txn *t = &s->t;
+	const char *h = t->hdr.data;
+	size_t off = 0, from = 0, fe;
+	int r;
+
+	while (off < end) {
+		fe = field_end(h, off, end);
+		if (forged_authres(s, h + off, fe - off)) {
+			if (off > from && (r = s->ops->write(s->ctx, s, h + from, off - from)) != 0)
+				return r;
+			slog(s, "event=authres-removed id=%s", t->id);
+			t->removed += fe - off;
+			from = fe;
+		}
+		off = fe;
+	}
+	return t->hdr.len > from ? s->ops->write(s->ctx, s, h + from, t->hdr.len - from) : 0;
+}
+
+/* Submission: From: checked, a missing Date or Message-ID added. */
+static int
+submission_header(struct session *s, size_t end)
 {
 	struct txn *t = &s->t;
 	struct submit_headers h;
 	struct buf add;
-	size_t i, end = t->hdr.len;
-	const char *e = t->hdr.len >= 2 ? memmem(t->hdr.data, t->hdr.len, "\r\n\r\n", 4) : NULL;
+	size_t i;
 	int r = 0;
 
-	t->hold = 0;
-	if (t->hdr.len >= 2 && t->hdr.data[0] == '\r' && t->hdr.data[1] == '\n')
-		end = 0;
-	else if (e)
-		end = (size_t)(e - t->hdr.data) + 2;
 	submit_scan_headers(t->hdr.data, end, &h);
 	if (s->auth_user[0] && s->cfg->auth.sender_check) {
 		if (h.nfrom == 0 || h.from_bad)
@@ -293,7 +363,7 @@ release_header(struct session *s)
 				data_fail(s, DERR_FROM, 0);
 	}
 	if (t->err != DERR_NONE)
-		return;
+		return 0;
 	buf_init(&add, 1024);
 	if (!h.has_date) {
 		char date[64];
@@ -306,12 +376,45 @@ release_header(struct session *s)
 	}
 	if (!h.has_message_id)
 		buf_printf(&add, "Message-ID: <%s.tern@%s>\r\n", t->id, s->cfg->hostname);
-	if (add.len && (r = s->ops->write(s->ctx, s, add.data, add.len)) != 0)
-		data_fail(s, DERR_WRITE, r);
+	if (add.len)
+		r = s->ops->write(s->ctx, s, add.data, add.len);
 	buf_free(&add);
-	if (t->err == DERR_NONE && (r = s->ops->write(s->ctx, s, t->hdr.data, t->hdr.len)) != 0)
+	return r;
+}
+
+/*
+ * The header section is held until its end: in submission (RFC 6409 8) so
+ * that a missing Date or Message-ID can be added and From: checked before
+ * anything of the message is written; on checked mx listeners so that
+ * forged Authentication-Results fields can be left out and the header
+ * sent to the check process.
+ */
+static void
+release_header(struct session *s)
+{
+	struct txn *t = &s->t;
+	size_t end = t->hdr.len;
+	const char *e = t->hdr.len >= 2 ? memmem(t->hdr.data, t->hdr.len, "\r\n\r\n", 4) : NULL;
+	int r = 0;
+
+	t->hold = 0;
+	if (t->hdr.len >= 2 && t->hdr.data[0] == '\r' && t->hdr.data[1] == '\n')
+		end = 0;
+	else if (e)
+		end = (size_t)(e - t->hdr.data) + 2;
+	t->hdr_end = e ? end + 2 : end == 0 ? 2 : end;
+	if (s->submission && (r = submission_header(s, end)) != 0)
 		data_fail(s, DERR_WRITE, r);
-	buf_free(&t->hdr);
+	if (t->err != DERR_NONE)
+		return;
+	if (t->checking)
+		r = write_checked_header(s, end);
+	else
+		r = s->ops->write(s->ctx, s, t->hdr.data, t->hdr.len);
+	if (r != 0)
+		data_fail(s, DERR_WRITE, r);
+	if (!t->checking)
+		buf_free(&t->hdr);	/* checked: kept for the check request */
 }
 
 static void
@@ -415,12 +518,98 @@ data_feed(struct session *s, const char *p, size_t n, int dot, int *done)
 	return i;
 }
 
+static void commit_message(struct session *);
+
+/* The message is whole: ask the check process about it (mx listeners). */
+static void
+ask_check(struct session *s)
+{
+	struct txn *t = &s->t;
+	struct session_check q;
+	uint8_t body[DKIM_MAX_SIGS];
+	int n = t->dkim ? dkim_verify_bodies(t->dkim, body, DKIM_MAX_SIGS) : 0;
+
+	memset(&q, 0, sizeof(q));
+	q.seq = ++s->check_seq;
+	q.ip = s->ip;
+	q.helo = s->helo;
+	q.mailfrom = t->sender.null ? "" : t->sender.addr;
+	q.hdr = t->hdr.data ? t->hdr.data : "";
+	q.hdrlen = t->hdr_end <= t->hdr.len ? t->hdr_end : t->hdr.len;
+	q.body = body;
+	q.nbody = n > 0 ? (size_t)n : 0;
+	s->st = ST_WAIT_CHECK;
+	s->ops->check(s->ctx, s, &q);
+}
+
+static const char *
+policy_reply(enum authcheck_verdict v, int *code, const char **enh)
+{
+	*code = 550;
+	if (v == AC_REFUSE_SPF) {
+		*enh = "5.7.23";	/* RFC 7372 3.2 */
+		return "SPF validation failed: the sender's domain does not authorize this host";
+	}
+	*enh = "5.7.1";		/* RFC 7489 6.7 */
+	return "Message rejected by the DMARC policy of the From: domain";
+}
+
+void
+session_check_done(struct session *s, const struct session_check_answer *a)
+{
+	struct txn *t = &s->t;
+	const struct checks_cfg *cc = &s->cfg->checks;
+	const struct authcheck_policy pol = {
+		(enum authcheck_action)cc->spf_fail, (enum authcheck_action)cc->dmarc_reject,
+		(enum authcheck_action)cc->dmarc_quarantine,
+	};
+	enum authcheck_verdict v = AC_ACCEPT;
+	struct buf h;
+	const char *text, *enh;
+	int code;
+
+	if (s->st != ST_WAIT_CHECK || (a != NULL && a->seq != s->check_seq))
+		return;	/* late: that message was answered already */
+	buf_init(&h, ENVELOPE_PREPEND_MAX);
+	if (a == NULL) {
+		/* Temporary errors never refuse (RFC 7208 8.6, RFC 7489 6.6.3). */
+		authcheck_unavailable(&h, config_authserv_id(s->cfg), t->sender.null ? "" :
+		    t->sender.addr, s->helo, t->dkim && dkim_verify_count(t->dkim) > 0,
+		    "checks did not complete");
+		slog(s, "event=check-unavailable id=%s", t->id);
+	} else {
+		v = authcheck_verdict(&pol, (enum spf_result)a->spf, (enum dmarc_result)a->dmarc,
+		    (enum dmarc_policy)a->disposition);
+		buf_append(&h, a->header, a->len);
+	}
+	if (v == AC_REFUSE_SPF || v == AC_REFUSE_DMARC) {
+		text = policy_reply(v, &code, &enh);
+		reply(s, code, enh, "%s", text);
+		slog(s, "event=reject stage=data reason=%s id=%s", v == AC_REFUSE_SPF ? "spf" : "dmarc",
+		    t->id);
+		buf_free(&h);
+		txn_reset(s);
+		s->st = ST_CMD;
+		process(s);
+		return;
+	}
+	if (v == AC_ACCEPT_QUARANTINE) {
+		buf_appends(&h, "X-Tern-Quarantine: DMARC policy quarantine\r\n");
+		t->env.quarantine = 1;
+	}
+	if (envelope_set_prepend(&t->env, h.data, h.len) == -1)
+		slog(s, "event=prepend-failed id=%s", t->id);
+	buf_free(&h);
+	s->st = ST_CMD;
+	commit_message(s);
+	process(s);
+}
+
 /* The client's message is complete: answer an error or commit it. */
 static void
 finish_message(struct session *s)
 {
 	struct txn *t = &s->t;
-	struct buf env;
 
 	if (t->hold && t->err == DERR_NONE)
 		release_header(s);	/* a message that is all header */
@@ -461,6 +650,20 @@ finish_message(struct session *s)
 		set_state(s, ST_CMD);
 		return;
 	}
+	if (t->checking) {
+		ask_check(s);
+		return;
+	}
+	commit_message(s);
+}
+
+/* Sends the envelope to the queue: the message is whole and accepted. */
+static void
+commit_message(struct session *s)
+{
+	struct txn *t = &s->t;
+	struct buf env;
+
 	snprintf(t->env.id, sizeof(t->env.id), "%s", t->id);
 	t->env.created = time(NULL);
 	snprintf(t->env.sender, sizeof(t->env.sender), "%s", t->sender.null ? "" : t->sender.addr);
@@ -469,7 +672,7 @@ finish_message(struct session *s)
 	snprintf(t->env.proto, sizeof(t->env.proto), "%s", proto_name(s));
 	t->env.body_8bit = t->body8;
 	t->env.smtputf8 = t->smtputf8;
-	t->env.size = t->size;
+	t->env.size = t->size - t->removed + envelope_prepend_len(&t->env);
 	buf_init(&env, ENV_MAX);
 	if (envelope_encode(&t->env, &env) == -1) {
 		buf_free(&env);
@@ -523,7 +726,12 @@ session_open_done(struct session *s, const char *id, int err)
 		t->file_open = 1;
 		if ((err = write_received(s)) != 0)
 			data_fail(s, DERR_WRITE, err);
-		t->hold = s->submission;
+		/* Inbound checks: mx listeners, not for authenticated clients. */
+		t->checking = s->ops->check != NULL && !s->submission && !s->auth_user[0] &&
+		    config_checks_on(s->cfg, s->listener);
+		if (t->checking && (t->dkim = dkim_verify_new(NULL)) == NULL)
+			data_fail(s, DERR_WRITE, ENOMEM);
+		t->hold = s->submission || t->checking;
 	} else
 		data_fail(s, DERR_OPEN, err);
 	if (bdat) {
@@ -1311,6 +1519,10 @@ session_hangup(struct session *s)
 void
 session_timeout(struct session *s)
 {
+	if (s->st == ST_WAIT_CHECK) {
+		session_check_done(s, NULL);
+		return;
+	}
 	if (s->st == ST_WAIT_COMMIT || s->st == ST_WAIT_OPEN) {
 		/* A commit in progress completes in the queue; never abort it. */
 		if (s->st == ST_WAIT_COMMIT)
@@ -1334,6 +1546,7 @@ void
 session_set_listener(struct session *s, const struct listen_cfg *l, int trusted)
 {
 	s->submission = l->mode == LISTEN_SUBMISSION;
+	s->listener = l;
 	s->tls_mode = l->tls;
 	s->trusted = trusted;
 }
@@ -1377,6 +1590,8 @@ session_waiting(const struct session *s)
 		return SESSION_WAIT_TLS;
 	case ST_AUTH_WAIT:
 		return SESSION_WAIT_QUEUE;
+	case ST_WAIT_CHECK:
+		return SESSION_WAIT_CHECK;
 	default:
 		return SESSION_WAIT_COMMAND;
 	}

@@ -19,6 +19,25 @@
 
 struct session;
 
+/* What the check process is asked at the end of a message on an mx listener. */
+struct session_check {
+	uint32_t       seq;		/* echoed in the answer: a late answer is ignored */
+	const char    *ip, *helo, *mailfrom;	/* mailfrom "" for <> */
+	const char    *hdr;		/* the header section as received (blank line included) */
+	size_t         hdrlen;
+	const uint8_t *body;		/* enum dkim_bodyv per DKIM-Signature */
+	size_t         nbody;
+};
+
+struct session_check_answer {
+	uint32_t    seq;
+	uint32_t    spf;		/* enum spf_result */
+	uint32_t    dmarc;		/* enum dmarc_result */
+	uint32_t    disposition;	/* enum dmarc_policy */
+	const char *header;		/* "Authentication-Results: ...\r\n" */
+	size_t      len;
+};
+
 struct session_ops {
 	/* Ask for a new queue file; answer with session_open_done(). */
 	void (*open)(void *ctx, struct session *s);
@@ -34,6 +53,9 @@ struct session_ops {
 	void (*auth)(void *ctx, struct session *s, const char *user, const char *pass);
 	/* May this client start another message now (per-address rate)? 0 yes, -1 no. NULL: yes. */
 	int  (*admit)(void *ctx, struct session *s);
+	/* Run the SPF/DKIM/DMARC checks (elsewhere); answer with session_check_done().
+	 * NULL: messages are not checked. */
+	void (*check)(void *ctx, struct session *s, const struct session_check *q);
 };
 
 enum session_auth { SESSION_AUTH_OK, SESSION_AUTH_FAIL, SESSION_AUTH_LOCKED, SESSION_AUTH_TEMPFAIL };
@@ -44,6 +66,7 @@ enum session_wait {
 	SESSION_WAIT_QUEUE,	/* waiting on the queue: commit timeout */
 	SESSION_WAIT_CLOSE,	/* flush the output and close */
 	SESSION_WAIT_TLS,	/* flush the output, then the TLS handshake */
+	SESSION_WAIT_CHECK,	/* waiting on the check process: auth_checks timeout */
 };
 
 struct session_stats {
@@ -75,6 +98,9 @@ void session_tls_started(struct session *s, const char *info);
 void session_auth_done(struct session *s, enum session_auth result);
 
 void session_open_done(struct session *s, const char *id, int err);
+/* The checks' answer; NULL when they could not run (channel gone, timeout):
+ * the message is then accepted with temperror results. */
+void session_check_done(struct session *s, const struct session_check_answer *a);
 void session_commit_done(struct session *s, int err);
 
 struct buf *session_output(struct session *s);

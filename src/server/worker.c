@@ -66,6 +66,7 @@ struct worker {
 	struct event_base        *base;
 	struct ipc               *queue;
 	struct ipc               *auth;
+	struct ipc               *check;
 	struct listener          *listeners;
 	struct event            **ev_listen;
 	struct conn             **conns;
@@ -257,8 +258,48 @@ op_admit(void *ctx, struct session *s)
 	    c->w->cfg->limits.messages_per_ip, (unsigned long)(time(NULL) / 60));
 }
 
+/* The header goes in parts when it does not fit one message; the last carries the rest. */
+static int
+send_check(struct conn *c, const struct session_check *q)
+{
+	struct ipc *ipc = c->w->check;
+	size_t off = 0, n;
+	struct buf b;
+	int r;
+
+	while (q->hdrlen - off > ENV_PART) {
+		buf_init(&b, ENV_PART + 64);
+		ipc_put_bytes(&b, q->hdr + off, ENV_PART);
+		r = ipc_send(ipc, MSG_C_PART, c->reqid, b.data, b.len, -1);
+		buf_free(&b);
+		if (r == -1)
+			return -1;
+		off += ENV_PART;
+	}
+	n = q->hdrlen - off;
+	buf_init(&b, ENV_PART + 4096);
+	ipc_put_u32(&b, q->seq);
+	ipc_put_str(&b, q->ip);
+	ipc_put_str(&b, q->helo);
+	ipc_put_str(&b, q->mailfrom);
+	ipc_put_bytes(&b, q->hdr + off, n);
+	ipc_put_bytes(&b, q->body, q->nbody);
+	r = ipc_send(ipc, MSG_C_CHECK, c->reqid, b.data, b.len, -1);
+	buf_free(&b);
+	return r;
+}
+
+static void
+op_check(void *ctx, struct session *s, const struct session_check *q)
+{
+	struct conn *c = ctx;
+
+	if (c->w->check == NULL || send_check(c, q) == -1)
+		session_check_done(s, NULL);
+}
+
 static const struct session_ops conn_ops = {
-	op_open, op_write, op_commit, op_abort, op_log, op_auth, op_admit,
+	op_open, op_write, op_commit, op_abort, op_log, op_auth, op_admit, op_check,
 };
 
 /* ---- TLS ---- */
@@ -389,6 +430,7 @@ conn_timer(struct conn *c)
 	case SESSION_WAIT_QUEUE: tv.tv_sec = l->timeout_data_end; break;
 	case SESSION_WAIT_CLOSE: tv.tv_sec = 10; break;
 	case SESSION_WAIT_TLS: tv.tv_sec = l->timeout_greeting; break;
+	case SESSION_WAIT_CHECK: tv.tv_sec = c->w->cfg->checks.timeout; break;
 	}
 	if (!c->greeted)
 		tv.tv_sec = c->lst->tls == LTLS_IMPLICIT ? l->timeout_greeting : l->greeting_delay;
@@ -723,6 +765,47 @@ on_auth(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	conn_after(c);
 }
 
+/* ---- check channel ---- */
+
+static void
+on_check(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct worker *w = arg;
+	struct session_check_answer a;
+	char *hdr;
+	struct conn *c;
+	uint32_t k;
+
+	if (m == NULL) {
+		/* Sessions waiting get temperror results; later ones too. */
+		log_warn("event=check-lost");
+		w->check = NULL;
+		ipc_free(ipc);
+		for (k = 0; k < w->nconns; k++)
+			if ((c = w->conns[k]) != NULL && session_waiting(c->s) == SESSION_WAIT_CHECK) {
+				session_check_done(c->s, NULL);
+				conn_after(c);
+			}
+		return;
+	}
+	if (m->fd != -1)
+		close(m->fd);
+	if (m->type != MSG_C_RESULT || (c = conn_lookup(w, m->reqid)) == NULL ||
+	    (hdr = malloc(IPC_MAX_MSG)) == NULL)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.seq = ipc_get_u32(m);
+	a.spf = ipc_get_u32(m);
+	a.dmarc = ipc_get_u32(m);
+	a.disposition = ipc_get_u32(m);
+	ipc_get_str(m, hdr, IPC_MAX_MSG);
+	a.header = hdr;
+	a.len = strlen(hdr);
+	session_check_done(c->s, ipc_get_end(m) == 0 ? &a : NULL);
+	free(hdr);
+	conn_after(c);
+}
+
 /* ---- life cycle ---- */
 
 static void
@@ -798,6 +881,8 @@ worker_main(const struct worker_args *args)
 	if ((w.queue = ipc_new(w.base, args->queue_fd, on_queue, &w)) == NULL)
 		log_fatal("event=ipc-failed");
 	if (args->auth_fd != -1 && (w.auth = ipc_new(w.base, args->auth_fd, on_auth, &w)) == NULL)
+		log_fatal("event=ipc-failed");
+	if (args->check_fd != -1 && (w.check = ipc_new(w.base, args->check_fd, on_check, &w)) == NULL)
 		log_fatal("event=ipc-failed");
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	w.ev_listen = calloc(args->nlisten ? args->nlisten : 1, sizeof(*w.ev_listen));

@@ -21,6 +21,7 @@ struct worker_args {
 	size_t               nlisten;
 	int                  queue_fd;
 	int                  auth_fd;		/* -1 without an auth process */
+	int                  check_fd;		/* -1 without a check process */
 	struct tls_server   *tls;		/* NULL without a tls block */
 	struct connlimit    *connlimit;
 	int                  slot;

@@ -2,7 +2,8 @@
  * Fuzz harness for envelope_decode: arbitrary bytes must be refused or
  * decoded; whatever decodes must encode, and that encoding must be a
  * fixed point (decode then encode gives the same bytes again). A version 1
- * input is written as version 2, so the fixed point is checked from there.
+ * or 2 input is written as version 3, so the fixed point is checked from
+ * there. A refused input leaves nothing allocated (rcpts, prepend).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size)
 		memcpy(copy, data, size);
 	if (envelope_decode(copy, size, &e1, &why) == -1) {
-		if (why == NULL || e1.rcpts != NULL || e1.nrcpts != 0)
+		if (why == NULL || e1.rcpts != NULL || e1.nrcpts != 0 || e1.prepend != NULL)
 			abort();
 		free(copy);
 		return 0;

@@ -198,6 +198,9 @@ class Tern:
             # Outbound DNS must never leave the machine: unless a test brings
             # its own server, queries go to a closed loopback port and fail.
             + ("" if "dns_server" in self.extra else "dns_server 127.0.0.1@9\n") +
+            # Inbound SPF/DKIM/DMARC checks are on by default in tern; tests
+            # that are not about them keep messages byte for byte as sent.
+            ("" if "auth_checks" in self.extra else "auth_checks off\n") +
             f"{self.extra}\n")
 
     def write_users(self):

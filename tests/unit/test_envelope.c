@@ -14,6 +14,32 @@
 #define BIG	(16u * 1024 * 1024)
 
 static const char golden[] =
+    "version: 3\n"
+    "id: 0187a3f2c4d1e00a\n"
+    "created: 1700000000\n"
+    "sender: alice@example.org\n"
+    "helo: mail.example.org\n"
+    "client: 192.0.2.1\n"
+    "proto: ESMTPS\n"
+    "body: 8bitmime\n"
+    "smtputf8: 0\n"
+    "size: 12345\n"
+    "ret: hdrs\n"
+    "envid: QQ314159%20x+2By\n"
+    "next_attempt: 1700000600\n"
+    "warned: 1\n"
+    "dsn_kind: none\n"
+    "prepend: Authentication-Results:%20mx.example.test;%20spf=pass%0D%0A%09smtp.mailfrom=a@b%0D%0A\n"
+    "quarantine: 1\n"
+    "rcpt: pending local 0 bob example.test bob@example.test "
+    "Bob@Example.TEST - 0 - - -\n"
+    "rcpt: failed remote 3 - - carol@example.net carol@example.net "
+    "550%205.1.1%20no%20such%20user 6 rfc822;Carol@example.net "
+    "mx.example.net 5.1.1\n"
+    "end: 1\n";
+
+/* The same envelope as written by version 2: no prepend, no quarantine. */
+static const char golden_v2[] =
     "version: 2\n"
     "id: 0187a3f2c4d1e00a\n"
     "created: 1700000000\n"
@@ -53,6 +79,8 @@ static const char golden_v1[] =
     "rcpt: failed remote 3 - - carol@example.net carol@example.net "
     "550%205.1.1%20no%20such%20user\n"
     "end: 1\n";
+
+#define PREPEND "Authentication-Results: mx.example.test; spf=pass\r\n\tsmtp.mailfrom=a@b\r\n"
 
 static void
 set_rcpt(struct envelope_rcpt *r, enum rcpt_state st, enum rcpt_kind k,
@@ -100,6 +128,18 @@ make_golden(struct envelope *e)
 	e->next_attempt = 1700000600;
 	e->warned = 1;
 	e->dsn_kind = DSN_KIND_NONE;
+	assert_int_equal(envelope_set_prepend(e, PREPEND, strlen(PREPEND)), 0);
+	e->quarantine = 1;
+}
+
+/* make_golden without the version 3 data: what golden_v2 holds. */
+static void
+make_golden_v2(struct envelope *e)
+{
+	make_golden(e);
+	e->version = 2;
+	assert_int_equal(envelope_set_prepend(e, NULL, 0), 0);
+	e->quarantine = 0;
 }
 
 /* make_golden without the version 2 data: what golden_v1 holds. */
@@ -108,7 +148,7 @@ make_golden_v1(struct envelope *e)
 {
 	size_t i;
 
-	make_golden(e);
+	make_golden_v2(e);
 	e->version = 1;
 	e->ret = DSN_RET_UNSPEC;
 	e->envid[0] = '\0';
@@ -155,6 +195,10 @@ assert_env_equal(const struct envelope *a, const struct envelope *b)
 	assert_true(a->next_attempt == b->next_attempt);
 	assert_int_equal(a->warned, b->warned);
 	assert_int_equal(a->dsn_kind, b->dsn_kind);
+	assert_int_equal(a->quarantine, b->quarantine);
+	assert_true((a->prepend == NULL) == (b->prepend == NULL));
+	if (a->prepend)
+		assert_string_equal(a->prepend, b->prepend);
 	assert_int_equal(a->nrcpts, b->nrcpts);
 	for (i = 0; i < a->nrcpts; i++)
 		assert_true(rcpt_equal(&a->rcpts[i], &b->rcpts[i]));
@@ -313,10 +357,14 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	{ "version: 2\n", "version: 3\n", "unsupported version" },
-	{ "version: 2\n", "version: 0\n", "unsupported version" },
-	{ "version: 2\n", "version: 02\n", "bad version" },
-	{ "version: 2\n", "", "version must be the first line" },
+	{ "version: 3\n", "version: 4\n", "unsupported version" },
+	{ "version: 3\n", "version: 0\n", "unsupported version" },
+	{ "version: 3\n", "version: 03\n", "bad version" },
+	{ "version: 3\n", "", "version must be the first line" },
+	{ "quarantine: 1\n", "quarantine: 2\n", "bad quarantine" },
+	{ "quarantine: 1\n", "quarantine: 1\nquarantine: 1\n", "duplicate key" },
+	{ "prepend: Auth", "prepend: %00Auth", "NUL in value" },
+	{ "prepend: Auth", "prepend: Auth Auth", "raw control character or space" },
 	{ "helo: mail.example.org\n", "helo: mail.example.org\nversion: 2\n",
 	    "version must be the first line" },
 	{ "id: 0187a3f2c4d1e00a\n", "id: 0187A3F2C4D1E00A\n", "bad id" },
@@ -473,21 +521,75 @@ test_v1_decode(void **state)
 	assert_null(why);
 	assert_int_equal(e.version, 1);
 	assert_env_equal(&want, &e);
-	/* Written again, it is a version 2 file with the defaults. */
+	/* Written again, it is a version 3 file with the defaults. */
 	buf_init(&b, BIG);
 	assert_int_equal(envelope_encode(&e, &b), 0);
-	assert_non_null(strstr(b.data, "version: 2\n"));
+	assert_non_null(strstr(b.data, "version: 3\n"));
 	assert_non_null(strstr(b.data, "\nsize: 12345\nret: -\nenvid: -\n"
-	    "next_attempt: 0\nwarned: 0\ndsn_kind: none\nrcpt: "));
+	    "next_attempt: 0\nwarned: 0\ndsn_kind: none\nprepend: -\n"
+	    "quarantine: 0\nrcpt: "));
 	assert_non_null(strstr(b.data, "Bob@Example.TEST - 0 - - -\n"));
 	envelope_free(&e);
 	assert_int_equal(envelope_decode(b.data, b.len, &e, &why), 0);
-	assert_int_equal(e.version, 2);
-	want.version = 2;
+	assert_int_equal(e.version, 3);
+	want.version = 3;
 	assert_env_equal(&want, &e);
 	buf_free(&b);
 	envelope_free(&e);
 	envelope_free(&want);
+}
+
+/* A version 2 file reads with the version 3 data at its defaults; version 3
+ * keys in it are refused. */
+static void
+test_v2_decode(void **state)
+{
+	static const char *const v3keys[] = { "prepend: -\n", "quarantine: 0\n" };
+	struct envelope e, want;
+	const char *why = "unset", *p;
+	char s[2048];
+	size_t i;
+
+	(void)state;
+	make_golden_v2(&want);
+	assert_int_equal(envelope_decode(golden_v2, strlen(golden_v2), &e, &why), 0);
+	assert_null(why);
+	assert_int_equal(e.version, 2);
+	assert_null(e.prepend);
+	assert_env_equal(&want, &e);
+	envelope_free(&e);
+	envelope_free(&want);
+	for (i = 0; i < 2; i++) {
+		p = strstr(golden_v2, "rcpt: ");
+		snprintf(s, sizeof(s), "%.*s%s%s", (int)(p - golden_v2), golden_v2, v3keys[i], p);
+		assert_int_equal(envelope_decode(s, strlen(s), &e, &why), -1);
+		assert_string_equal(why, "key unknown before version 3");
+	}
+}
+
+/* envelope_set_prepend refuses NUL bytes and oversize; replaces and clears. */
+static void
+test_prepend(void **state)
+{
+	struct envelope e;
+	char *big = malloc(ENVELOPE_PREPEND_MAX + 1);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'a', ENVELOPE_PREPEND_MAX + 1);
+	envelope_init(&e);
+	assert_int_equal(envelope_prepend_len(&e), 0);
+	assert_int_equal(envelope_set_prepend(&e, "X: 1\r\n", 6), 0);
+	assert_int_equal(envelope_prepend_len(&e), 6);
+	assert_int_equal(envelope_set_prepend(&e, "a\0b", 3), -1);
+	assert_string_equal(e.prepend, "X: 1\r\n");
+	assert_int_equal(envelope_set_prepend(&e, big, ENVELOPE_PREPEND_MAX + 1), -1);
+	assert_int_equal(envelope_set_prepend(&e, big, ENVELOPE_PREPEND_MAX), 0);
+	assert_int_equal(envelope_prepend_len(&e), ENVELOPE_PREPEND_MAX);
+	assert_int_equal(envelope_set_prepend(&e, NULL, 0), 0);
+	assert_null(e.prepend);
+	envelope_free(&e);
+	free(big);
 }
 
 /* Version 2 syntax in a version 1 file is refused. */
@@ -628,7 +730,7 @@ test_encode_refuses(void **state)
 	memset(e.helo, 'x', sizeof(e.helo));	/* no terminating NUL */
 	assert_int_equal(envelope_encode(&e, &b), -1);
 	e.helo[0] = '\0';
-	e.version = 3;
+	e.version = 4;
 	assert_int_equal(envelope_encode(&e, &b), -1);
 	e.version = 0;
 	assert_int_equal(envelope_encode(&e, &b), -1);
@@ -678,6 +780,8 @@ main(void)
 		cmocka_unit_test(test_decode_errors),
 		cmocka_unit_test(test_v1_decode),
 		cmocka_unit_test(test_v1_refuses_v2),
+		cmocka_unit_test(test_v2_decode),
+		cmocka_unit_test(test_prepend),
 		cmocka_unit_test(test_decode_empty),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_max_rcpt),

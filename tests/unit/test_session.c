@@ -168,7 +168,7 @@ f_log(void *ctx, struct session *s, const char *line)
 	assert_non_null(line);
 }
 
-static const struct session_ops fake_ops = { f_open, f_write, f_commit, f_abort, f_log, NULL, NULL };
+static const struct session_ops fake_ops = { f_open, f_write, f_commit, f_abort, f_log, NULL, NULL, NULL };
 
 /* ---- fixture ---- */
 

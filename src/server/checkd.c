@@ -1,0 +1,472 @@
+/* checkd — the check process (see checkd.h). */
+#include "server/checkd.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/msgtypes.h"
+#include "dns/unbound.h"
+#include "mailauth/authcheck.h"
+#include "mailauth/orgdomain.h"
+#include "smtp/parse.h"
+
+#define CHECKD_PENDING_MAX 512			/* requests held at once */
+#define CHECKD_HDR_MAX     (512 * 1024)		/* header section per request */
+#define CHECKD_DNS_MS      5000			/* per DNS query */
+#define CHECKD_ANSWER_MAX  16384			/* the A-R field */
+
+struct checkd;
+
+struct chan {
+	struct checkd *d;
+	struct ipc    *ipc;		/* NULL once the worker is gone */
+	unsigned       refs;		/* the channel itself + jobs in the pool */
+	struct job    *partial;		/* requests whose header is still arriving */
+};
+
+struct job {
+	struct job    *next;
+	struct chan   *ch;
+	uint32_t       reqid, seq;
+	time_t         deadline;
+	int            bad;
+	char           ip[64], helo[SMTP_DOMAIN_MAX + 1], mailfrom[SMTP_PATH_MAX + 1];
+	struct buf     hdr;
+	uint8_t        body[DKIM_MAX_SIGS];
+	size_t         nbody;
+	unsigned       pct_roll;
+	/* the answer */
+	uint32_t       spf, dmarc, disposition;
+	struct buf     out;
+	char           summary[256];
+};
+
+struct checkd {
+	const struct config *cfg;
+	struct event_base   *base;
+	struct orgdomain    *od;
+	pthread_mutex_t      lock;
+	pthread_cond_t       cond;
+	struct job          *todo, *todo_tail, *done;
+	int                  stopping;
+	int                  wake[2];
+	pthread_t           *threads;
+	unsigned             nthreads;
+	unsigned             pending;
+	unsigned             nchans;
+	int                  orphan;	/* the parent went away */
+};
+
+static void
+chan_unref(struct chan *ch)
+{
+	if (--ch->refs == 0) {
+		ch->d->nchans--;
+		if (ch->d->nchans == 0 && ch->d->orphan)
+			event_base_loopbreak(ch->d->base);
+		free(ch);
+	}
+}
+
+static void
+job_free(struct job *j)
+{
+	buf_free(&j->hdr);
+	buf_free(&j->out);
+	free(j);
+}
+
+/* A temperror answer without running anything. */
+static void
+job_unavailable(struct checkd *d, struct job *j, const char *why)
+{
+	buf_reset(&j->out);
+	authcheck_unavailable(&j->out, config_authserv_id(d->cfg), j->mailfrom, j->helo,
+	    j->nbody > 0, why);
+	j->spf = SPF_TEMPERROR;
+	j->dmarc = DMARC_RESULT_TEMPERROR;
+	j->disposition = DMARC_POLICY_NONE;
+	snprintf(j->summary, sizeof(j->summary), "result=unavailable why=\"%s\"", why);
+}
+
+static void
+job_run(struct checkd *d, struct job *j, const struct dns_resolver *dns)
+{
+	struct authcheck_request rq;
+	struct authcheck_result *r;
+
+	if (dns == NULL) {
+		job_unavailable(d, j, "no DNS resolver");
+		return;
+	}
+	if (time(NULL) > j->deadline) {
+		job_unavailable(d, j, "waited too long");
+		return;
+	}
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		job_unavailable(d, j, "out of memory");
+		return;
+	}
+	memset(&rq, 0, sizeof(rq));
+	rq.ip = j->ip;
+	rq.helo = j->helo;
+	rq.mailfrom = j->mailfrom;
+	rq.hdr = j->hdr.data ? j->hdr.data : "";
+	rq.hdrlen = j->hdr.len;
+	rq.body = j->body;
+	rq.nbody = j->nbody;
+	rq.authserv_id = config_authserv_id(d->cfg);
+	rq.receiver = d->cfg->hostname;
+	rq.pct_roll = j->pct_roll;
+	if (authcheck_run(dns, d->od, &rq, r) == -1) {
+		free(r);
+		job_unavailable(d, j, "out of memory");
+		return;
+	}
+	j->spf = r->spf.result;
+	j->dmarc = r->dmarc.result;
+	j->disposition = r->dmarc.disposition;
+	buf_append(&j->out, r->header.data, r->header.len);
+	snprintf(j->summary, sizeof(j->summary), "spf=%s dkim=%zu dkim_pass=%s dmarc=%s "
+	    "disposition=%s", spf_result_str(r->spf.result), r->ndkim,
+	    r->ndkim && r->dkim[0].result == DKIM_PASS ? r->dkim[0].domain : "-",
+	    dmarc_result_str(r->dmarc.result), dmarc_policy_str(r->dmarc.disposition));
+	authcheck_result_free(r);
+	free(r);
+}
+
+static void *
+pool_thread(void *arg)
+{
+	struct checkd *d = arg;
+	struct dns_unbound *u;
+	struct dns_resolver r;
+	char err[256];
+
+	u = dns_unbound_new(d->cfg->dns_server, CHECKD_DNS_MS, err, sizeof(err));
+	if (u == NULL)
+		log_warn("event=resolver-failed error=\"%s\"", err);
+	else
+		r = dns_unbound_resolver(u);
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		struct job *j;
+
+		while (d->todo == NULL && !d->stopping)
+			pthread_cond_wait(&d->cond, &d->lock);
+		if (d->stopping)
+			break;
+		j = d->todo;
+		if ((d->todo = j->next) == NULL)
+			d->todo_tail = NULL;
+		pthread_mutex_unlock(&d->lock);
+		job_run(d, j, u ? &r : NULL);
+		pthread_mutex_lock(&d->lock);
+		j->next = d->done;
+		d->done = j;
+		(void)!write(d->wake[1], "x", 1);
+	}
+	pthread_mutex_unlock(&d->lock);
+	dns_unbound_free(u);
+	return NULL;
+}
+
+static void
+answer(struct checkd *d, struct job *j)
+{
+	struct buf b;
+
+	if (j->ch->ipc != NULL) {
+		buf_init(&b, IPC_MAX_MSG);
+		ipc_put_u32(&b, j->seq);
+		ipc_put_u32(&b, j->spf);
+		ipc_put_u32(&b, j->dmarc);
+		ipc_put_u32(&b, j->disposition);
+		ipc_put_str(&b, j->out.data ? j->out.data : "");
+		ipc_send(j->ch->ipc, MSG_C_RESULT, j->reqid, b.data, b.len, -1);
+		buf_free(&b);
+	}
+	log_info("event=check ip=%s mailfrom=<%s> %s", j->ip, j->mailfrom, j->summary);
+}
+
+static void
+on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct checkd *d = arg;
+	struct job *j, *next;
+	char b[64];
+
+	while (read(fd, b, sizeof(b)) > 0)
+		;
+	pthread_mutex_lock(&d->lock);
+	j = d->done;
+	d->done = NULL;
+	pthread_mutex_unlock(&d->lock);
+	for (; j; j = next) {
+		next = j->next;
+		answer(d, j);
+		d->pending--;
+		chan_unref(j->ch);
+		job_free(j);
+	}
+}
+
+static struct job *
+job_new(struct checkd *d, struct chan *ch, uint32_t reqid)
+{
+	struct job *j;
+
+	if (d->pending >= CHECKD_PENDING_MAX || (j = calloc(1, sizeof(*j))) == NULL)
+		return NULL;
+	j->ch = ch;
+	j->reqid = reqid;
+	j->deadline = time(NULL) + (time_t)d->cfg->checks.timeout;
+	buf_init(&j->hdr, CHECKD_HDR_MAX);
+	buf_init(&j->out, CHECKD_ANSWER_MAX);
+	d->pending++;
+	return j;
+}
+
+/* The partial request of reqid, taken off the channel's list. */
+static struct job *
+take_partial(struct chan *ch, uint32_t reqid)
+{
+	struct job **pp, *j;
+
+	for (pp = &ch->partial; (j = *pp) != NULL; pp = &j->next)
+		if (j->reqid == reqid) {
+			*pp = j->next;
+			j->next = NULL;
+			return j;
+		}
+	return NULL;
+}
+
+static void
+on_part(struct checkd *d, struct chan *ch, struct ipc_msg *m)
+{
+	struct job *j = take_partial(ch, m->reqid);
+	const uint8_t *p;
+	size_t n;
+
+	if (j == NULL && (j = job_new(d, ch, m->reqid)) == NULL)
+		return;	/* refused at the final part */
+	p = ipc_get_bytes(m, &n);
+	if (ipc_get_end(m) == -1 || buf_append(&j->hdr, p, n) == -1)
+		j->bad = 1;
+	j->next = ch->partial;
+	ch->partial = j;
+}
+
+static void
+enqueue(struct checkd *d, struct job *j)
+{
+	uint32_t roll = 0;
+
+	/* DMARC pct= sampling (RFC 7489 6.6.4). */
+	if (getrandom(&roll, sizeof(roll), 0) != (ssize_t)sizeof(roll))
+		roll = (uint32_t)time(NULL);
+	j->pct_roll = roll % 100;
+	j->ch->refs++;
+	pthread_mutex_lock(&d->lock);
+	if (d->todo_tail)
+		d->todo_tail->next = j;
+	else
+		d->todo = j;
+	d->todo_tail = j;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void
+on_check(struct checkd *d, struct chan *ch, struct ipc_msg *m)
+{
+	struct job *j = take_partial(ch, m->reqid);
+	const uint8_t *p, *bv;
+	size_t n, nb;
+
+	if (j == NULL && (j = job_new(d, ch, m->reqid)) == NULL) {
+		/* Too many at once: answer temperror now rather than queue without bound. */
+		struct job tmp;
+
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.ch = ch;
+		tmp.reqid = m->reqid;
+		tmp.seq = ipc_get_u32(m);
+		buf_init(&tmp.out, CHECKD_ANSWER_MAX);
+		job_unavailable(d, &tmp, "too many pending checks");
+		answer(d, &tmp);
+		buf_free(&tmp.out);
+		return;
+	}
+	j->seq = ipc_get_u32(m);
+	ipc_get_str(m, j->ip, sizeof(j->ip));
+	ipc_get_str(m, j->helo, sizeof(j->helo));
+	ipc_get_str(m, j->mailfrom, sizeof(j->mailfrom));
+	p = ipc_get_bytes(m, &n);
+	bv = ipc_get_bytes(m, &nb);
+	if (ipc_get_end(m) == -1 || nb > DKIM_MAX_SIGS || buf_append(&j->hdr, p, n) == -1)
+		j->bad = 1;
+	else {
+		memcpy(j->body, bv, nb);
+		j->nbody = nb;
+	}
+	if (j->bad) {
+		/* A worker is not trusted: a malformed request gets an answer, no check. */
+		job_unavailable(d, j, "malformed request");
+		answer(d, j);
+		d->pending--;
+		job_free(j);
+		return;
+	}
+	enqueue(d, j);
+}
+
+static void
+on_worker(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct chan *ch = arg;
+	struct checkd *d = ch->d;
+	struct job *j;
+
+	if (m == NULL) {
+		ipc_free(ipc);
+		ch->ipc = NULL;
+		while ((j = ch->partial) != NULL) {
+			ch->partial = j->next;
+			d->pending--;
+			job_free(j);
+		}
+		chan_unref(ch);
+		return;
+	}
+	if (m->fd != -1)
+		close(m->fd);
+	if (m->type == MSG_C_PART)
+		on_part(d, ch, m);
+	else if (m->type == MSG_C_CHECK)
+		on_check(d, ch, m);
+}
+
+static void
+on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
+{
+	struct checkd *d = arg;
+	struct chan *ch;
+
+	if (m == NULL) {
+		ipc_free(ipc);
+		d->orphan = 1;
+		if (d->nchans == 0)
+			event_base_loopbreak(d->base);
+		return;
+	}
+	if (m->type != MSG_P_WORKER || m->fd == -1) {
+		if (m->fd != -1)
+			close(m->fd);
+		return;
+	}
+	if ((ch = calloc(1, sizeof(*ch))) == NULL ||
+	    (ch->ipc = ipc_new(d->base, m->fd, on_worker, ch)) == NULL) {
+		free(ch);
+		close(m->fd);
+		return;
+	}
+	ch->d = d;
+	ch->refs = 1;
+	d->nchans++;
+}
+
+static void
+on_term(evutil_socket_t sig, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+static void
+pool_start(struct checkd *d)
+{
+	unsigned i;
+
+	d->nthreads = d->cfg->checks.threads ? d->cfg->checks.threads : 1;
+	if ((d->threads = calloc(d->nthreads, sizeof(*d->threads))) == NULL)
+		log_fatal("event=check-init-failed error=oom");
+	for (i = 0; i < d->nthreads; i++)
+		if (pthread_create(&d->threads[i], NULL, pool_thread, d) != 0)
+			log_fatal("event=check-init-failed error=thread");
+}
+
+/* Stops the threads (each ends its current check) and frees what is left. */
+static void
+pool_stop(struct checkd *d)
+{
+	struct job *j;
+	unsigned i;
+
+	pthread_mutex_lock(&d->lock);
+	d->stopping = 1;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	for (i = 0; i < d->nthreads; i++)
+		pthread_join(d->threads[i], NULL);
+	free(d->threads);
+	while ((j = d->todo) != NULL) {
+		d->todo = j->next;
+		job_free(j);
+	}
+	while ((j = d->done) != NULL) {
+		d->done = j->next;
+		job_free(j);
+	}
+}
+
+int
+checkd_main(const struct config *cfg, int parent_fd)
+{
+	struct checkd d;
+	struct event *ev_term, *ev_wake;
+	struct ipc *parent;
+
+	log_set_proc("check");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	pthread_mutex_init(&d.lock, NULL);
+	pthread_cond_init(&d.cond, NULL);
+	if ((d.base = event_base_new()) == NULL || pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1 ||
+	    (d.od = orgdomain_open(NULL)) == NULL)
+		log_fatal("event=check-init-failed");
+	if ((parent = ipc_new(d.base, parent_fd, on_parent, &d)) == NULL)
+		log_fatal("event=ipc-failed");
+	ev_wake = event_new(d.base, d.wake[0], EV_READ | EV_PERSIST, on_wake, &d);
+	ev_term = evsignal_new(d.base, SIGTERM, on_term, d.base);
+	if (ev_wake == NULL || ev_term == NULL)
+		log_fatal("event=check-init-failed");
+	event_add(ev_wake, NULL);
+	evsignal_add(ev_term, NULL);
+	pool_start(&d);
+	log_info("event=check-ready threads=%u", d.nthreads);
+	event_base_dispatch(d.base);
+	pool_stop(&d);
+	if (!d.orphan)
+		ipc_free(parent);
+	event_free(ev_wake);
+	event_free(ev_term);
+	orgdomain_close(d.od);
+	close(d.wake[0]);
+	close(d.wake[1]);
+	event_base_free(d.base);
+	return 0;
+}
