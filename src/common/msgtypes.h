@@ -38,6 +38,11 @@ enum msgtype {
 				   (u32 rcpt index, u32 code, str enhanced, str text, str remote host) */
 	/* parent -> queue */
 	MSG_P_MTA,		/* fd = queue's end of a new mta channel */
+	/* queue -> parent (ternctl status); reqid names the waiting ternctl */
+	MSG_Q_STATUS,		/* (none) */
+	/* parent -> queue, same reqid */
+	MSG_P_STATUS,		/* str text: "process PID ROLE USER", "listen ADDR MODE",
+				   "connections N" lines */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };
