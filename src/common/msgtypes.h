@@ -43,6 +43,8 @@ enum msgtype {
 	/* parent -> queue, same reqid */
 	MSG_P_STATUS,		/* str text: "process PID ROLE USER", "listen ADDR MODE",
 				   "connections N" lines */
+	/* queue -> mta */
+	MSG_M_JOURNAL,		/* (none); fd = the relay journal, opened for appending */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

@@ -23,6 +23,7 @@
 #include "queue/control.h"
 #include "queue/dsn.h"
 #include "queue/envelope.h"
+#include "queue/journal.h"
 #include "queue/maildrop.h"
 #include "server/resolve.h"
 #include "smtp/parse.h"
@@ -92,6 +93,7 @@ struct queue {
 	int                  dirfd;
 	struct control      *ctl;		/* ternctl's socket */
 	unsigned             nheld;		/* held messages, on disk only */
+	int                  journal;		/* RELAY_JOURNAL, for the mta; -1 if none */
 };
 
 static void schedule(struct queue *);
@@ -104,6 +106,8 @@ static void dsn_mark(struct qmsg *, size_t, char);
 static void msg_done_rcpt(struct qmsg *, size_t);
 static int ctl_apply_pending(struct qmsg *);
 static void ctl_on_status(struct queue *, struct ipc_msg *);
+static void journal_give(struct queue *);
+static void journal_empty_if_idle(struct queue *);
 
 /* ---- IDs ---- */
 
@@ -458,6 +462,7 @@ on_relay_result(struct queue *q, struct ipc_msg *msg)
 	if (q->relays)
 		q->relays--;
 	msg_check_done(m);
+	journal_empty_if_idle(q);
 }
 
 static void
@@ -1139,6 +1144,7 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		if (q->mta)
 			on_mta(q->mta, NULL, q);
 		q->mta = n;
+		journal_give(q);
 	} else if (m->type == MSG_P_DELIVER) {
 		struct ipc *d = ipc_new(q->base, m->fd, on_deliver, q);
 
@@ -1427,9 +1433,9 @@ ctl_apply_pending(struct qmsg *m)
 	return 0;
 }
 
-/* A held message lives on disk only; 0 if it could be read. */
+/* An envelope as stored (a held message lives on disk only); 0 if it could be read. */
 static int
-ctl_load_held(const char *id, struct envelope *env)
+env_load_disk(const char *id, struct envelope *env)
 {
 	char p[64];
 	const char *why;
@@ -1460,7 +1466,7 @@ ctl_release(struct queue *q, const char *id, char *out, size_t outsz)
 			snprintf(out, outsz, "error %s is not held\n", id);
 		return;
 	}
-	if (ctl_load_held(id, &env) == -1) {
+	if (env_load_disk(id, &env) == -1) {
 		snprintf(out, outsz, "error no queued message %s\n", id);
 		return;
 	}
@@ -1491,7 +1497,7 @@ ctl_hold_or_delete(struct queue *q, const struct control_cmd *cmd, char *out, si
 
 	if ((m = msg_find(q, cmd->id)) == NULL) {
 		/* Not in memory but on disk: held. */
-		if (ctl_load_held(cmd->id, &env) == -1) {
+		if (env_load_disk(cmd->id, &env) == -1) {
 			snprintf(out, outsz, "error no queued message %s\n", cmd->id);
 			return;
 		}
@@ -1597,6 +1603,83 @@ on_control(struct control_conn *cc, const struct control_cmd *cmd, void *arg)
 		control_reply(cc, out);
 }
 
+/* ---- the relay journal (journal.h) ---- */
+
+/* One journal line: the recipient is delivered in the stored envelope. */
+static void
+journal_apply(struct queue *q, const char *id, uint32_t k, size_t *applied)
+{
+	struct envelope env;
+
+	if (env_load_disk(id, &env) == -1)
+		return;		/* already removed */
+	if (k < env.nrcpts && env.rcpts[k].state == RCPT_PENDING) {
+		env.rcpts[k].state = RCPT_DELIVERED;
+		env.rcpts[k].last_error[0] = '\0';
+		if (env_store(q, &env, 0) == 0)
+			(*applied)++;
+		log_info("event=journal-delivered id=%s to=%s", id, env.rcpts[k].addr);
+	}
+	envelope_free(&env);
+}
+
+/*
+ * At start, before recovery: what the mta had accepted before a crash is
+ * written into the envelopes (recovery then removes finished messages),
+ * and the journal starts empty. XXX a NOTIFY=SUCCESS report owed for such
+ * a recipient is not sent.
+ */
+static void
+journal_replay(struct queue *q)
+{
+	struct buf b;
+	size_t off = 0, applied = 0, lines = 0;
+
+	q->journal = -1;
+	buf_init(&b, (size_t)64 << 20);
+	if (read_file(RELAY_JOURNAL, &b) == 0) {
+		while (off < b.len) {
+			const char *nl = memchr(b.data + off, '\n', b.len - off);
+			char id[QUEUE_ID_LEN + 1];
+			uint32_t k;
+
+			if (nl == NULL)
+				break;	/* torn last line: its result never reached anyone */
+			if (journal_parse_line(b.data + off, (size_t)(nl - b.data) - off, id, &k) == 0)
+				journal_apply(q, id, k, &applied);
+			lines++;
+			off = (size_t)(nl - b.data) + 1;
+		}
+	}
+	buf_free(&b);
+	if (applied && fsync(q->dirfd) == -1)
+		log_warn("event=journal-sync-failed error=\"%s\"", strerror(errno));
+	q->journal = open(RELAY_JOURNAL, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (q->journal == -1)
+		log_warn("event=journal-open-failed error=\"%s\"", strerror(errno));
+	log_info("event=journal-replay lines=%zu applied=%zu", lines, applied);
+}
+
+/* The mta appends to the journal through a descriptor of ours. */
+static void
+journal_give(struct queue *q)
+{
+	if (q->mta && q->journal != -1 &&
+	    ipc_send(q->mta, MSG_M_JOURNAL, 0, NULL, 0, q->journal) == -1)
+		log_warn("event=journal-give-failed");
+}
+
+/*
+ * With no job at the mta every line written has been answered by an IPC
+ * result the queue has recorded: the journal can start over.
+ */
+static void
+journal_empty_if_idle(struct queue *q)
+{
+	if (q->relays == 0 && q->journal != -1 && ftruncate(q->journal, 0) == -1)
+		log_warn("event=journal-truncate-failed error=\"%s\"", strerror(errno));
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -1669,7 +1752,9 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	write_pidfile();
 	if ((q.ctl = control_new(q.base, on_control, &q)) == NULL)
 		log_warn("event=control-socket-failed error=\"%s\"", strerror(errno));
+	journal_replay(&q);
 	recover(&q);
+	journal_give(&q);
 	/* Local programs drop mail here; inotify says when, a slow timer backs it up. */
 	if ((ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) != -1 &&
 	    inotify_add_watch(ino, MAILDROP_DIR, IN_MOVED_TO | IN_CLOSE_WRITE) != -1) {
@@ -1682,6 +1767,8 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	event_base_dispatch(q.base);
 	on_commit_batch(-1, 0, &q);
 	control_free(q.ctl);
+	if (q.journal != -1)
+		close(q.journal);
 	log_info("event=stop");
 	return 0;
 }
