@@ -4,6 +4,10 @@
  * with its envelope, in the spool's maildrop folder, where the queue
  * picks it up at once (or when the daemon next starts): the message is
  * safe on disk when this command exits 0.
+ *
+ * With -bs it speaks SMTP on stdin and stdout instead (as sendmail -bs
+ * does for programs that only know SMTP): each message the session ends
+ * with "." goes into the maildrop the same way before its 250.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +24,7 @@
 #include "daemon/config.h"
 #include "queue/maildrop.h"
 #include "server/submit.h"
+#include "smtp/parse.h"
 
 #define EX_USAGE    64
 #define EX_DATAERR  65
@@ -34,6 +39,7 @@ struct opts {
 	const char *fullname;
 	int         from_headers;	/* -t */
 	int         dot_ends;		/* without -i: a line "." ends the input */
+	int         smtp;		/* -bs: SMTP on stdin/stdout */
 	const char *rcpts[MAX_RCPTS];
 	char        owned[MAX_RCPTS];	/* rcpts[i] was allocated here (-t) */
 	size_t      nrcpts;
@@ -52,6 +58,7 @@ usage(FILE *out)
 	    "  -F NAME    full name for the From: header tern adds when there is none\n"
 	    "  -C FILE    tern configuration (default $TERN_CONFIG or /etc/tern/tern.conf)\n"
 	    "  -bm        read mail and deliver it (the default)\n"
+	    "  -bs        speak SMTP on standard input and output (EHLO, MAIL, RCPT, DATA, QUIT)\n"
 	    "  -v, -odi, -odb, -oem, -oXX  accepted and ignored\n"
 	    "Exit 0 when the message is safely in the spool, 75 to try later.\n");
 }
@@ -84,6 +91,8 @@ parse_args(int argc, char **argv, struct opts *o)
 			o->fullname = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
 		else if (strncmp(a, "-C", 2) == 0)
 			o->config = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+		else if (strcmp(a, "-bs") == 0)
+			o->smtp = 1;
 		else if (strcmp(a, "-bm") == 0 || strcmp(a, "-v") == 0 || strncmp(a, "-o", 2) == 0)
 			;	/* delivery modes and options: tern decides */
 		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -98,30 +107,43 @@ parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-/* stdin with every line ending made CRLF; a lone "." ends it unless -i. */
+/*
+ * stdin with every line ending made CRLF; a lone "." ends it unless -i.
+ * In SMTP (-bs) the "." always ends it and a leading dot is unstuffed
+ * (RFC 5321 4.5.2); the rest of a message too large is still read, so
+ * the session stays in step. *ended: the "." was seen.
+ */
 static int
-read_message(const struct opts *o, struct buf *msg)
+read_message(const struct opts *o, struct buf *msg, int *ended)
 {
 	char line[8192];
-	int bol = 1;
+	int bol = 1, over = 0;
 
+	*ended = 0;
 	while (fgets(line, sizeof(line), stdin) != NULL) {
-		size_t n = strlen(line);
+		size_t n = strlen(line), skip = 0;
 		int eol = n && line[n - 1] == '\n';
 
 		if (eol)
 			n--;
 		if (eol && n && line[n - 1] == '\r')
 			n--;
-		if (bol && eol && o->dot_ends && n == 1 && line[0] == '.')
+		if (bol && eol && (o->dot_ends || o->smtp) && n == 1 && line[0] == '.') {
+			*ended = 1;
 			break;
-		if (buf_append(msg, line, n) == -1 || (eol && buf_appends(msg, "\r\n") == -1))
+		}
+		if (bol && o->smtp && n > 0 && line[0] == '.')
+			skip = 1;
+		if (!over && (buf_append(msg, line + skip, n - skip) == -1 ||
+		    (eol && buf_appends(msg, "\r\n") == -1)))
+			over = 1;
+		if (over && !o->smtp)
 			return -1;
 		bol = eol;
 	}
-	if (!bol && buf_appends(msg, "\r\n") == -1)
-		return -1;
-	return ferror(stdin) ? -1 : 0;
+	if (!over && !bol && buf_appends(msg, "\r\n") == -1)
+		over = 1;
+	return over || ferror(stdin) ? -1 : 0;
 }
 
 static size_t
@@ -279,12 +301,14 @@ load_config(const char *path, struct config *cfg, char *err, size_t errlen)
 	return r;
 }
 
+static int queue_it(struct opts *, const struct config *, const char *, struct buf *);
+
 static int
 send_it(struct opts *o, const struct config *cfg, const char *sender, struct buf *msg)
 {
-	static char hdr[MAX_RCPTS * 300 + 600];
+	int ended;
 
-	if (read_message(o, msg) == -1) {
+	if (read_message(o, msg, &ended) == -1) {
 		fprintf(stderr, "tern-sendmail: cannot read the message (over %zu octets?)\n", MSG_MAX);
 		return EX_DATAERR;
 	}
@@ -298,6 +322,175 @@ send_it(struct opts *o, const struct config *cfg, const char *sender, struct buf
 		fprintf(stderr, "tern-sendmail: no recipients\n");
 		return EX_USAGE;
 	}
+	return queue_it(o, cfg, sender, msg);
+}
+
+static void
+clear_rcpts(struct opts *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->nrcpts; i++)
+		if (o->owned[i])
+			free((char *)o->rcpts[i]);
+	o->nrcpts = 0;
+}
+
+static void
+reply(const char *text)
+{
+	fputs(text, stdout);
+	fflush(stdout);
+}
+
+/* MAIL and RCPT: the path, checked by the server's own parser; parameters ignored. */
+static int
+smtp_path(const struct smtp_cmd *c, const char *prefix, const struct config *cfg, char *out,
+    size_t outsz)
+{
+	struct smtp_mailarg a;
+	const char *why = NULL;
+
+	if (smtp_parse_mailarg(c->arg, c->arglen, prefix, &a, &why) != SMTP_PARSE_OK) {
+		printf("501 5.5.4 %s\r\n", why ? why : "syntax error");
+		fflush(stdout);
+		return -1;
+	}
+	if (a.path.postmaster)
+		snprintf(out, outsz, "postmaster@%s", cfg->hostname);
+	else
+		snprintf(out, outsz, "%s", a.path.addr);
+	return 0;
+}
+
+/* One SMTP command of the -bs session; 1 after QUIT. */
+static int
+smtp_command(struct opts *o, const struct config *cfg, char *sender, int *have_mail,
+    const char *line, size_t n)
+{
+	char path[SMTP_PATH_MAX + 1];
+	struct smtp_cmd c;
+	struct buf msg;
+	int rc;
+
+	if (smtp_parse_cmd(line, n, &c) == -1) {
+		reply("500 5.5.2 bad characters in the command\r\n");
+		return 0;
+	}
+	switch (c.verb) {
+	case SMTP_VERB_EHLO:
+	case SMTP_VERB_HELO:
+		clear_rcpts(o);
+		*have_mail = 0;
+		if (c.verb == SMTP_VERB_HELO)
+			printf("250 %s\r\n", cfg->hostname);
+		else
+			printf("250-%s\r\n250-8BITMIME\r\n250-SIZE %zu\r\n250 ENHANCEDSTATUSCODES\r\n",
+			    cfg->hostname, MSG_MAX);
+		fflush(stdout);
+		return 0;
+	case SMTP_VERB_MAIL:
+		if (*have_mail)
+			reply("503 5.5.1 MAIL already given\r\n");
+		else if (smtp_path(&c, "FROM:", cfg, path, sizeof(path)) == 0) {
+			snprintf(sender, SMTP_PATH_MAX + 1, "%s", path);
+			*have_mail = 1;
+			reply("250 2.1.0 Ok\r\n");
+		}
+		return 0;
+	case SMTP_VERB_RCPT:
+		if (!*have_mail)
+			reply("503 5.5.1 MAIL first\r\n");
+		else if (o->nrcpts == MAX_RCPTS)
+			reply("452 4.5.3 too many recipients\r\n");
+		else if (smtp_path(&c, "TO:", cfg, path, sizeof(path)) == 0) {
+			if (path[0] == '\0' || (o->rcpts[o->nrcpts] = strdup(path)) == NULL) {
+				reply("501 5.1.3 bad recipient\r\n");
+				return 0;
+			}
+			o->owned[o->nrcpts++] = 1;
+			reply("250 2.1.5 Ok\r\n");
+		}
+		return 0;
+	case SMTP_VERB_DATA:
+		if (!*have_mail || o->nrcpts == 0) {
+			reply("503 5.5.1 MAIL and RCPT first\r\n");
+			return 0;
+		}
+		reply("354 End data with <CR><LF>.<CR><LF>\r\n");
+		buf_init(&msg, MSG_MAX);
+		if (read_message(o, &msg, &rc) == -1)
+			reply(rc ? "552 5.3.4 message too large\r\n" : "451 4.3.0 cannot read the message\r\n");
+		else if (!rc) {
+			buf_free(&msg);
+			return 1;	/* end of input inside DATA: nothing is sent */
+		} else if (queue_it(o, cfg, sender, &msg) != 0)
+			reply("451 4.3.0 cannot queue the message, try again later\r\n");
+		else
+			reply("250 2.0.0 Ok: queued\r\n");
+		buf_free(&msg);
+		clear_rcpts(o);
+		*have_mail = 0;
+		return 0;
+	case SMTP_VERB_RSET:
+		clear_rcpts(o);
+		*have_mail = 0;
+		reply("250 2.0.0 Ok\r\n");
+		return 0;
+	case SMTP_VERB_NOOP:
+		reply("250 2.0.0 Ok\r\n");
+		return 0;
+	case SMTP_VERB_VRFY:
+		reply("252 2.5.0 Cannot VRFY, but will accept the message\r\n");
+		return 0;
+	case SMTP_VERB_QUIT:
+		printf("221 2.0.0 %s closing\r\n", cfg->hostname);
+		fflush(stdout);
+		return 1;
+	default:
+		reply("502 5.5.1 command not implemented\r\n");
+		return 0;
+	}
+}
+
+/* sendmail -bs: an SMTP session on stdin/stdout, one maildrop file per message. */
+static int
+smtp_session(struct opts *o, const struct config *cfg)
+{
+	char line[1024], sender[SMTP_PATH_MAX + 1] = "";
+	int have_mail = 0;
+
+	printf("220 %s ESMTP tern (sendmail -bs)\r\n", cfg->hostname);
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		size_t n = strlen(line);
+
+		if (n == 0 || line[n - 1] != '\n') {
+			int ch;
+
+			/* Over 512 octets (RFC 5321 4.5.3.1.4 allows refusing): skip the rest. */
+			while (n == sizeof(line) - 1 && (ch = getchar()) != EOF && ch != '\n')
+				;
+			if (n == sizeof(line) - 1) {
+				reply("500 5.5.2 line too long\r\n");
+				continue;
+			}
+		}
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			n--;
+		if (smtp_command(o, cfg, sender, &have_mail, line, n))
+			break;
+	}
+	clear_rcpts(o);
+	return 0;
+}
+
+/* The message with its headers completed, into the maildrop. */
+static int
+queue_it(struct opts *o, const struct config *cfg, const char *sender, struct buf *msg)
+{
+	static char hdr[MAX_RCPTS * 300 + 600];
+
 	if (complete_headers(o, cfg, sender, msg) == -1 ||
 	    maildrop_header(sender, o->rcpts, o->nrcpts, hdr, sizeof(hdr)) == -1) {
 		fprintf(stderr, "tern-sendmail: message or envelope too large\n");
@@ -334,7 +527,7 @@ main(int argc, char **argv)
 	else
 		snprintf(sender, sizeof(sender), "%s@%s", pw ? pw->pw_name : "nobody", cfg.hostname);
 	buf_init(&msg, MSG_MAX);
-	rc = send_it(&o, &cfg, sender, &msg);
+	rc = o.smtp ? smtp_session(&o, &cfg) : send_it(&o, &cfg, sender, &msg);
 	buf_free(&msg);
 	config_free(&cfg);
 	for (i = 0; i < o.nrcpts; i++)

@@ -1,8 +1,12 @@
 /*
  * ternctl — tern's administration command: password hashes for users
- * files, and a look at the queue (list, show, flush; `mailq` is `ternctl
- * queue list`). The queue commands read the spool directly, so they need
- * the spool owner's rights (root or deliver_user).
+ * files, a look at the queue (list, show, flush; `mailq` is `ternctl
+ * queue list`), holding, releasing and deleting messages, and the
+ * daemon's status. list and show read the spool directly; hold, release,
+ * delete and status ask the queue process on its control socket
+ * (queue/control.h), because only it may rewrite an envelope and only it
+ * knows which message is being delivered. All need the spool owner's
+ * rights (root or deliver_user).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -12,12 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
 #include "daemon/config.h"
+#include "queue/control.h"
 #include "queue/envelope.h"
 #include "queue/queue.h"
 #include "server/passwd.h"
@@ -26,14 +33,20 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ternctl [-C config] passwd | queue list | queue show ID | queue flush\n"
+	    "usage: ternctl [-C config] passwd | status | queue list | queue show ID | queue flush\n"
+	    "               | queue hold ID | queue release ID | queue delete ID\n"
 	    "\n"
 	    "  passwd   read a new password (twice from a terminal, once from a pipe)\n"
 	    "           and print its yescrypt hash as {CRYPT}$y$..., ready for a\n"
 	    "           users file line: user:{CRYPT}$y$...\n"
 	    "  queue list        the queued messages, in the form of Postfix's mailq\n"
+	    "                    ('!' after the ID: held)\n"
 	    "  queue show ID     one message's envelope: sender, recipients, their state\n"
 	    "  queue flush       try every deferred message now\n"
+	    "  queue hold ID     no more delivery attempts until released (kept across restarts)\n"
+	    "  queue release ID  a held message is tried again now\n"
+	    "  queue delete ID   remove a message from the queue, without a bounce\n"
+	    "  status    processes (pid, role, user), listeners, connections, queue sizes\n"
 	    "  -C FILE           configuration (default $TERN_CONFIG or /etc/tern/tern.conf)\n"
 	    "  help     this text\n");
 }
@@ -145,6 +158,7 @@ cmd_list(const char *spool)
 		struct envelope e;
 		struct tm tm;
 		time_t t;
+		int held;
 
 		if (n != QUEUE_ID_LEN + 4 || strcmp(de->d_name + QUEUE_ID_LEN, ".env") != 0)
 			continue;
@@ -157,7 +171,10 @@ cmd_list(const char *spool)
 		t = (time_t)e.created;
 		localtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
-		printf("%-16s %8" PRIu64 " %s  %s\n", e.id, e.size, when,
+		/* Postfix marks a held message with '!' after its ID. */
+		for (i = 0, held = 0; i < e.nrcpts; i++)
+			held |= e.rcpts[i].state == RCPT_HELD;
+		printf("%-16s%c%8" PRIu64 " %s  %s\n", e.id, held ? '!' : ' ', e.size, when,
 		    e.sender[0] ? e.sender : "MAILER-DAEMON");
 		for (i = 0; i < e.nrcpts; i++) {
 			const struct envelope_rcpt *r = &e.rcpts[i];
@@ -225,6 +242,75 @@ cmd_flush(const char *spool)
 	return 0;
 }
 
+/*
+ * One command on the queue's control socket; prints the answer. The
+ * socket is reached from inside the spool, so a long spool path does not
+ * overflow sun_path.
+ */
+static int
+control_command(const char *spool, const char *line)
+{
+	struct sockaddr_un sun;
+	char ans[4096];
+	ssize_t n;
+	int fd, first = 1, r = 1;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, CONTROL_SOCKET, sizeof(CONTROL_SOCKET));
+	if (chdir(spool) == -1 || (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		fprintf(stderr, "ternctl: %s: %s\n", spool, strerror(errno));
+		return 1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+		fprintf(stderr, "ternctl: cannot reach the queue process (%s/%s): %s\n", spool,
+		    CONTROL_SOCKET, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	while ((n = read(fd, ans, sizeof(ans))) > 0) {
+		if (first)
+			r = n >= 2 && memcmp(ans, "ok", 2) == 0 ? 0 : 1;
+		first = 0;
+		fwrite(ans, 1, (size_t)n, r == 0 ? stdout : stderr);
+	}
+	close(fd);
+	if (first)
+		fprintf(stderr, "ternctl: the queue process closed without an answer\n");
+	return r;
+}
+
+/* hold, release, delete: the verb as the control socket spells it. */
+static int
+cmd_control_id(const char *spool, const char *verb, const char *id)
+{
+	char line[CONTROL_LINE_MAX];
+
+	if (strlen(id) != QUEUE_ID_LEN || strspn(id, "0123456789abcdef") != QUEUE_ID_LEN) {
+		fprintf(stderr, "ternctl: not a queue ID: %s\n", id);
+		return 2;
+	}
+	snprintf(line, sizeof(line), "%s %s\n", verb, id);
+	return control_command(spool, line);
+}
+
+static int
+cmd_status(const char *conf)
+{
+	struct config cfg;
+	char err[1024];
+	int r;
+
+	if (config_load(conf, &cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		return 1;
+	}
+	r = control_command(cfg.spool_dir, "STATUS\n");
+	config_free(&cfg);
+	return r;
+}
+
 static int
 queue_command(const char *conf, int argc, char **argv)
 {
@@ -242,6 +328,12 @@ queue_command(const char *conf, int argc, char **argv)
 		r = cmd_show(cfg.spool_dir, argv[1]);
 	else if (argc == 1 && strcmp(argv[0], "flush") == 0)
 		r = cmd_flush(cfg.spool_dir);
+	else if (argc == 2 && strcmp(argv[0], "hold") == 0)
+		r = cmd_control_id(cfg.spool_dir, "HOLD", argv[1]);
+	else if (argc == 2 && strcmp(argv[0], "release") == 0)
+		r = cmd_control_id(cfg.spool_dir, "RELEASE", argv[1]);
+	else if (argc == 2 && strcmp(argv[0], "delete") == 0)
+		r = cmd_control_id(cfg.spool_dir, "DELETE", argv[1]);
 	else {
 		usage(stderr);
 		r = 2;
@@ -269,6 +361,8 @@ main(int argc, char **argv)
 		return queue_command(conf, argc - 2, argv + 2);
 	if (argc == 2 && strcmp(argv[1], "passwd") == 0)
 		return cmd_passwd();
+	if (argc == 2 && strcmp(argv[1], "status") == 0)
+		return cmd_status(conf);
 	if (argc == 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);

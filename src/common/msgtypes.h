@@ -47,6 +47,13 @@ enum msgtype {
 	MSG_C_RESULT,		/* u32 seq, u32 spf (enum spf_result), u32 dmarc (enum dmarc_result),
 				   u32 disposition (enum dmarc_policy), str Authentication-Results field */
 	/* parent -> check: MSG_P_WORKER with the check end of a worker channel */
+	/* queue -> parent (ternctl status); reqid names the waiting ternctl */
+	MSG_Q_STATUS,		/* (none) */
+	/* parent -> queue, same reqid */
+	MSG_P_STATUS,		/* str text: "process PID ROLE USER", "listen ADDR MODE",
+				   "connections N" lines */
+	/* queue -> mta */
+	MSG_M_JOURNAL,		/* (none); fd = the relay journal, opened for appending */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

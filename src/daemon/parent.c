@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -414,11 +415,74 @@ spawn_all(struct parent *p)
 	log_info("event=ready workers=%d listen=%zu", n, p->nlisten);
 }
 
+static const char *
+role_name(enum role r)
+{
+	switch (r) {
+	case ROLE_WORKER: return "smtp";
+	case ROLE_QUEUE: return "queue";
+	case ROLE_DELIVER: return "deliver";
+	case ROLE_AUTH: return "auth";
+	case ROLE_MTA: return "mta";
+	default: return "none";
+	}
+}
+
+/* ternctl status, asked through the queue: what only the parent knows (see msgtypes.h). */
+static void
+send_status(struct parent *p, uint32_t reqid)
+{
+	char line[300], me[64];
+	struct buf b;
+	size_t i;
+
+	snprintf(me, sizeof(me), "%s", p->root ? "root" : "-");
+	if (!p->root) {
+		struct passwd *pw = getpwuid(getuid());
+
+		snprintf(me, sizeof(me), "%s", pw ? pw->pw_name : "?");
+	}
+	buf_init(&b, IPC_MAX_MSG - 1024);
+	snprintf(line, sizeof(line), "process %d parent %s\n", (int)p->pid, me);
+	buf_append(&b, line, strlen(line));
+	for (i = 0; i < MAX_CHILDREN; i++) {
+		const struct child *c = &p->children[i];
+		const char *u = !p->root ? me : c->role == ROLE_WORKER || c->role == ROLE_MTA ?
+		    p->cfg->user : p->cfg->deliver_user;
+
+		if (c->pid == 0)
+			continue;
+		snprintf(line, sizeof(line), "process %d %s %s\n", (int)c->pid, role_name(c->role), u);
+		buf_append(&b, line, strlen(line));
+	}
+	for (i = 0; i < p->nlisten && i < p->cfg->nlisten; i++) {
+		snprintf(line, sizeof(line), "listen %s %s\n", p->cfg->listen[i].text,
+		    p->cfg->listen[i].mode == LISTEN_SUBMISSION ? "submission" : "mx");
+		buf_append(&b, line, strlen(line));
+	}
+	snprintf(line, sizeof(line), "connections %zu\n", connlimit_total(p->cl));
+	buf_append(&b, line, strlen(line));
+	buf_append(&b, "", 1);
+	{
+		struct buf out;
+
+		buf_init(&out, IPC_MAX_MSG);
+		ipc_put_str(&out, b.data);
+		ipc_send(p->queue, MSG_P_STATUS, reqid, out.data, out.len, -1);
+		buf_free(&out);
+	}
+	buf_free(&b);
+}
+
 static void
 on_queue_msg(struct ipc *ipc, struct ipc_msg *m, void *arg)
 {
 	struct parent *p = arg;
 
+	if (m && m->type == MSG_Q_STATUS && ipc == p->queue) {
+		send_status(p, m->reqid);
+		return;
+	}
 	if (m == NULL) {
 		if (ipc == p->queue)
 			p->queue = NULL;

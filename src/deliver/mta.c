@@ -98,6 +98,7 @@ struct mta {
 	struct event        *ev_pump;
 	struct event_base   *base;
 	struct ipc          *queue;
+	int                  journal;	/* the queue's relay journal, -1 if none */
 	SSL_CTX             *tls;
 	/* resolver thread */
 	pthread_t            thread;
@@ -114,6 +115,37 @@ static void job_admit(struct job *);
 static void job_io(struct job *);
 
 /* ---- results ---- */
+
+/*
+ * Each recipient the peer took (2xx) is appended to the queue's journal
+ * before the result travels to the queue: a kill of the whole daemon then
+ * loses no 250, and the restarted queue does not send those again.
+ */
+static void
+journal_delivered(const struct job *j)
+{
+	char line[64 * 32];
+	size_t i, n = 0;
+
+	for (i = 0; i < j->n && j->m->journal != -1; i++) {
+		int w;
+
+		if (j->res[i].code / 100 != 2)
+			continue;
+		w = snprintf(line + n, sizeof(line) - n, "%s %u\n", j->id, (unsigned)j->index[i]);
+		if (w < 0 || (size_t)w >= sizeof(line) - n)
+			break;
+		n += (size_t)w;
+		if (sizeof(line) - n < 64) {
+			/* One write per batch of lines: O_APPEND keeps them whole. */
+			if (write(j->m->journal, line, n) != (ssize_t)n)
+				log_warn("event=journal-write-failed id=%s", j->id);
+			n = 0;
+		}
+	}
+	if (n > 0 && write(j->m->journal, line, n) != (ssize_t)n)
+		log_warn("event=journal-write-failed id=%s", j->id);
+}
 
 static void
 job_report(struct job *j)
@@ -141,6 +173,7 @@ job_report(struct job *j)
 		ipc_put_str(&b, j->res[i].text);
 		ipc_put_str(&b, j->remote);
 	}
+	journal_delivered(j);
 	if (ipc_send(j->m->queue, MSG_M_RESULT, 0, b.data, b.len, -1) == -1)
 		log_warn("event=result-lost id=%s", j->id);
 	buf_free(&b);
@@ -844,6 +877,12 @@ on_queue(struct ipc *ipc, struct ipc_msg *msg, void *arg)
 	}
 	if (msg->type == MSG_M_RELAY)
 		on_relay(m, msg);
+	if (msg->type == MSG_M_JOURNAL && msg->fd != -1) {
+		if (m->journal != -1)
+			close(m->journal);
+		m->journal = msg->fd;
+		msg->fd = -1;
+	}
 	if (msg->fd != -1)
 		close(msg->fd);
 }
@@ -865,6 +904,7 @@ mta_main(const struct config *cfg, int queue_fd)
 	signal(SIGHUP, SIG_IGN);
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
+	m.journal = -1;
 	if ((m.base = event_base_new()) == NULL || pipe2(m.wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		log_fatal("event=mta-init-failed");
 	/* Opportunistic TLS verifies nothing (RFC 7435); MTA-STS/DANE would. */
@@ -896,6 +936,8 @@ mta_main(const struct config *cfg, int queue_fd)
 		m.dests = d->next;
 		free(d);
 	}
+	if (m.journal != -1)
+		close(m.journal);
 	log_info("event=stop");
 	return 0;
 }

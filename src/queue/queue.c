@@ -20,8 +20,10 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
+#include "queue/control.h"
 #include "queue/dsn.h"
 #include "queue/envelope.h"
+#include "queue/journal.h"
 #include "queue/maildrop.h"
 #include "server/resolve.h"
 #include "smtp/parse.h"
@@ -63,6 +65,7 @@ struct qmsg {
 	struct event   *retry;
 	char           *dsn_now;	/* per recipient: 'f' failed, 's' succeeded, owed a DSN */
 	unsigned        relaying;	/* jobs at the mta */
+	int             ctl_pending;	/* CTL_HOLD or CTL_DELETE once the attempt ends */
 };
 
 struct work {
@@ -88,6 +91,9 @@ struct queue {
 	unsigned             nsent;
 	char                 last_id[QUEUE_ID_LEN + 1];
 	int                  dirfd;
+	struct control      *ctl;		/* ternctl's socket */
+	unsigned             nheld;		/* held messages, on disk only */
+	int                  journal;		/* RELAY_JOURNAL, for the mta; -1 if none */
 };
 
 static void schedule(struct queue *);
@@ -98,6 +104,10 @@ static int read_file(const char *, struct buf *);
 static const char *status_of(const char *, const char *);
 static void dsn_mark(struct qmsg *, size_t, char);
 static void msg_done_rcpt(struct qmsg *, size_t);
+static int ctl_apply_pending(struct qmsg *);
+static void ctl_on_status(struct queue *, struct ipc_msg *);
+static void journal_give(struct queue *);
+static void journal_empty_if_idle(struct queue *);
 
 /* ---- IDs ---- */
 
@@ -453,6 +463,7 @@ on_relay_result(struct queue *q, struct ipc_msg *msg)
 	if (q->relays)
 		q->relays--;
 	msg_check_done(m);
+	journal_empty_if_idle(q);
 }
 
 static void
@@ -637,6 +648,8 @@ msg_check_done(struct qmsg *m)
 
 	if (m->inflight || m->relaying)
 		return;
+	if (m->ctl_pending && ctl_apply_pending(m))
+		return;	/* deleted */
 	/* RFC 5321 4.5.4.1: give up after the lifetime; a DSN says so. */
 	for (i = 0; i < m->env.nrcpts && expired; i++)
 		if (m->env.rcpts[i].state == RCPT_PENDING) {
@@ -693,8 +706,8 @@ msg_check_done(struct qmsg *m)
 	if (held) {
 		if (env_store(m->q, &m->env, 1) == -1)
 			log_warn("event=envelope-store-failed id=%s error=\"%s\"", m->env.id, strerror(errno));
-		log_info("event=held id=%s remote=%zu reason=\"outbound delivery not available\"",
-		    m->env.id, held);
+		log_info("event=held id=%s recipients=%zu", m->env.id, held);
+		m->q->nheld++;
 		msg_free(m);	/* stays on disk, shown by the spool */
 		return;
 	}
@@ -1107,6 +1120,10 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		event_base_loopbreak(q->base);
 		return;
 	}
+	if (m->type == MSG_P_STATUS) {
+		ctl_on_status(q, m);
+		return;
+	}
 	if (m->fd == -1)
 		return;
 	if (m->type == MSG_P_WORKER) {
@@ -1130,6 +1147,7 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		if (q->mta)
 			on_mta(q->mta, NULL, q);
 		q->mta = n;
+		journal_give(q);
 	} else if (m->type == MSG_P_DELIVER) {
 		struct ipc *d = ipc_new(q->base, m->fd, on_deliver, q);
 
@@ -1378,6 +1396,293 @@ recover(struct queue *q)
 	log_info("event=recovery messages=%zu partial_removed=%zu", nrec, nrm);
 }
 
+/* ---- ternctl: hold, release, delete, status (control.h) ---- */
+
+/* Every pending recipient becomes held; msg_check_done stores and forgets the message. */
+static void
+ctl_mark_held(struct qmsg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->env.nrcpts; i++)
+		if (m->env.rcpts[i].state == RCPT_PENDING)
+			m->env.rcpts[i].state = RCPT_HELD;
+	m->ctl_pending = 0;
+	log_info("event=hold id=%s", m->env.id);
+}
+
+/* No bounce: the administrator asked for it, the log says so. */
+static void
+ctl_delete_now(struct qmsg *m)
+{
+	size_t i, pending = 0;
+
+	for (i = 0; i < m->env.nrcpts; i++)
+		pending += m->env.rcpts[i].state == RCPT_PENDING || m->env.rcpts[i].state == RCPT_HELD;
+	log_info("event=deleted id=%s from=<%s> undelivered=%zu", m->env.id, m->env.sender, pending);
+	msg_remove_files(m->env.id);
+	msg_free(m);
+}
+
+/* The attempt in progress has ended: a hold or delete asked for meanwhile. 1 if m is gone. */
+static int
+ctl_apply_pending(struct qmsg *m)
+{
+	if (m->ctl_pending == CTL_DELETE) {
+		ctl_delete_now(m);
+		return 1;
+	}
+	ctl_mark_held(m);
+	return 0;
+}
+
+/* An envelope as stored (a held message lives on disk only); 0 if it could be read. */
+static int
+env_load_disk(const char *id, struct envelope *env)
+{
+	char p[64];
+	const char *why;
+	struct buf b;
+	int r = -1;
+
+	path_of(p, sizeof(p), id, "env");
+	buf_init(&b, ENV_TEXT_MAX);
+	if (read_file(p, &b) == 0 && envelope_decode(b.data, b.len, env, &why) == 0)
+		r = 0;
+	buf_free(&b);
+	return r;
+}
+
+/* Released: held recipients are pending again, stored, and tried now. */
+static void
+ctl_release(struct queue *q, const char *id, char *out, size_t outsz)
+{
+	struct envelope env;
+	struct qmsg *m;
+	size_t i, n = 0;
+
+	if ((m = msg_find(q, id)) != NULL) {
+		if (m->ctl_pending == CTL_HOLD) {
+			m->ctl_pending = 0;
+			snprintf(out, outsz, "ok %s released before its hold took effect\n", id);
+		} else
+			snprintf(out, outsz, "error %s is not held\n", id);
+		return;
+	}
+	if (env_load_disk(id, &env) == -1) {
+		snprintf(out, outsz, "error no queued message %s\n", id);
+		return;
+	}
+	for (i = 0; i < env.nrcpts; i++)
+		if (env.rcpts[i].state == RCPT_HELD) {
+			env.rcpts[i].state = RCPT_PENDING;
+			n++;
+		}
+	env.next_attempt = 0;
+	if (n == 0 || env_store(q, &env, 1) == -1 || (m = msg_add(q, &env)) == NULL) {
+		snprintf(out, outsz, "error %s: %s\n", id, n == 0 ? "not held" : strerror(errno));
+		envelope_free(&env);
+		return;
+	}
+	if (q->nheld)
+		q->nheld--;
+	log_info("event=released id=%s recipients=%zu", id, n);
+	snprintf(out, outsz, "ok %s released\n", id);
+	msg_schedule(m);
+}
+
+static void
+ctl_hold_or_delete(struct queue *q, const struct control_cmd *cmd, char *out, size_t outsz)
+{
+	const char *what = cmd->verb == CTL_HOLD ? "held" : "deleted";
+	struct envelope env;
+	struct qmsg *m;
+
+	if ((m = msg_find(q, cmd->id)) == NULL) {
+		/* Not in memory but on disk: held. */
+		if (env_load_disk(cmd->id, &env) == -1) {
+			snprintf(out, outsz, "error no queued message %s\n", cmd->id);
+			return;
+		}
+		if (cmd->verb == CTL_HOLD)
+			snprintf(out, outsz, "error %s is already held\n", cmd->id);
+		else {
+			log_info("event=deleted id=%s from=<%s> held=1", cmd->id, env.sender);
+			msg_remove_files(cmd->id);
+			if (q->nheld)
+				q->nheld--;
+			snprintf(out, outsz, "ok %s deleted\n", cmd->id);
+		}
+		envelope_free(&env);
+		return;
+	}
+	if (m->inflight || m->relaying) {
+		/* Never under a delivery: its results must land on pending recipients. */
+		m->ctl_pending = (int)cmd->verb;
+		log_info("event=%s-requested id=%s note=\"after the delivery in progress\"",
+		    cmd->verb == CTL_HOLD ? "hold" : "delete", m->env.id);
+		snprintf(out, outsz, "ok %s will be %s when the delivery in progress ends\n",
+		    cmd->id, what);
+		return;
+	}
+	snprintf(out, outsz, "ok %s %s\n", cmd->id, what);
+	if (m->retry)
+		evtimer_del(m->retry);
+	if (cmd->verb == CTL_DELETE) {
+		ctl_delete_now(m);
+		return;
+	}
+	ctl_mark_held(m);
+	msg_check_done(m);	/* stores the envelope and forgets the message */
+}
+
+/* The queue's part of STATUS: messages in memory by what they wait for. */
+static void
+ctl_queue_status(struct queue *q, struct buf *b)
+{
+	char line[160];
+	size_t active = 0, deferred = 0;
+	struct qmsg *m;
+
+	for (m = q->msgs; m; m = m->next) {
+		if (m->inflight || m->relaying)
+			active++;
+		else if (m->retry && evtimer_pending(m->retry, NULL))
+			deferred++;
+	}
+	snprintf(line, sizeof(line), "queue active %zu\nqueue deferred %zu\nqueue held %u\n",
+	    active, deferred, q->nheld);
+	buf_append(b, line, strlen(line));
+}
+
+/* The parent's answer to MSG_Q_STATUS: processes, listeners, connections. */
+static void
+ctl_on_status(struct queue *q, struct ipc_msg *msg)
+{
+	struct control_conn *cc = q->ctl ? control_find(q->ctl, msg->reqid) : NULL;
+	char *text = malloc(IPC_MAX_MSG);
+	struct buf b;
+
+	if (msg->fd != -1)
+		close(msg->fd);
+	if (text == NULL)
+		return;
+	ipc_get_str(msg, text, IPC_MAX_MSG);
+	if (cc != NULL && ipc_get_end(msg) == 0) {
+		buf_init(&b, IPC_MAX_MSG + 4096);
+		buf_append(&b, "ok\n", 3);
+		buf_append(&b, text, strlen(text));
+		ctl_queue_status(q, &b);
+		buf_append(&b, "", 1);
+		control_reply(cc, b.data);
+		buf_free(&b);
+	}
+	free(text);
+}
+
+static void
+on_control(struct control_conn *cc, const struct control_cmd *cmd, void *arg)
+{
+	struct queue *q = arg;
+	char out[256];
+
+	out[0] = '\0';
+	switch (cmd->verb) {
+	case CTL_HOLD:
+	case CTL_DELETE:
+		ctl_hold_or_delete(q, cmd, out, sizeof(out));
+		break;
+	case CTL_RELEASE:
+		ctl_release(q, cmd->id, out, sizeof(out));
+		break;
+	case CTL_STATUS:
+		/* The parent knows the processes; it answers on our channel. */
+		if (q->parent == NULL ||
+		    ipc_send(q->parent, MSG_Q_STATUS, control_serial(cc), NULL, 0, -1) == -1)
+			snprintf(out, sizeof(out), "error the parent process does not answer\n");
+		break;
+	}
+	if (out[0])
+		control_reply(cc, out);
+}
+
+/* ---- the relay journal (journal.h) ---- */
+
+/* One journal line: the recipient is delivered in the stored envelope. */
+static void
+journal_apply(struct queue *q, const char *id, uint32_t k, size_t *applied)
+{
+	struct envelope env;
+
+	if (env_load_disk(id, &env) == -1)
+		return;		/* already removed */
+	if (k < env.nrcpts && env.rcpts[k].state == RCPT_PENDING) {
+		env.rcpts[k].state = RCPT_DELIVERED;
+		env.rcpts[k].last_error[0] = '\0';
+		if (env_store(q, &env, 0) == 0)
+			(*applied)++;
+		log_info("event=journal-delivered id=%s to=%s", id, env.rcpts[k].addr);
+	}
+	envelope_free(&env);
+}
+
+/*
+ * At start, before recovery: what the mta had accepted before a crash is
+ * written into the envelopes (recovery then removes finished messages),
+ * and the journal starts empty. XXX a NOTIFY=SUCCESS report owed for such
+ * a recipient is not sent.
+ */
+static void
+journal_replay(struct queue *q)
+{
+	struct buf b;
+	size_t off = 0, applied = 0, lines = 0;
+
+	q->journal = -1;
+	buf_init(&b, (size_t)64 << 20);
+	if (read_file(RELAY_JOURNAL, &b) == 0) {
+		while (off < b.len) {
+			const char *nl = memchr(b.data + off, '\n', b.len - off);
+			char id[QUEUE_ID_LEN + 1];
+			uint32_t k;
+
+			if (nl == NULL)
+				break;	/* torn last line: its result never reached anyone */
+			if (journal_parse_line(b.data + off, (size_t)(nl - b.data) - off, id, &k) == 0)
+				journal_apply(q, id, k, &applied);
+			lines++;
+			off = (size_t)(nl - b.data) + 1;
+		}
+	}
+	buf_free(&b);
+	if (applied && fsync(q->dirfd) == -1)
+		log_warn("event=journal-sync-failed error=\"%s\"", strerror(errno));
+	q->journal = open(RELAY_JOURNAL, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (q->journal == -1)
+		log_warn("event=journal-open-failed error=\"%s\"", strerror(errno));
+	log_info("event=journal-replay lines=%zu applied=%zu", lines, applied);
+}
+
+/* The mta appends to the journal through a descriptor of ours. */
+static void
+journal_give(struct queue *q)
+{
+	if (q->mta && q->journal != -1 &&
+	    ipc_send(q->mta, MSG_M_JOURNAL, 0, NULL, 0, q->journal) == -1)
+		log_warn("event=journal-give-failed");
+}
+
+/*
+ * With no job at the mta every line written has been answered by an IPC
+ * result the queue has recorded: the journal can start over.
+ */
+static void
+journal_empty_if_idle(struct queue *q)
+{
+	if (q->relays == 0 && q->journal != -1 && ftruncate(q->journal, 0) == -1)
+		log_warn("event=journal-truncate-failed error=\"%s\"", strerror(errno));
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -1448,7 +1753,11 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	ev_usr1 = evsignal_new(q.base, SIGUSR1, on_flush, &q);
 	evsignal_add(ev_usr1, NULL);
 	write_pidfile();
+	if ((q.ctl = control_new(q.base, on_control, &q)) == NULL)
+		log_warn("event=control-socket-failed error=\"%s\"", strerror(errno));
+	journal_replay(&q);
 	recover(&q);
+	journal_give(&q);
 	/* Local programs drop mail here; inotify says when, a slow timer backs it up. */
 	if ((ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) != -1 &&
 	    inotify_add_watch(ino, MAILDROP_DIR, IN_MOVED_TO | IN_CLOSE_WRITE) != -1) {
@@ -1460,6 +1769,9 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	pickup_scan(&q);
 	event_base_dispatch(q.base);
 	on_commit_batch(-1, 0, &q);
+	control_free(q.ctl);
+	if (q.journal != -1)
+		close(q.journal);
 	log_info("event=stop");
 	return 0;
 }

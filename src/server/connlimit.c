@@ -107,3 +107,14 @@ connlimit_clear_slot(struct connlimit *cl, int slot)
 	for (i = 0; i < CONNLIMIT_BUCKETS; i++)
 		atomic_store(&cl->per_ip[slot][i], 0);
 }
+
+size_t
+connlimit_total(struct connlimit *cl)
+{
+	size_t total = 0;
+	int i;
+
+	for (i = 0; i < CONNLIMIT_SLOTS; i++)
+		total += atomic_load_explicit(&cl->total[i], memory_order_relaxed);
+	return total;
+}

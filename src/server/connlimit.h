@@ -33,5 +33,7 @@ void connlimit_release(struct connlimit *cl, int slot, unsigned bucket);
 int  connlimit_message(struct connlimit *cl, const struct sockaddr *sa, size_t max,
     unsigned long now_minute);
 void connlimit_clear_slot(struct connlimit *cl, int slot);
+/* Connections open now, over all workers (for ternctl status). */
+size_t connlimit_total(struct connlimit *cl);
 
 #endif

@@ -131,3 +131,69 @@ def test_ternctl_queue_list_show_flush(tern_factory):
     while "event=flush messages=1" not in t.log():
         assert time.monotonic() < deadline, t.log()[-2000:]
         time.sleep(0.05)
+
+
+class BsSession:
+    """tern-sendmail -bs driven line by line, as an SMTP client would."""
+
+    def __init__(self, tern):
+        self.p = subprocess.Popen([SENDMAIL, "-C", str(tern.conf), "-bs"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self.p.stdout.readline().decode()
+            assert line.endswith("\r\n"), (lines, line)
+            lines.append(line[:-2])
+            if line[3] == " ":
+                return lines
+
+    def cmd(self, text):
+        self.p.stdin.write(text.encode() + b"\r\n")
+        self.p.stdin.flush()
+        return self.reply()
+
+
+def test_bs_smtp_on_stdin(tern):
+    s = BsSession(tern)
+    try:
+        assert s.reply() == ["220 test.example ESMTP tern (sendmail -bs)"]
+        assert s.cmd("EHLO client") == ["250-test.example", "250-8BITMIME", "250-SIZE 67108864",
+                                        "250 ENHANCEDSTATUSCODES"]
+        assert s.cmd("RCPT TO:<alice@localhost>") == ["503 5.5.1 MAIL first"]
+        assert s.cmd("MAIL FROM:<bob@localhost>") == ["250 2.1.0 Ok"]
+        assert s.cmd("RCPT TO:<alice@localhost>") == ["250 2.1.5 Ok"]
+        assert s.cmd("RCPT TO:<bad address>") == ["501 5.5.4 address lacks a domain"]
+        assert s.cmd("DATA") == ["354 End data with <CR><LF>.<CR><LF>"]
+        assert s.cmd("Subject: one\r\nFrom: <bob@localhost>\r\n\r\n..leading dot\r\n.") == \
+            ["250 2.0.0 Ok: queued"]
+        assert s.cmd("MAIL FROM:<>") == ["250 2.1.0 Ok"]
+        assert s.cmd("RCPT TO:<bob@localhost>") == ["250 2.1.5 Ok"]
+        assert s.cmd("DATA") == ["354 End data with <CR><LF>.<CR><LF>"]
+        assert s.cmd("Subject: two\r\n\r\nsecond\r\n.") == ["250 2.0.0 Ok: queued"]
+        assert s.cmd("BDAT 10") == ["502 5.5.1 command not implemented"]
+        assert s.cmd("QUIT") == ["221 2.0.0 test.example closing"]
+        assert s.p.wait(10) == 0
+    finally:
+        s.p.kill()
+        s.p.wait()
+    tern.wait_for_messages("alice")
+    tern.wait_for_messages("bob")
+    a = tern.maildir_messages("alice")[0]
+    assert b"Subject: one\r\n" in a and a.endswith(b"\r\n\r\n.leading dot\r\n")
+    assert b"Return-Path: <bob@localhost>" in a
+    b = tern.maildir_messages("bob")[0]
+    assert b"Return-Path: <>" in b and b.endswith(b"\r\n\r\nsecond\r\n")
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
+def test_bs_with_swaks_pipe(tern):
+    r = subprocess.run(["swaks", "--pipe", f"{SENDMAIL} -C {tern.conf} -bs",
+                        "--from", "bob@localhost", "--to", "alice@localhost",
+                        "--header", "Subject: via swaks"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "<-  250 2.0.0 Ok: queued" in r.stdout, r.stdout
+    tern.wait_for_messages("alice")
+    assert b"Subject: via swaks\r\n" in tern.maildir_messages("alice")[0]
