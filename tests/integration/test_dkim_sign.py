@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TERN_BIN
+from conftest import TERN_BIN, TERNCTL_BIN
 from dns_fixture import unbound_server  # noqa: F401
 from test_outbound import peer_tern, relays, wait_log  # noqa: F401
 from test_ternctl_auth import keygen, ternctl, txt_value
@@ -20,7 +20,8 @@ from tls_helpers import auth_block, submission_client, tls_block
 
 dkim = pytest.importorskip("dkim")
 
-SENDMAIL = str(Path(TERN_BIN).parent / "tern-sendmail")
+# Beside ternctl: TERN_BIN may be a wrapper (scripts/valgrind.sh).
+SENDMAIL = str(Path(TERNCTL_BIN).parent / "tern-sendmail")
 LOGIN = "alice@example.test"
 
 
@@ -166,31 +167,36 @@ def test_dual_signing_data(tmp_path, tern_factory, tls_certs, password_hashes, r
     check_dual(a, b, keys, tls_certs)
 
 
-def test_internet_mail_not_signed_local_mail_signed(tmp_path, tern_factory, tls_certs,
-                                                   password_hashes):
+def test_internet_mail_not_signed(tmp_path, tern_factory, tls_certs, password_hashes):
     """An alias forwards mail that came in on the mx listener: it leaves
-    unsigned even with a From: of a signing domain. tern-sendmail's mail
-    (client "local") is signed."""
+    unsigned even with a From: of a signing domain."""
     keys = Keys(tmp_path, "ed")
     a, b = signing_pair(tern_factory, tls_certs, password_hashes, keys)
     c = a.client()
     c.ehlo("mx.elsewhere.example")
-    qid = c.deliver("someone@elsewhere.example", ["fwd@localhost"], message("from outside"))
+    msg = message("from outside")
+    qid = c.deliver("someone@elsewhere.example", ["fwd@localhost"], msg)
     c.cmd("QUIT").check(221)
     wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
     [got] = received_by_b(b)
-    assert signatures(got) == []
+    assert got.endswith(msg) and signatures(got) == []
     assert "event=dkim-signed" not in a.log()
 
+
+@pytest.mark.skipif(not Path(SENDMAIL).exists(), reason=f"{SENDMAIL} not built")
+def test_local_mail_signed(tmp_path, tern_factory, tls_certs, password_hashes):
+    """tern-sendmail's mail (client "local") is signed."""
+    keys = Keys(tmp_path, "ed")
+    a, b = signing_pair(tern_factory, tls_certs, password_hashes, keys)
     msg = message("from cron").replace(b"\r\n", b"\n")
     r = subprocess.run([SENDMAIL, "-C", str(a.conf), "-f", LOGIN, "bob@peer.test"],
                        input=msg, capture_output=True, timeout=20)
     assert r.returncode == 0, r.stderr
     wait_log(a, r"event=dkim-signed id=[0-9a-f]{16} domain=example.test")
-    got = received_by_b(b, n=2)
-    [signed] = [m for m in got if b"Subject: from cron" in m]
-    assert [tags(s)["s"] for s in signatures(signed)] == ["ed"]
-    assert dkimpy_verify_all(signed, keys) == [True]
+    [got] = received_by_b(b)
+    assert b"Subject: from cron\r\n" in got
+    assert [tags(s)["s"] for s in signatures(got)] == ["ed"]
+    assert dkimpy_verify_all(got, keys) == [True]
 
 
 def test_other_from_domain_not_signed(tmp_path, tern_factory, tls_certs, password_hashes):
