@@ -49,7 +49,7 @@ $(BUILD)/libtern.a: $(LIB_OBJ)
 $(BUILD)/tern: $(BUILD)/obj/src/daemon/main.o $(BUILD)/libtern.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/ternctl: $(BUILD)/obj/src/cli/ternctl.o $(BUILD)/libtern.a
+$(BUILD)/ternctl: $(BUILD)/obj/src/cli/ternctl.o $(BUILD)/obj/src/cli/authcmd.o $(BUILD)/libtern.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/tern-sendmail: $(BUILD)/obj/src/cli/sendmail.o $(BUILD)/libtern.a
@@ -107,4 +107,5 @@ clean:
 
 -include $(FUZZ_OBJ:.o=.d)
 -include $(LIB_OBJ:.o=.d) $(BUILD)/obj/src/daemon/main.d $(BUILD)/obj/src/cli/ternctl.d \
+         $(BUILD)/obj/src/cli/authcmd.d \
          $(BUILD)/obj/src/cli/sendmail.d

@@ -1,12 +1,13 @@
 /*
  * ternctl — tern's administration command: password hashes for users
  * files, a look at the queue (list, show, flush; `mailq` is `ternctl
- * queue list`), holding, releasing and deleting messages, and the
- * daemon's status. list and show read the spool directly; hold, release,
- * delete and status ask the queue process on its control socket
- * (queue/control.h), because only it may rewrite an envelope and only it
- * knows which message is being delivered. All need the spool owner's
- * rights (root or deliver_user).
+ * queue list`), holding, releasing and deleting messages, the daemon's
+ * status, and the mail-authentication tools (DKIM keys and checks, SPF
+ * checks: src/cli/authcmd.c). list and show read the spool directly;
+ * hold, release, delete and status ask the queue process on its control
+ * socket (queue/control.h), because only it may rewrite an envelope and
+ * only it knows which message is being delivered. The queue commands
+ * need the spool owner's rights (root or deliver_user).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/authcmd.h"
 #include "common/buf.h"
 #include "daemon/config.h"
 #include "queue/control.h"
@@ -33,8 +35,7 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ternctl [-C config] passwd | status | queue list | queue show ID | queue flush\n"
-	    "               | queue hold ID | queue release ID | queue delete ID\n"
+	    "usage: ternctl [-C config] COMMAND ...\n"
 	    "\n"
 	    "  passwd   read a new password (twice from a terminal, once from a pipe)\n"
 	    "           and print its yescrypt hash as {CRYPT}$y$..., ready for a\n"
@@ -46,9 +47,27 @@ usage(FILE *out)
 	    "  queue hold ID     no more delivery attempts until released (kept across restarts)\n"
 	    "  queue release ID  a held message is tried again now\n"
 	    "  queue delete ID   remove a message from the queue, without a bounce\n"
-	    "  status    processes (pid, role, user), listeners, connections, queue sizes\n"
-	    "  -C FILE           configuration (default $TERN_CONFIG or /etc/tern/tern.conf)\n"
-	    "  help     this text\n");
+	    "  status   processes (pid, role, user), listeners, connections, queue sizes\n"
+	    "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--out FILE]\n"
+	    "           make a signing key (default rsa, 2048 bits) in FILE (default\n"
+	    "           DOMAIN.SELECTOR.key, mode 0600, never overwritten) and print\n"
+	    "           the TXT record to publish at SELECTOR._domainkey.DOMAIN\n"
+	    "  dkim verify [FILE] [--resolver HOST[:PORT]]\n"
+	    "           check every DKIM-Signature of the message in FILE (default\n"
+	    "           stdin): d=, s=, a=, the result and why. Exit 0 if one passes,\n"
+	    "           1 if none does\n"
+	    "  spf check IP HELO MAILFROM [--resolver HOST[:PORT]]\n"
+	    "           SPF (RFC 7208) for a client: the MAIL FROM identity (\"<>\"\n"
+	    "           for the null sender) and the HELO identity, with the record,\n"
+	    "           the mechanism that decided and the explanation. Exit status\n"
+	    "           from the MAIL FROM result: 0 pass, 1 fail, 3 softfail,\n"
+	    "           4 neutral, 5 none, 6 temperror, 7 permerror\n"
+	    "  -C FILE, -f FILE  configuration (default $TERN_CONFIG or /etc/tern/tern.conf);\n"
+	    "           its dns_server is the DNS server of dkim verify and spf check\n"
+	    "           unless --resolver names one (else /etc/resolv.conf's)\n"
+	    "  help     this text\n"
+	    "\n"
+	    "Exit status 2: a usage error; 8: the command could not run (file, DNS).\n");
 }
 
 /* One line from stdin without its newline; no echo on a terminal. */
@@ -348,9 +367,11 @@ main(int argc, char **argv)
 	const char *conf = getenv("TERN_CONFIG") ? getenv("TERN_CONFIG") : "/etc/tern/tern.conf";
 	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	char *list[] = { "list" };
+	int given = 0, r;
 
-	if (argc >= 3 && strcmp(argv[1], "-C") == 0) {
+	if (argc >= 3 && (strcmp(argv[1], "-C") == 0 || strcmp(argv[1], "-f") == 0)) {
 		conf = argv[2];
+		given = 1;
 		argv += 2;
 		argc -= 2;
 	}
@@ -363,6 +384,13 @@ main(int argc, char **argv)
 		return cmd_passwd();
 	if (argc == 2 && strcmp(argv[1], "status") == 0)
 		return cmd_status(conf);
+	if (argc >= 2 && (strcmp(argv[1], "dkim") == 0 || strcmp(argv[1], "spf") == 0)) {
+		r = argv[1][0] == 'd' ? authcmd_dkim(conf, given, argc - 2, argv + 2) :
+		    authcmd_spf(conf, given, argc - 2, argv + 2);
+		if (r == AUTHCMD_USAGE)
+			usage(stderr);
+		return r;
+	}
 	if (argc == 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);

@@ -31,7 +31,8 @@ enum msgtype {
 	MSG_A_RESULT,		/* u32 result (enum session_auth), u32 delay in ms before answering */
 	/* parent -> auth: MSG_P_WORKER with the auth end of a worker channel */
 	/* queue -> mta */
-	MSG_M_RELAY,		/* str id, str sender, str domain, u64 size, u32 flags (1 8bit, 2 smtputf8),
+	MSG_M_RELAY,		/* str id, str sender, str domain, u64 size, u32 flags (1 8bit, 2 smtputf8,
+				   4 may be DKIM-signed: an authenticated or local sender),
 				   u32 ret, str envid, u32 n, then n x (u32 rcpt index, str address,
 				   u32 notify, str orcpt), str prepend (header fields to send first); fd = content */
 	/* mta -> queue */

@@ -1279,6 +1279,87 @@ config_find_route(const struct config *cfg, const char *domain)
 	return NULL;
 }
 
+/* ---- DKIM signing ---- */
+
+static int
+fn_dkim_sign(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct config *cfg = ps->cfg;
+	struct dkim_sign_cfg *k;
+	size_t i, same = 0, n = strlen(d->w[1]);
+
+	if (n > 1 && d->w[1][n - 1] == '.')
+		d->w[1][--n] = '\0';
+	if (!valid_domain(d->w[1], n))
+		return perr(ps, d->line, "dkim_sign: bad domain \"%s\"", d->w[1]);
+	/* RFC 6376 3.1: a selector is one or more sub-domain labels. */
+	if (strlen(d->w[2]) > CONFIG_DKIM_SELECTOR_MAX || !valid_domain(d->w[2], strlen(d->w[2])))
+		return perr(ps, d->line, "dkim_sign: bad selector \"%s\"", d->w[2]);
+	lower(d->w[1]);
+	for (i = 0; i < cfg->ndkim; i++) {
+		if (strcmp(cfg->dkim[i].domain, d->w[1]) != 0)
+			continue;
+		if (strcasecmp(cfg->dkim[i].selector, d->w[2]) == 0)
+			return perr(ps, d->line, "dkim_sign: %s %s declared twice (first at line %d)",
+			    d->w[1], d->w[2], cfg->dkim[i].line);
+		same++;
+	}
+	if (same == 2)
+		return perr(ps, d->line, "dkim_sign: at most 2 keys per domain (%s)", d->w[1]);
+	if (cfg->ndkim == CONFIG_MAX_DKIM)
+		return perr(ps, d->line, "dkim_sign: too many (max %d)", CONFIG_MAX_DKIM);
+	k = &cfg->dkim[cfg->ndkim];
+	memset(k, 0, sizeof(*k));
+	snprintf(k->domain, sizeof(k->domain), "%s", d->w[1]);
+	snprintf(k->selector, sizeof(k->selector), "%s", d->w[2]);
+	k->line = d->line;
+	if (make_path(ps, d, "dkim_sign", d->w[3], &k->keyfile) == -1)
+		return -1;
+	cfg->ndkim++;
+	return 0;
+}
+
+/* "From:To:Subject", the h= tag's form; names are ftext (RFC 5322 2.2). */
+static int
+fn_dkim_headers(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	const char *h = d->w[1];
+	size_t i, n = strlen(h);
+
+	for (i = 0; i <= n; i++) {
+		int c = (unsigned char)h[i];
+
+		if ((c == ':' || c == '\0') && (i == 0 || h[i - 1] == ':'))
+			return perr(ps, d->line, "dkim_headers: empty header name in \"%s\"", h);
+		if (c != '\0' && (c < 0x21 || c > 0x7e))
+			return perr(ps, d->line, "dkim_headers: bad header name in \"%s\"", h);
+	}
+	free(ps->cfg->dkim_headers);
+	if ((ps->cfg->dkim_headers = strdup(h)) == NULL)
+		return perr(ps, d->line, "out of memory");
+	return 0;
+}
+
+/* c= of RFC 6376 3.5: "header/body"; one word alone is the header's, body simple. */
+static int
+fn_dkim_canon(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	const char *w = d->w[1], *slash = strchr(w, '/');
+	size_t hn = slash ? (size_t)(slash - w) : strlen(w);
+	const char *b = slash ? slash + 1 : "simple";
+	int hc, bc;
+
+	hc = hn == 7 && strncmp(w, "relaxed", 7) == 0 ? 0 :
+	    hn == 6 && strncmp(w, "simple", 6) == 0 ? 1 : -1;
+	bc = strcmp(b, "relaxed") == 0 ? 0 : strcmp(b, "simple") == 0 ? 1 : -1;
+	if (hc == -1 || bc == -1)
+		return perr(ps, d->line, "dkim_canonicalization: \"%s\" is not "
+		    "relaxed|simple[/relaxed|simple]", w);
+	ps->cfg->dkim_hcanon = hc;
+	ps->cfg->dkim_bcanon = bc;
+	return 0;
+}
+
 /* ---- trusted networks ---- */
 
 static int
@@ -1478,6 +1559,9 @@ static const struct directive top_tab[] = {
 	{ "smtp_tls", fn_smtp_tls, 1, BLOCK_NO, 0, NULL },
 	{ "route", fn_route, 1, BLOCK_REQUIRED, 1, NULL },
 	{ "auth_checks", fn_checks, 1, BLOCK_OPTIONAL, 0, NULL },
+	{ "dkim_sign", fn_dkim_sign, 3, BLOCK_NO, 1, NULL },
+	{ "dkim_headers", fn_dkim_headers, 1, BLOCK_NO, 0, NULL },
+	{ "dkim_canonicalization", fn_dkim_canon, 1, BLOCK_NO, 0, NULL },
 };
 
 /* ---- the whole file ---- */
@@ -1726,6 +1810,9 @@ config_free(struct config *cfg)
 	free(cfg->tls.ciphers);
 	free(cfg->auth.senders_path);
 	free(cfg->dns_server);
+	for (i = 0; i < cfg->ndkim; i++)
+		free(cfg->dkim[i].keyfile);
+	free(cfg->dkim_headers);
 	table_free(cfg->auth.senders);
 	free(cfg->path);
 	free(cfg->spool_dir);

@@ -91,6 +91,18 @@ struct checks_cfg {
 	unsigned          threads;		/* concurrent checks in the check process: 4 */
 };
 
+/* DKIM signing of outbound mail (src/deliver/signer.c): one key per line,
+ * at most two per domain (dual signing, RFC 8463 section 3: Ed25519 + RSA). */
+#define CONFIG_MAX_DKIM 64
+#define CONFIG_DKIM_SELECTOR_MAX 63
+
+struct dkim_sign_cfg {
+	char  domain[CONFIG_NAME_MAX + 1];	/* d=, lower case */
+	char  selector[CONFIG_DKIM_SELECTOR_MAX + 1];	/* s= */
+	char *keyfile;				/* absolute path; read by the mta only */
+	int   line;
+};
+
 struct cidr {
 	int     family;			/* AF_INET or AF_INET6 */
 	uint8_t addr[16];
@@ -154,6 +166,10 @@ struct config {
 	struct route_cfg   routes[CONFIG_MAX_ROUTES];
 	size_t             nroutes;
 	struct checks_cfg  checks;
+	struct dkim_sign_cfg dkim[CONFIG_MAX_DKIM];
+	size_t             ndkim;
+	char              *dkim_headers;	/* "From:To:..." as in h=; NULL = the default list */
+	int                dkim_hcanon, dkim_bcanon;	/* 0 relaxed (default), 1 simple */
 };
 
 /*

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "daemon/config.h"
 #include "daemon/parent.h"
+#include "deliver/signer.h"
 #include "server/tls.h"
 
 #define DEFAULT_CONFIG "/etc/tern/tern.conf"
@@ -108,6 +109,13 @@ main(int argc, char **argv)
 			return 1;
 		}
 		tls_server_free(t);
+	}
+	if (signer_check(cfg, err, sizeof(err)) == -1) {
+		/* DKIM keys too: the mta loads them at start and must not find them broken. */
+		fprintf(stderr, "%s\n", err);
+		config_free(cfg);
+		free(cfg);
+		return 1;
 	}
 	if (check) {
 		printf("tern: configuration %s is valid\n", path);

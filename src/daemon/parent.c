@@ -27,6 +27,7 @@
 #include "daemon/privsep.h"
 #include "deliver/deliverd.h"
 #include "deliver/mta.h"
+#include "deliver/signer.h"
 #include "queue/queue.h"
 #include "server/authd.h"
 #include "server/checkd.h"
@@ -310,10 +311,17 @@ spawn_mta(struct parent *p, int *queue_end)
 	if (ipc_socketpair(sp) == -1)
 		return -1;
 	if ((pid = fork_child(p, ROLE_MTA, -1)) == 0) {
+		struct signer *sg;
+		char err[1024];
+
 		child_setup(&sp[0], 1);
 		log_set_proc("mta");
+		/* DKIM keys are read before dropping root; only this process holds them. */
+		if ((sg = signer_new(p->cfg, err, sizeof(err))) == NULL)
+			log_warn("event=dkim-keys-failed error=\"%s\" note=\"mail goes out unsigned\"",
+			    err);
 		become(p, &p->smtp_user, "/", NULL);
-		_exit(mta_main(p->cfg, sp[0]));
+		_exit(mta_main(p->cfg, sg, sp[0]));
 	}
 	close(sp[0]);
 	if (pid == -1) {
@@ -719,6 +727,13 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	}
 	settle_workers(ncfg);
 	if (ncfg->tls.present && (ntls = tls_server_new(ncfg, err, sizeof(err))) == NULL) {
+		log_warn("event=reload-failed error=\"%s\" note=\"old configuration kept\"", err);
+		config_free(ncfg);
+		free(ncfg);
+		return;
+	}
+	if (signer_check(ncfg, err, sizeof(err)) == -1) {
+		tls_server_free(ntls);
 		log_warn("event=reload-failed error=\"%s\" note=\"old configuration kept\"", err);
 		config_free(ncfg);
 		free(ncfg);

@@ -23,6 +23,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
+#include "deliver/signer.h"
 #include "dns/mx.h"
 #include "dns/unbound.h"
 #include "queue/envelope.h"
@@ -37,6 +38,9 @@
 /* Connections at once: in all, and to one destination domain. */
 #define MTA_MAX_ACTIVE   100
 #define MTA_MAX_PER_DEST 10
+/* Header fields sent before the queue file (DKIM-Signature...). */
+#define MTA_HEAD_MAX     (64 * 1024)
+#define RELAY_F_SIGN     4	/* MSG_M_RELAY flag: the sender may get our DKIM signature */
 
 struct mta;
 
@@ -50,6 +54,10 @@ struct job {
 	uint64_t             size;
 	uint32_t             flags;
 	int                  content;
+	/* Text sent before the content (our DKIM-Signature fields): counted in
+	 * SIZE= and BDAT, dot-stuffed like the content for DATA. */
+	struct buf           head;
+	int                  head_sent;
 	size_t               n;
 	uint32_t             index[MTA_RCPT_MAX];
 	char                *addr[MTA_RCPT_MAX];
@@ -100,6 +108,7 @@ struct mta {
 	struct ipc          *queue;
 	int                  journal;	/* the queue's relay journal, -1 if none */
 	SSL_CTX             *tls;
+	struct signer       *signer;
 	/* resolver thread */
 	pthread_t            thread;
 	pthread_mutex_t      lock;
@@ -203,6 +212,7 @@ job_free(struct job *j)
 		event_free(j->ev_timer);
 	reply_reader_free(&j->rr);
 	buf_free(&j->out);
+	buf_free(&j->head);
 	for (i = 0; i < j->n; i++) {
 		free(j->addr[i]);
 		free(j->orcpt[i]);
@@ -305,7 +315,15 @@ conn_read(struct job *j, char *p, size_t n)
 	return r == SSL_ERROR_ZERO_RETURN ? 0 : (errno = ECONNRESET, -1);
 }
 
-/* Moves the client's commands, then message content, into our output. */
+/* Content for the wire: as it is after BDAT, dot-stuffed for DATA. */
+static int
+put_content(struct job *j, const char *p, size_t n)
+{
+	return smtp_client_chunking(j->cl) ? buf_append(&j->out, p, n) :
+	    smtp_client_stuff(&j->body_bol, p, n, &j->out);
+}
+
+/* Moves the client's commands, then j->head and the content, into our output. */
 static int
 fill_output(struct job *j)
 {
@@ -316,6 +334,11 @@ fill_output(struct job *j)
 		if (buf_append(&j->out, co->data, co->len) == -1)
 			return -1;
 		buf_reset(co);
+	}
+	if (j->sending_body && !j->head_sent) {
+		j->head_sent = 1;
+		if (j->head.len && put_content(j, j->head.data, j->head.len) == -1)
+			return -1;
 	}
 	while (j->sending_body && j->out.len < MTA_OUT_HIGH) {
 		ssize_t n;
@@ -336,8 +359,7 @@ fill_output(struct job *j)
 			break;
 		}
 		j->body_off += (uint64_t)n;
-		if (smtp_client_chunking(j->cl) ? buf_append(&j->out, chunk, (size_t)n) :
-		    smtp_client_stuff(&j->body_bol, chunk, (size_t)n, &j->out))
+		if (put_content(j, chunk, (size_t)n) == -1)
 			return -1;
 	}
 	return 0;
@@ -401,6 +423,7 @@ act(struct job *j, enum client_action a)
 			return 0;
 		case CLIENT_SEND_BODY:
 			j->sending_body = 1;
+			j->head_sent = 0;
 			j->body_off = 0;
 			j->body_bol = 1;
 			break;
@@ -728,6 +751,25 @@ job_route(struct job *j)
 
 /* ---- the queue's requests ---- */
 
+/* DKIM-signs j's message into j->head when the queue allows it (signer.h). */
+static void
+job_sign(struct job *j)
+{
+	char dom[CONFIG_NAME_MAX + 1] = "", why[256];
+	int r;
+
+	if (!(j->flags & RELAY_F_SIGN) || !signer_active(j->m->signer))
+		return;
+	/* XXX signing hashes the whole file here, in the event loop: a large
+	 * message holds up the other connections for as long. */
+	r = signer_sign(j->m->signer, j->content, &j->head, dom, sizeof(dom), why, sizeof(why));
+	if (r == 1)
+		log_info("event=dkim-signed id=%s domain=%s", j->id, dom);
+	else if (r == -1)
+		log_warn("event=dkim-sign-failed id=%s domain=%s error=\"%s\" note=\"sent unsigned\"",
+		    j->id, dom, why);
+}
+
 static void
 on_relay(struct mta *m, struct ipc_msg *msg)
 {
@@ -743,7 +785,8 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 	j->content = msg->fd;
 	msg->fd = -1;
 	reply_reader_init(&j->rr);
-	buf_init(&j->out, MTA_OUT_HIGH + MTA_CHUNK * 2 + 1024);
+	buf_init(&j->out, MTA_OUT_HIGH + MTA_CHUNK * 2 + MTA_HEAD_MAX * 2 + 1024);
+	buf_init(&j->head, MTA_HEAD_MAX);
 	ipc_get_str(msg, j->id, sizeof(j->id));
 	ipc_get_str(msg, j->sender, sizeof(j->sender));
 	ipc_get_str(msg, j->domain, sizeof(j->domain));
@@ -785,6 +828,8 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 		if (fstat(j->content, &st) == 0)
 			j->size = (uint64_t)st.st_size + j->prepend_len;
 	}
+	job_sign(j);
+	j->size += j->head.len;
 	j->msg.sender = j->sender;
 	j->msg.rcpts = (const char *const *)j->addr;
 	j->msg.nrcpts = j->n;
@@ -894,7 +939,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 }
 
 int
-mta_main(const struct config *cfg, int queue_fd)
+mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 {
 	struct mta m;
 	struct event *ev;
@@ -905,6 +950,7 @@ mta_main(const struct config *cfg, int queue_fd)
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
 	m.journal = -1;
+	m.signer = signer;
 	if ((m.base = event_base_new()) == NULL || pipe2(m.wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		log_fatal("event=mta-init-failed");
 	/* Opportunistic TLS verifies nothing (RFC 7435); MTA-STS/DANE would. */
@@ -930,6 +976,7 @@ mta_main(const struct config *cfg, int queue_fd)
 	pthread_mutex_unlock(&m.lock);
 	pthread_join(m.thread, NULL);
 	event_free(m.ev_pump);
+	signer_free(m.signer);
 	while (m.dests) {
 		struct dest *d = m.dests;
 

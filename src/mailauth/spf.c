@@ -22,6 +22,7 @@ struct spf_ctx {
 	struct spf_outcome        *out;
 	struct spf_macro_ctx       mc;	/* d and p are set per expansion */
 	unsigned                   lookups, voids;
+	unsigned                   depth;	/* nested check_host() calls */
 	char                       sender[320];	/* "postmaster@domain" when made up */
 };
 
@@ -492,6 +493,17 @@ eval_redirect(struct spf_ctx *c, const char *domain, const struct spf_term *red,
 	return r;
 }
 
+/* The record of the domain asked about, for people (ternctl spf check, logs). */
+static void
+keep_record(struct spf_ctx *c, const struct dns_rr *rec)
+{
+	size_t i, n = rec->len < sizeof(c->out->record) ? rec->len : sizeof(c->out->record) - 1;
+
+	for (i = 0; i < n; i++)	/* printable ASCII only: it is someone else's text */
+		c->out->record[i] = rec->data[i] >= 0x20 && rec->data[i] < 0x7f ? rec->data[i] : '?';
+	c->out->record[n] = '\0';
+}
+
 static enum spf_result
 check_host(struct spf_ctx *c, const char *domain, int want_exp)
 {
@@ -506,6 +518,9 @@ check_host(struct spf_ctx *c, const char *domain, int want_exp)
 		return SPF_NONE;
 	}
 	if ((r = fetch_record(c, domain, &a, &rec)) == -1) {
+		if (c->depth == 0)
+			keep_record(c, rec);
+		c->depth++;
 		if (spf_record_check(rec->data, rec->len, &red, &exp, why, sizeof(why)) == -1) {
 			problem(c, domain, why);
 			r = SPF_PERMERROR;
@@ -518,6 +533,7 @@ check_host(struct spf_ctx *c, const char *domain, int want_exp)
 			}
 		} else if (r == SPF_FAIL && want_exp)
 			explain(c, domain, &exp);
+		c->depth--;
 	}
 	dns_answer_free(&a);
 	return (enum spf_result)r;

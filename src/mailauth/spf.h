@@ -35,7 +35,9 @@ struct spf_request {
 struct spf_outcome {
 	enum spf_result result;
 	char     domain[256];		/* the domain checked */
-	char     mechanism[128];	/* what decided: "ip4:192.0.2.0/24", "default" */
+	char     record[512];		/* domain's SPF record (non-printables as '?'), "" if none */
+	char     mechanism[128];	/* what decided: "ip4:192.0.2.0/24", "default";
+					 * an include's term when the include matched */
 	char     explanation[512];	/* for fail: exp= text, macro-expanded */
 	char     problem[256];		/* why temperror/permerror/none */
 	unsigned dns_lookups;		/* DNS-querying terms evaluated */

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/msgtypes.h"
 #include "queue/control.h"
+#include "deliver/signer.h"
 #include "queue/dsn.h"
 #include "queue/envelope.h"
 #include "queue/journal.h"
@@ -324,7 +325,8 @@ relay_schedule(struct qmsg *m)
 		ipc_put_str(&b, m->env.sender);
 		ipc_put_str(&b, dom);
 		ipc_put_u64(&b, m->env.size);
-		ipc_put_u32(&b, (m->env.body_8bit ? 1u : 0) | (m->env.smtputf8 ? 2u : 0));
+		ipc_put_u32(&b, (m->env.body_8bit ? 1u : 0) | (m->env.smtputf8 ? 2u : 0) |
+		    (signer_eligible(m->env.proto, m->env.client_addr) ? 4u : 0));
 		ipc_put_u32(&b, (uint32_t)m->env.ret);
 		ipc_put_str(&b, m->env.envid);
 		for (k = i; k < m->env.nrcpts; k++)

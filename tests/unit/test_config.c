@@ -528,6 +528,51 @@ teardown(void **state)
 	return rmdir(tmpdir);
 }
 
+static void
+dkim_directives(void **state)
+{
+	struct config cfg;
+
+	assert_int_equal(parse(MIN "dkim_sign Example.ORG. ed k/ed.key\n"
+	    "dkim_sign example.org rsa /k/rsa.key\ndkim_sign other.test s1.x k\n"
+	    "dkim_headers From:Subject\ndkim_canonicalization simple\n", &cfg), 0);
+	assert_int_equal(cfg.ndkim, 3);
+	assert_string_equal(cfg.dkim[0].domain, "example.org");
+	assert_string_equal(cfg.dkim[0].selector, "ed");
+	assert_string_equal(cfg.dkim[0].keyfile, "/etc/tern/k/ed.key");
+	assert_int_equal(cfg.dkim[0].line, 3);
+	assert_string_equal(cfg.dkim[1].keyfile, "/k/rsa.key");
+	assert_string_equal(cfg.dkim[2].selector, "s1.x");
+	assert_string_equal(cfg.dkim_headers, "From:Subject");
+	/* c=simple alone is simple/simple (RFC 6376 3.5) */
+	assert_int_equal(cfg.dkim_hcanon, 1);
+	assert_int_equal(cfg.dkim_bcanon, 1);
+	config_free(&cfg);
+	assert_int_equal(parse(MIN "dkim_canonicalization relaxed\n", &cfg), 0);
+	assert_int_equal(cfg.dkim_hcanon, 0);
+	assert_int_equal(cfg.dkim_bcanon, 1);
+	assert_int_equal(cfg.ndkim, 0);
+	assert_null(cfg.dkim_headers);
+	config_free(&cfg);
+
+	bad(MIN "dkim_sign a..b s k\n", "tern.conf:3: dkim_sign: bad domain \"a..b\"");
+	bad(MIN "dkim_sign a.b -s k\n", "tern.conf:3: dkim_sign: bad selector \"-s\"");
+	bad(MIN "dkim_sign a.b s\n", "tern.conf:3: dkim_sign: missing argument");
+	bad(MIN "dkim_sign a.b s k\ndkim_sign A.B S k2\n",
+	    "tern.conf:4: dkim_sign: a.b S declared twice (first at line 3)");
+	bad(MIN "dkim_sign a.b s k\ndkim_sign a.b t k\ndkim_sign a.b u k\n",
+	    "tern.conf:5: dkim_sign: at most 2 keys per domain (a.b)");
+	bad(MIN "dkim_sign a.b s \"\"\n", "tern.conf:3: dkim_sign: empty path");
+	bad(MIN "dkim_headers :From\n", "tern.conf:3: dkim_headers: empty header name in \":From\"");
+	bad(MIN "dkim_headers From:\n", "tern.conf:3: dkim_headers: empty header name in \"From:\"");
+	bad(MIN "dkim_headers \"From To\"\n",
+	    "tern.conf:3: dkim_headers: bad header name in \"From To\"");
+	bad(MIN "dkim_canonicalization relaxed/\n", "tern.conf:3: dkim_canonicalization: "
+	    "\"relaxed/\" is not relaxed|simple[/relaxed|simple]");
+	bad(MIN "dkim_headers From\ndkim_headers To\n",
+	    "tern.conf:4: duplicate directive \"dkim_headers\" (first at line 3)");
+}
+
 int
 main(void)
 {
@@ -541,6 +586,7 @@ main(void)
 		cmocka_unit_test(errors_lexer),
 		cmocka_unit_test(load_tables_errors),
 		cmocka_unit_test(relative_path),
+		cmocka_unit_test(dkim_directives),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,258 @@
+"""ternctl's mail-authentication tools (src/cli/authcmd.c): `dkim keygen`,
+`dkim verify` and `spf check`, against a local unbound serving the test
+zones (dns_fixture.py). Signatures for `dkim verify` are made by dkimpy,
+an implementation independent of ours."""
+
+import base64
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+from conftest import TERNCTL_BIN
+from dns_fixture import unbound_server  # noqa: F401
+
+dkim = pytest.importorskip("dkim")
+
+MSG = (b"From: Alice <alice@sign.test>\r\nTo: bob@peer.test\r\n"
+       b"Subject: verify me\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n"
+       b"Message-ID: <v1@sign.test>\r\n\r\nHello,\r\n\r\nthe body.\r\n")
+
+
+def ternctl(*args, stdin=None, conf=None):
+    cmd = [TERNCTL_BIN, *(["-C", str(conf)] if conf else []), *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=60)
+
+
+def keygen(tmp_path, domain, selector, *opts):
+    """Runs `ternctl dkim keygen`; returns (key path, the dns_static line
+    of the record it printed)."""
+    out = tmp_path / f"{selector}.key"
+    r = ternctl("dkim", "keygen", domain, selector, "--out", str(out), *opts)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.decode() == f"ternctl: private key written to {out}; publish this record:\n"
+    m = re.fullmatch(rb'(\S+)\. IN TXT ((?:"[^"]*" ?)+)\n', r.stdout)
+    assert m, r.stdout
+    assert m.group(1).decode() == f"{selector}._domainkey.{domain}"
+    return out, f"{m.group(1).decode()} TXT {m.group(2).decode().strip()}"
+
+
+def dkimpy_key(pem):
+    """The key as dkimpy takes it: PEM for RSA, the base64 of the raw
+    32-byte seed for Ed25519 (the end of its 48-byte PKCS#8 DER)."""
+    der = base64.b64decode(b"".join(pem.splitlines()[1:-1]))
+    return base64.b64encode(der[-32:]) if len(der) == 48 else pem
+
+
+def dkimpy_sign(msg, selector, domain, pem):
+    key = dkimpy_key(pem)
+    alg = b"rsa-sha256" if key is pem else b"ed25519-sha256"
+    return dkim.sign(msg, selector, domain, key, signature_algorithm=alg) + msg
+
+
+def txt_value(record_line):
+    """The TXT value the record line publishes (strings joined)."""
+    return "".join(re.findall(r'"([^"]*)"', record_line))
+
+
+@pytest.mark.parametrize("kind,opts,k", [("ed25519", ("--type", "ed25519"), "ed25519"),
+                                          ("rsa", (), "rsa"),
+                                          ("rsa3072", ("--bits", "3072"), "rsa")])
+def test_keygen_writes_key_and_prints_record(tmp_path, kind, opts, k):
+    key, rec = keygen(tmp_path, "sign.test", kind, *opts)
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    pem = key.read_bytes()
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----\n")
+    value = txt_value(rec)
+    assert value.startswith(f"v=DKIM1; k={k}; p=")
+    # Every string fits a TXT character-string (RFC 1035 3.3.14).
+    assert all(len(s) <= 255 for s in re.findall(r'"([^"]*)"', rec))
+    # dkimpy signs with the key and verifies against the printed record.
+    signed = dkimpy_sign(MSG, kind.encode(), b"sign.test", pem)
+    assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: value.encode())
+    if kind == "rsa3072":
+        # 3072 bits: 582 octets of record, three strings.
+        assert [len(s) for s in re.findall(r'"([^"]*)"', rec)] == [255, 255, 72]
+
+
+def test_keygen_refuses_to_overwrite_and_bad_options(tmp_path):
+    key, _ = keygen(tmp_path, "sign.test", "s1")
+    before = key.read_bytes()
+    r = ternctl("dkim", "keygen", "sign.test", "s1", "--out", str(key))
+    assert r.returncode == 1 and b"File exists" in r.stderr
+    assert key.read_bytes() == before
+    assert ternctl("dkim", "keygen", "sign.test", "s2", "--type", "dsa").returncode == 2
+    assert ternctl("dkim", "keygen", "sign.test", "s2", "--type", "ed25519",
+                   "--bits", "2048").returncode == 2
+    assert ternctl("dkim", "keygen", "sign.test").returncode == 2
+    assert not (tmp_path / "s2.key").exists()
+
+
+# ---- dkim verify
+
+@pytest.fixture
+def signed(tmp_path, unbound_server):  # noqa: F811
+    """A message signed by dkimpy with an ed25519 and an rsa key whose
+    records (from ternctl keygen) the local unbound serves."""
+    ed, ed_rec = keygen(tmp_path, "sign.test", "ed", "--type", "ed25519")
+    rsa, rsa_rec = keygen(tmp_path, "sign.test", "rs")
+    srv = unbound_server([ed_rec, rsa_rec])
+    msg = dkimpy_sign(MSG, b"rs", b"sign.test", rsa.read_bytes())
+    msg = dkimpy_sign(msg, b"ed", b"sign.test", ed.read_bytes())
+    return srv, msg
+
+
+def verify_lines(r):
+    return r.stdout.decode().splitlines()
+
+
+def test_dkim_verify_pass(tmp_path, signed):
+    srv, msg = signed
+    r = ternctl("dkim", "verify", "--resolver", f"127.0.0.1:{srv.port}", stdin=msg)
+    assert r.returncode == 0, r.stderr
+    assert verify_lines(r) == [
+        "signature 1: d=sign.test s=ed a=ed25519-sha256 result=pass bits=256",
+        "signature 2: d=sign.test s=rs a=rsa-sha256 result=pass bits=2048",
+    ]
+    # A file with LF line ends (as saved by a mail client) reads the same.
+    f = tmp_path / "m.eml"
+    f.write_bytes(msg.replace(b"\r\n", b"\n"))
+    r = ternctl("dkim", "verify", str(f), "--resolver", f"127.0.0.1@{srv.port}")
+    assert r.returncode == 0 and len(verify_lines(r)) == 2, r.stdout
+
+
+def test_dkim_verify_tampered_fails_with_reason(signed):
+    srv, msg = signed
+    bad = msg.replace(b"the body.", b"the b0dy.")
+    r = ternctl("dkim", "verify", "--resolver", f"127.0.0.1:{srv.port}", stdin=bad)
+    assert r.returncode == 1
+    assert verify_lines(r) == [
+        'signature 1: d=sign.test s=ed a=ed25519-sha256 result=fail bits=256 '
+        'reason="body hash mismatch"',
+        'signature 2: d=sign.test s=rs a=rsa-sha256 result=fail bits=2048 '
+        'reason="body hash mismatch"',
+    ]
+    bad = msg.replace(b"Subject: verify me", b"Subject: verify you")
+    r = ternctl("dkim", "verify", "--resolver", f"127.0.0.1:{srv.port}", stdin=bad)
+    assert r.returncode == 1
+    assert [re.sub(r" reason=.*", "", ln) for ln in verify_lines(r)] == [
+        "signature 1: d=sign.test s=ed a=ed25519-sha256 result=fail bits=256",
+        "signature 2: d=sign.test s=rs a=rsa-sha256 result=fail bits=2048",
+    ]
+    assert all('reason="signature' in ln for ln in verify_lines(r)), r.stdout
+
+
+def test_dkim_verify_unsigned_and_missing_key(tmp_path, unbound_server):  # noqa: F811
+    srv = unbound_server(["other.test TXT \"v=spf1 -all\""])
+    r = ternctl("dkim", "verify", "--resolver", f"127.0.0.1:{srv.port}", stdin=MSG)
+    assert r.returncode == 1 and verify_lines(r) == ["no DKIM-Signature"]
+    key, _ = keygen(tmp_path, "sign.test", "gone", "--type", "ed25519")
+    msg = dkimpy_sign(MSG, b"gone", b"sign.test", key.read_bytes())
+    r = ternctl("dkim", "verify", "--resolver", f"127.0.0.1:{srv.port}", stdin=msg)
+    assert r.returncode == 1
+    [line] = verify_lines(r)
+    assert line.startswith("signature 1: d=sign.test s=gone a=ed25519-sha256 result=permerror"), line
+    assert ternctl("dkim", "verify", str(tmp_path / "nonexistent")).returncode == 8
+
+
+def test_dkim_verify_resolver_from_config(tmp_path, signed):
+    """Without --resolver the configuration's dns_server is used."""
+    srv, msg = signed
+    conf = tmp_path / "tern.conf"
+    conf.write_text(f"listen 127.0.0.1:2525\ndns_server {srv.address}\n"
+                    f"domain localhost {{ maildir mail/%u }}\n")
+    r = ternctl("dkim", "verify", stdin=msg, conf=conf)
+    assert r.returncode == 0 and len(verify_lines(r)) == 2, (r.stdout, r.stderr)
+    conf.write_text("bogus\n")
+    r = ternctl("dkim", "verify", stdin=msg, conf=conf)
+    assert r.returncode == 8 and b'unknown directive "bogus"' in r.stderr
+
+
+# ---- spf check
+
+SPF_ZONE = [
+    'pass.test TXT "v=spf1 ip4:192.0.2.0/24 include:inc.test -all"',
+    'inc.test TXT "v=spf1 ip4:198.51.100.7 -all"',
+    'fail.test TXT "v=spf1 ip4:192.0.2.1 exp=why.fail.test -all"',
+    'why.fail.test TXT "%{i} may not send for %{d}"',
+    'soft.test TXT "v=spf1 ~all"',
+    'mx.helo.test TXT "v=spf1 a -all"',
+    'mx.helo.test A 192.0.2.9',
+    'broken.test TXT "v=spf1 ip4:300.1.1.1 -all"',
+    'down.test SERVFAIL',
+]
+
+
+@pytest.fixture
+def spf_dns(unbound_server):  # noqa: F811
+    return unbound_server(SPF_ZONE)
+
+
+def spf(srv, ip, helo, mailfrom):
+    return ternctl("spf", "check", ip, helo, mailfrom, "--resolver", f"127.0.0.1:{srv.port}")
+
+
+def test_spf_pass(spf_dns):
+    r = spf(spf_dns, "192.0.2.9", "mx.helo.test", "alice@pass.test")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == (
+        "mailfrom: pass\n"
+        "  identity: alice@pass.test (domain pass.test)\n"
+        "  record: v=spf1 ip4:192.0.2.0/24 include:inc.test -all\n"
+        "  mechanism: ip4:192.0.2.0/24\n"
+        "  lookups: 0 (void 0)\n"
+        "helo: pass\n"
+        "  identity: postmaster@mx.helo.test (domain mx.helo.test)\n"
+        "  record: v=spf1 a -all\n"
+        "  mechanism: a\n"
+        "  lookups: 1 (void 0)\n")
+    # Through the include: the term of the top record that matched.
+    r = spf(spf_dns, "198.51.100.7", "x.example", "alice@pass.test")
+    assert r.returncode == 0
+    assert "  mechanism: include:inc.test\n  lookups: 1 (void 0)\n" in r.stdout.decode()
+
+
+def test_spf_fail_with_explanation(spf_dns):
+    r = spf(spf_dns, "203.0.113.5", "mx.helo.test", "bob@fail.test")
+    assert r.returncode == 1
+    out = r.stdout.decode()
+    assert out.startswith("mailfrom: fail\n  identity: bob@fail.test (domain fail.test)\n"
+                          "  record: v=spf1 ip4:192.0.2.1 exp=why.fail.test -all\n"
+                          "  mechanism: -all\n"
+                          "  explanation: 203.0.113.5 may not send for fail.test\n"), out
+    assert "helo: fail\n" in out
+
+
+def test_spf_softfail_neutral_none_errors(spf_dns):
+    r = spf(spf_dns, "203.0.113.5", "mx.helo.test", "x@soft.test")
+    assert r.returncode == 3 and r.stdout.startswith(b"mailfrom: softfail\n")
+    assert b"  mechanism: ~all\n" in r.stdout
+    r = spf(spf_dns, "203.0.113.5", "mx.helo.test", "x@nothing.test")
+    assert r.returncode == 5 and r.stdout.startswith(b"mailfrom: none\n")
+    assert b"  problem: nothing.test: no SPF record\n" in r.stdout
+    r = spf(spf_dns, "203.0.113.5", "mx.helo.test", "x@broken.test")
+    assert r.returncode == 7 and r.stdout.startswith(b"mailfrom: permerror\n")
+    r = spf(spf_dns, "203.0.113.5", "mx.helo.test", "x@down.test")
+    assert r.returncode == 6 and r.stdout.startswith(b"mailfrom: temperror\n")
+    # The null sender: the HELO identity decides (RFC 7208 2.4).
+    r = spf(spf_dns, "192.0.2.9", "mx.helo.test", "<>")
+    assert r.returncode == 0
+    assert r.stdout.startswith(b"mailfrom: pass\n  identity: <> (postmaster@HELO) "
+                               b"(domain mx.helo.test)\n")
+
+
+def test_spf_usage_errors():
+    assert ternctl("spf", "check", "not-an-ip", "h.test", "a@b.test").returncode == 2
+    assert ternctl("spf", "check", "192.0.2.1", "h.test").returncode == 2
+    r = ternctl("spf", "check", "192.0.2.1", "h.test", "a@b.test", "--resolver")
+    assert r.returncode == 2 and b"usage: ternctl" in r.stderr
+
+
+def test_help_lists_the_commands():
+    r = ternctl("--help")
+    assert r.returncode == 0
+    for words in (b"dkim keygen DOMAIN SELECTOR", b"dkim verify [FILE]",
+                  b"spf check IP HELO MAILFROM", b"--resolver HOST[:PORT]"):
+        assert words in r.stdout, words
