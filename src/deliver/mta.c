@@ -37,6 +37,9 @@
 /* Connections at once: in all, and to one destination domain. */
 #define MTA_MAX_ACTIVE   100
 #define MTA_MAX_PER_DEST 10
+/* A connection is kept this long between messages, for at most this many. */
+#define MTA_REUSE_IDLE   5
+#define MTA_REUSE_MAX    100
 
 struct mta;
 
@@ -79,13 +82,33 @@ struct job {
 	int                  quitting;
 	char                 peer[DNS_NAME_MAX + 64];	/* for logs: name[ip]:port */
 	char                 remote[DNS_NAME_MAX + 1];	/* for DSNs: the host's name, or [ip] */
+	unsigned             conn_msgs;	/* messages sent on this connection before */
+	int                  reused;	/* on a kept connection, before its RSET's 250 */
 };
 
-/* A destination domain and how many of its jobs are active. */
+/* A connection kept open between messages to one destination. */
+struct idle {
+	struct idle         *next;
+	struct dest         *dest;
+	int                  fd;
+	SSL                 *ssl;
+	struct smtp_client  *cl;
+	struct reply_reader  rr;
+	struct event        *ev_read, *ev_timer;
+	unsigned             msgs;		/* messages sent on it so far */
+	char                 peer[DNS_NAME_MAX + 64];
+	char                 remote[DNS_NAME_MAX + 1];
+};
+
+/*
+ * A destination (a domain, or a configured route shared by its domains),
+ * how many of its jobs are active, and its connections kept for reuse.
+ */
 struct dest {
 	struct dest *next;
-	char         domain[SMTP_DOMAIN_MAX + 1];
+	char         key[SMTP_DOMAIN_MAX + 16];
 	unsigned     active;
+	struct idle *idle;
 };
 
 struct mta {
@@ -110,6 +133,10 @@ struct mta {
 static void job_next_address(struct job *);
 static void job_admit(struct job *);
 static void job_io(struct job *);
+static void job_route(struct job *);
+static int act(struct job *, enum client_action);
+static void on_read(evutil_socket_t, short, void *);
+static void on_write(evutil_socket_t, short, void *);
 
 /* ---- results ---- */
 
@@ -222,6 +249,15 @@ conn_close(struct job *j)
 static void
 conn_failed(struct job *j, const char *why)
 {
+	if (j->reused) {
+		/* A kept connection that died while idle is no failure of the message. */
+		log_info("event=reuse-failed id=%s peer=%s error=\"%s\"", j->id, j->peer, why);
+		conn_close(j);
+		j->reused = 0;
+		j->peer[0] = j->remote[0] = '\0';
+		job_route(j);
+		return;
+	}
 	snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer, why);
 	log_info("event=connect-failed id=%s peer=%s error=\"%s\"", j->id, j->peer, why);
 	conn_close(j);
@@ -338,6 +374,137 @@ start_tls(struct job *j)
 	return 1;
 }
 
+/* ---- connections kept between messages ---- */
+
+static void
+idle_free(struct idle *c, int quit)
+{
+	struct idle **pp;
+
+	for (pp = &c->dest->idle; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	/* RFC 5321 4.1.1.10, best effort: nothing waits for the reply. */
+	if (quit && c->ssl)
+		(void)SSL_write(c->ssl, "QUIT\r\n", 6);
+	else if (quit)
+		(void)send(c->fd, "QUIT\r\n", 6, MSG_NOSIGNAL);
+	event_free(c->ev_read);
+	event_free(c->ev_timer);
+	smtp_client_free(c->cl);
+	if (c->ssl)
+		SSL_free(c->ssl);
+	close(c->fd);
+	reply_reader_free(&c->rr);
+	free(c);
+}
+
+static void
+on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct idle *c = arg;
+
+	log_info("event=conn-closed peer=%s messages=%u reason=idle", c->peer, c->msgs);
+	idle_free(c, 1);
+}
+
+/* The server spoke or hung up between messages: that connection is done. */
+static void
+on_idle_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct idle *c = arg;
+	char b[512];
+	int r;
+
+	if (c->ssl) {
+		ERR_clear_error();
+		r = SSL_read(c->ssl, b, sizeof(b));
+		if (r <= 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ)
+			return;	/* a TLS 1.3 session ticket, say */
+	} else if ((r = (int)recv(fd, b, sizeof(b), 0)) < 0 && errno == EAGAIN)
+		return;
+	log_info("event=conn-closed peer=%s messages=%u reason=%s", c->peer, c->msgs,
+	    r > 0 ? "unexpected-data" : "closed-by-server");
+	idle_free(c, 0);
+}
+
+/*
+ * After a message, keeps j's connection for the next message to the same
+ * destination (the job itself is done). 0 if it cannot be kept: the
+ * session is not cleanly between messages, or it carried enough.
+ */
+static int
+conn_park(struct job *j)
+{
+	struct idle *c;
+	struct timeval tv = { MTA_REUSE_IDLE, 0 };
+
+	if (j->cl == NULL || j->dest == NULL || j->handshaking || j->out.len ||
+	    !smtp_client_idle(j->cl) || j->conn_msgs >= MTA_REUSE_MAX)
+		return 0;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return 0;
+	c->ev_read = event_new(j->m->base, j->fd, EV_READ | EV_PERSIST, on_idle_read, c);
+	c->ev_timer = evtimer_new(j->m->base, on_idle_timer, c);
+	if (c->ev_read == NULL || c->ev_timer == NULL) {
+		if (c->ev_read)
+			event_free(c->ev_read);
+		free(c);
+		return 0;
+	}
+	event_del(j->ev_read);
+	event_del(j->ev_write);
+	event_del(j->ev_timer);
+	c->dest = j->dest;
+	c->fd = j->fd;
+	c->ssl = j->ssl;
+	c->cl = j->cl;
+	c->rr = j->rr;
+	c->msgs = j->conn_msgs;
+	snprintf(c->peer, sizeof(c->peer), "%s", j->peer);
+	snprintf(c->remote, sizeof(c->remote), "%s", j->remote);
+	j->fd = -1;
+	j->ssl = NULL;
+	j->cl = NULL;
+	reply_reader_init(&j->rr);
+	c->next = c->dest->idle;
+	c->dest->idle = c;
+	event_add(c->ev_read, NULL);
+	evtimer_add(c->ev_timer, &tv);
+	return 1;
+}
+
+/* Starts j on a kept connection to its destination, if there is one. */
+static int
+conn_adopt(struct job *j)
+{
+	struct idle *c = j->dest->idle;
+
+	if (c == NULL)
+		return 0;
+	j->dest->idle = c->next;
+	event_free(c->ev_read);
+	event_free(c->ev_timer);
+	j->fd = c->fd;
+	j->ssl = c->ssl;
+	j->cl = c->cl;
+	reply_reader_free(&j->rr);
+	j->rr = c->rr;
+	j->conn_msgs = c->msgs;
+	snprintf(j->peer, sizeof(j->peer), "%s", c->peer);
+	snprintf(j->remote, sizeof(j->remote), "%s", c->remote);
+	free(c);
+	j->reused = 1;
+	log_info("event=conn-reused id=%s peer=%s messages=%u", j->id, j->peer, j->conn_msgs);
+	event_assign(j->ev_read, j->m->base, j->fd, EV_READ | EV_PERSIST, on_read, j);
+	event_assign(j->ev_write, j->m->base, j->fd, EV_WRITE, on_write, j);
+	event_add(j->ev_read, NULL);
+	(void)act(j, smtp_client_reuse(j->cl));
+	return 1;
+}
+
 /*
  * What the client state machine wants next. Returns 1 if j goes on reading
  * this connection, 0 if it must not touch it again (j may be gone).
@@ -363,6 +530,7 @@ act(struct job *j, enum client_action a)
 			j->body_bol = 1;
 			break;
 		case CLIENT_IDLE:
+			j->reused = 0;
 			a = smtp_client_send(j->cl, &j->msg, j->res);
 			continue;
 		case CLIENT_MSG_DONE:
@@ -380,6 +548,11 @@ act(struct job *j, enum client_action a)
 				 * duplicates a crash makes.
 				 */
 				job_report(j);
+				j->conn_msgs++;
+				if (conn_park(j)) {
+					job_free(j);
+					return 0;
+				}
 				j->quitting = 1;
 				a = smtp_client_quit(j->cl);
 				continue;
@@ -391,6 +564,10 @@ act(struct job *j, enum client_action a)
 			snprintf(why, sizeof(why), "%s", smtp_client_error(j->cl)[0] ?
 			    smtp_client_error(j->cl) : j->last_error[0] ? j->last_error : "connection closed");
 			snprintf(enh, sizeof(enh), "%s", smtp_client_error_status(j->cl));
+			if (j->reused) {
+				conn_failed(j, why);
+				return 0;
+			}
 			conn_close(j);
 			job_finish(j, 451, enh, why);
 			return 0;
@@ -748,17 +925,24 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 	job_admit(j);
 }
 
+/* Domains sent through one route are one destination; else each domain is. */
 static struct dest *
 dest_of(struct mta *m, const char *domain)
 {
+	const struct route_cfg *rt = config_find_route(m->cfg, domain);
+	char key[sizeof(((struct dest *)NULL)->key)];
 	struct dest *d;
 
+	if (rt)
+		snprintf(key, sizeof(key), "route %s", rt->domain);
+	else
+		snprintf(key, sizeof(key), "%s", domain);
 	for (d = m->dests; d; d = d->next)
-		if (strcasecmp(d->domain, domain) == 0)
+		if (strcasecmp(d->key, key) == 0)
 			return d;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
-	snprintf(d->domain, sizeof(d->domain), "%s", domain);
+	snprintf(d->key, sizeof(d->key), "%s", key);
 	d->next = m->dests;
 	m->dests = d;
 	return d;
@@ -776,7 +960,8 @@ job_try_start(struct job *j)
 	d->active++;
 	m->active++;
 	j->dest = d;
-	job_route(j);
+	if (!conn_adopt(j))
+		job_route(j);
 	return 1;
 }
 
@@ -877,6 +1062,8 @@ mta_main(const struct config *cfg, int queue_fd)
 	while (m.dests) {
 		struct dest *d = m.dests;
 
+		while (d->idle)
+			idle_free(d->idle, 1);
 		m.dests = d->next;
 		free(d);
 	}

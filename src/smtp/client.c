@@ -14,7 +14,7 @@
 
 enum cstate {
 	CS_GREETING, CS_EHLO, CS_HELO, CS_STARTTLS, CS_TLS, CS_IDLE, CS_TXN,
-	CS_BODY, CS_DOT, CS_RSET, CS_QUIT, CS_CLOSED,
+	CS_BODY, CS_DOT, CS_RSET, CS_QUIT, CS_CLOSED, CS_REUSE,
 };
 
 enum expect { EX_MAIL, EX_RCPT, EX_DATA, EX_BDAT };
@@ -396,6 +396,13 @@ smtp_client_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CS_RSET:
 		c->st = CS_IDLE;
 		return CLIENT_MSG_DONE;
+	case CS_REUSE:
+		if (r->code / 100 != 2) {
+			snprintf(why, sizeof(why), "RSET refused: %d %s", r->code, r->text);
+			return close_with(c, 421, NULL, why);
+		}
+		c->st = CS_IDLE;
+		return CLIENT_IDLE;
 	case CS_QUIT:
 		c->st = CS_CLOSED;
 		return CLIENT_CLOSED;
@@ -416,6 +423,24 @@ smtp_client_tls_done(struct smtp_client *c)
 	memset(&c->caps, 0, sizeof(c->caps));
 	send_ehlo(c);	/* RFC 3207 4.2: forget what was learned in clear */
 	return CLIENT_WAIT;
+}
+
+enum client_action
+smtp_client_reuse(struct smtp_client *c)
+{
+	c->msg = NULL;	/* the last message's results belong to its job */
+	c->res = NULL;
+	if (c->st != CS_IDLE)
+		return close_with(c, 421, NULL, "connection not idle");
+	buf_appends(&c->out, "RSET\r\n");
+	c->st = CS_REUSE;
+	return CLIENT_WAIT;
+}
+
+int
+smtp_client_idle(const struct smtp_client *c)
+{
+	return c->st == CS_IDLE && c->out.len == 0;
 }
 
 enum client_action

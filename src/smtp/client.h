@@ -63,6 +63,13 @@ enum client_action smtp_client_send(struct smtp_client *c, const struct client_m
     struct client_result *out);
 /* The content has been sent (for DATA: stuffed and ended with ".\r\n"). */
 enum client_action smtp_client_body_sent(struct smtp_client *c);
+/*
+ * A kept connection is taken up for another message: forget the last one
+ * and check the server is still there (RSET); CLIENT_IDLE follows its 250.
+ */
+enum client_action smtp_client_reuse(struct smtp_client *c);
+/* Between messages with nothing unsent: the connection may be kept. */
+int smtp_client_idle(const struct smtp_client *c);
 /* Say goodbye (QUIT). */
 enum client_action smtp_client_quit(struct smtp_client *c);
 /*

@@ -127,6 +127,12 @@ class Sink:
             time.sleep(0.05)
         return self.dumps()
 
+    def sessions(self):
+        """Sessions ended, by the running sink's counters (-c: "sess=N")."""
+        text = (self.dir / f"counters.{self.starts}").read_bytes()
+        found = re.findall(rb"sess=(\d+)", text)
+        return int(found[-1]) if found else 0
+
     def wait_messages(self, n, timeout=5):
         """Polls the counters until n messages (the sink may print them a
         moment after its reply)."""
@@ -821,3 +827,45 @@ def test_bounce_remote_mta(tern_factory, unbound_server, sinks, net):
     b = check_failed(wait_bounce(a, qid), "someone@peer.test", "5.3.0",
                      "500 5.3.0 Error: command failed")
     assert re.search(r"^Remote-MTA: dns; ?mx1\.peer\.test$", b, re.M), b
+
+
+# ---- connection reuse
+
+def test_connection_reuse(tern_factory, sinks):
+    """Five messages one after the other to one destination go over one
+    connection (RSET between them); it is closed (QUIT) after 5 s idle."""
+    sink = sinks()
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{sink.port} }}\n")
+    qids = []
+    for i in range(5):
+        qids.append(submit(a, [f"r{i}@peer.test"], body(f"reuse{i}")))
+        wait_log(a, rf"event=removed id={qids[-1]} delivered=1 failed=0")
+    reused = log_lines(a, "event=conn-reused ")
+    assert [re.search(r" id=(\w+)", ln).group(1) for ln in reused] == qids[1:], reused
+    assert [re.search(r"messages=(\d+)", ln).group(1) for ln in reused] == ["1", "2", "3", "4"]
+    assert sink.wait_messages(5) == 5
+    assert sink.sessions() == 0      # still open
+    wait_log(a, rf"event=conn-closed peer=\[127\.0\.0\.1\]:{sink.port} messages=5 reason=idle",
+             timeout=10)
+    deadline = time.monotonic() + 5
+    while sink.sessions() < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sink.sessions() == 1
+    assert sorted(d["rcpts"] for d in sink.wait_dumps(5)) == \
+        [[f"<r{i}@peer.test>"] for i in range(5)]
+
+
+def test_reuse_failure_reconnects(tern_factory, sinks):
+    """A kept connection whose RSET gets 421 (smtp-sink -Q rset) is dropped
+    and the message goes over a new connection, without a deferral."""
+    sink = sinks(opts=["-Q", "rset"])
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{sink.port} }}\n")
+    qids = []
+    for i in range(3):
+        qids.append(submit(a, [f"r{i}@peer.test"], body(f"rf{i}")))
+        wait_log(a, rf"event=removed id={qids[-1]} delivered=1 failed=0")
+    failed = log_lines(a, "event=reuse-failed ")
+    assert [re.search(r" id=(\w+)", ln).group(1) for ln in failed] == qids[1:], failed
+    assert all("RSET refused: 421" in ln for ln in failed), failed
+    assert not log_lines(a, "event=deferred ")
+    assert sink.wait_messages(3) == 3
