@@ -1190,6 +1190,45 @@ fn_lifetime(struct parser *ps, const struct directive *e, struct dir *d, void *a
 	return duration_value(ps, d, "lifetime", 60, &ps->cfg->lifetime);
 }
 
+/* The outbound numbers: each one's range and where it goes. */
+static const struct relay_num {
+	const char *name;
+	uint64_t    min, max;
+	size_t      off;
+	int         duration;
+} relay_nums[] = {
+	{ "relay_concurrency", 1, 10000, offsetof(struct config, relay_concurrency), 0 },
+	{ "relay_destination_concurrency", 1, 1000,
+	    offsetof(struct config, relay_destination_concurrency), 0 },
+	{ "relay_reuse_messages", 0, 100000, offsetof(struct config, relay_reuse_messages), 0 },
+	{ "relay_reuse_idle", 1, 300, offsetof(struct config, relay_reuse_idle), 1 },
+};
+
+static int
+fn_relay_num(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	const struct relay_num *rn = NULL;
+	unsigned *out;
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(relay_nums) / sizeof(relay_nums[0]); i++)
+		if (strcmp(relay_nums[i].name, e->name) == 0)
+			rn = &relay_nums[i];
+	if (rn == NULL)
+		return perr(ps, d->line, "%s: internal error", e->name);
+	out = (unsigned *)(void *)((char *)ps->cfg + rn->off);
+	if (rn->duration ? parse_duration(d->w[1], &v) == -1 :
+	    parse_u64(d->w[1], strlen(d->w[1]), &v) == -1)
+		return perr(ps, d->line, "%s: not a %s \"%s\"", e->name,
+		    rn->duration ? "duration" : "number", d->w[1]);
+	if (v < rn->min || v > rn->max)
+		return perr(ps, d->line, "%s: %s is out of range (%llu..%llu)", e->name, d->w[1],
+		    (unsigned long long)rn->min, (unsigned long long)rn->max);
+	*out = (unsigned)v;
+	return 0;
+}
+
 static int
 fn_route_via(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 {
@@ -1353,6 +1392,10 @@ static const struct directive top_tab[] = {
 	{ "delay_warning", fn_lifetime, 1, BLOCK_NO, 0, NULL },
 	{ "smtp_tls", fn_smtp_tls, 1, BLOCK_NO, 0, NULL },
 	{ "route", fn_route, 1, BLOCK_REQUIRED, 1, NULL },
+	{ "relay_concurrency", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_destination_concurrency", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_reuse_messages", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_reuse_idle", fn_relay_num, 1, BLOCK_NO, 0, NULL },
 };
 
 /* ---- the whole file ---- */
@@ -1380,6 +1423,10 @@ config_defaults(struct config *cfg, const char *name)
 	cfg->lifetime = 5 * 24 * 3600;
 	cfg->delay_warning = 4 * 3600;
 	cfg->smtp_tls = 1;
+	cfg->relay_concurrency = 100;
+	cfg->relay_destination_concurrency = 10;
+	cfg->relay_reuse_messages = 100;
+	cfg->relay_reuse_idle = 5;
 	cfg->auth.sender_check = 1;
 	cfg->auth.max_failures = 5;
 	cfg->auth.failure_window = 600;

@@ -137,6 +137,10 @@ struct config {
 	int                smtp_tls;		/* 0 none, 1 may (default), 2 must */
 	struct route_cfg   routes[CONFIG_MAX_ROUTES];
 	size_t             nroutes;
+	unsigned           relay_concurrency;	/* outbound jobs at once: 100 */
+	unsigned           relay_destination_concurrency;	/* ... per destination: 10 */
+	unsigned           relay_reuse_messages;	/* messages per connection: 100; 0 = no reuse */
+	unsigned           relay_reuse_idle;	/* seconds a connection is kept idle: 5 */
 };
 
 /*

@@ -34,12 +34,6 @@
 #define MTA_OUT_HIGH     (256 * 1024)
 #define MTA_CHUNK        (64 * 1024)
 #define DNS_TIMEOUT_MS   10000
-/* Connections at once: in all, and to one destination domain. */
-#define MTA_MAX_ACTIVE   100
-#define MTA_MAX_PER_DEST 10
-/* A connection is kept this long between messages, for at most this many. */
-#define MTA_REUSE_IDLE   5
-#define MTA_REUSE_MAX    100
 
 struct mta;
 
@@ -439,10 +433,10 @@ static int
 conn_park(struct job *j)
 {
 	struct idle *c;
-	struct timeval tv = { MTA_REUSE_IDLE, 0 };
+	struct timeval tv = { j->m->cfg->relay_reuse_idle, 0 };
 
 	if (j->cl == NULL || j->dest == NULL || j->handshaking || j->out.len ||
-	    !smtp_client_idle(j->cl) || j->conn_msgs >= MTA_REUSE_MAX)
+	    !smtp_client_idle(j->cl) || j->conn_msgs >= j->m->cfg->relay_reuse_messages)
 		return 0;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return 0;
@@ -955,7 +949,8 @@ job_try_start(struct job *j)
 	struct mta *m = j->m;
 	struct dest *d = dest_of(m, j->domain);
 
-	if (d == NULL || m->active >= MTA_MAX_ACTIVE || d->active >= MTA_MAX_PER_DEST)
+	if (d == NULL || m->active >= m->cfg->relay_concurrency ||
+	    d->active >= m->cfg->relay_destination_concurrency)
 		return 0;
 	d->active++;
 	m->active++;
@@ -989,7 +984,7 @@ on_pump(evutil_socket_t fd, short what, void *arg)
 
 	m->wait_tail = NULL;
 	while ((j = *pp) != NULL) {
-		if (m->active >= MTA_MAX_ACTIVE)
+		if (m->active >= m->cfg->relay_concurrency)
 			break;
 		*pp = j->wnext;
 		if (!job_try_start(j)) {

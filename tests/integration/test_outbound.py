@@ -869,3 +869,193 @@ def test_reuse_failure_reconnects(tern_factory, sinks):
     assert all("RSET refused: 421" in ln for ln in failed), failed
     assert not log_lines(a, "event=deferred ")
     assert sink.wait_messages(3) == 3
+
+
+# ---- a small SMTP peer that counts connections
+
+class Peer(threading.Thread):
+    """A minimal SMTP server on host:port (IPv4 or IPv6) that counts the
+    connections it accepts and the most it held at once; `greeting` is its
+    first reply, `delay` seconds pass before its reply to the final dot."""
+
+    def __init__(self, host="127.0.0.1", port=None, greeting="220 peer ESMTP", delay=0.0):
+        super().__init__(daemon=True)
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.ls = socket.socket(fam)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((host, port or 0))
+        self.port = self.ls.getsockname()[1]
+        self.ls.listen(64)
+        self.ls.settimeout(0.1)
+        self.greeting, self.delay = greeting, delay
+        self.lock = threading.Lock()
+        self.connections = self.now = self.most = 0
+        self.messages = []         # (mail, [rcpts], data)
+        self.socks = []
+        self.stopping = False
+        self.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.ls.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self.lock:
+                self.connections += 1
+                self.now += 1
+                self.most = max(self.most, self.now)
+                self.socks.append(c)
+            threading.Thread(target=self.session, args=(c,), daemon=True).start()
+
+    def session(self, c):
+        try:
+            self.dialog(c, c.makefile("rb"))
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.now -= 1
+            c.close()
+
+    def dialog(self, c, f):
+        c.sendall(self.greeting.encode() + b"\r\n")
+        if not self.greeting.startswith("220"):
+            return
+        mail, rcpts = None, []
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                c.sendall(b"250-peer\r\n250 8BITMIME\r\n")
+            elif verb == b"MAIL":
+                mail, rcpts = line.strip().decode(), []
+                c.sendall(b"250 2.1.0 ok\r\n")
+            elif verb == b"RCPT":
+                rcpts.append(line.strip().decode())
+                c.sendall(b"250 2.1.5 ok\r\n")
+            elif verb == b"DATA":
+                c.sendall(b"354 go\r\n")
+                data = b""
+                while (line := f.readline()) not in (b".\r\n", b""):
+                    data += line
+                time.sleep(self.delay)
+                with self.lock:
+                    self.messages.append((mail, rcpts, data))
+                c.sendall(b"250 2.0.0 ok\r\n")
+            elif verb == b"QUIT":
+                c.sendall(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 2.0.0 ok\r\n")
+
+    def stop(self):
+        self.stopping = True
+        self.join(5)
+        self.ls.close()
+        with self.lock:
+            for c in self.socks:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def peers():
+    started = []
+
+    def make(**kw):
+        p = Peer(**kw)
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
+
+
+def submit_many(t, n, prefix):
+    """n messages in one session to A's submission listener, one recipient
+    each (r0@peer.test ...); their queue IDs."""
+    c = t.client(port=t.ports["sub"])
+    c.ehlo("client.example")
+    qids = [c.deliver(SENDER, [f"r{i}@peer.test"], body(f"{prefix}{i}")) for i in range(n)]
+    c.cmd("QUIT").check(221)
+    return qids
+
+
+# ---- concurrency
+
+@pytest.mark.parametrize("conf,most", [
+    ("relay_destination_concurrency 2\n", 2),
+    ("relay_concurrency 1\n", 1),
+])
+def test_relay_concurrency(tern_factory, peers, conf, most):
+    """Each message holds the peer 0.4 s: six at once reach the limit and
+    never pass it."""
+    p = peers(delay=0.4)
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{p.port} }}\n" + conf)
+    qids = submit_many(a, 6, "conc")
+    for q in qids:
+        wait_log(a, rf"event=removed id={q} delivered=1 failed=0", timeout=20)
+    assert p.most == most
+    assert len(p.messages) == 6
+    assert p.connections == most      # and each connection was kept for the next
+
+
+def test_reuse_messages_cap(tern_factory, sinks):
+    """relay_reuse_messages 3, one connection at a time: 7 messages take
+    3 connections (3 + 3 + 1)."""
+    sink = sinks()
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{sink.port} }}\n"
+                    "relay_destination_concurrency 1\nrelay_reuse_messages 3\n"
+                    "relay_reuse_idle 1s\n")
+    qids = submit_many(a, 7, "cap")
+    for q in qids:
+        wait_log(a, rf"event=removed id={q} delivered=1 failed=0", timeout=20)
+    assert sink.wait_messages(7) == 7
+    wait_log(a, r"event=conn-closed peer=\S+ messages=1 reason=idle", timeout=5)
+    deadline = time.monotonic() + 5
+    while sink.sessions() < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sink.sessions() == 3
+    assert len(log_lines(a, "event=conn-reused ")) == 4
+
+
+def test_no_reuse(tern_factory, peers):
+    """relay_reuse_messages 0: a connection per message."""
+    p = peers()
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{p.port} }}\n"
+                    "relay_destination_concurrency 1\nrelay_reuse_messages 0\n")
+    for q in submit_many(a, 3, "noreuse"):
+        wait_log(a, rf"event=removed id={q} delivered=1 failed=0", timeout=20)
+    assert p.connections == 3 and len(p.messages) == 3
+    assert not log_lines(a, "event=conn-reused ")
+
+
+@pytest.mark.parametrize("line,error", [
+    ("relay_concurrency 1", ""), ("relay_concurrency 10000", ""),
+    ("relay_concurrency 0", "relay_concurrency: 0 is out of range (1..10000)"),
+    ("relay_concurrency 10001", "relay_concurrency: 10001 is out of range (1..10000)"),
+    ("relay_concurrency many", 'relay_concurrency: not a number "many"'),
+    ("relay_destination_concurrency 1000", ""),
+    ("relay_destination_concurrency 1001",
+     "relay_destination_concurrency: 1001 is out of range (1..1000)"),
+    ("relay_reuse_messages 0", ""),
+    ("relay_reuse_messages 100001", "relay_reuse_messages: 100001 is out of range (0..100000)"),
+    ("relay_reuse_idle 5m", ""),
+    ("relay_reuse_idle 301", "relay_reuse_idle: 301 is out of range (1..300)"),
+    ("relay_reuse_idle 0", "relay_reuse_idle: 0 is out of range (1..300)"),
+    ("relay_reuse_idle 2x", 'relay_reuse_idle: not a duration "2x"'),
+])
+def test_relay_number_config(tern_factory, line, error):
+    t = tern_factory(start=False, extra=line + "\n")
+    nr = t.config_text().splitlines().index(line) + 1
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == (1 if error else 0), r.stderr
+    if error:
+        assert f"{t.conf}:{nr}: {error}" in r.stderr, r.stderr
