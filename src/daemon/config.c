@@ -1202,6 +1202,8 @@ static const struct relay_num {
 	    offsetof(struct config, relay_destination_concurrency), 0 },
 	{ "relay_reuse_messages", 0, 100000, offsetof(struct config, relay_reuse_messages), 0 },
 	{ "relay_reuse_idle", 1, 300, offsetof(struct config, relay_reuse_idle), 1 },
+	{ "relay_backoff_failures", 1, 1000, offsetof(struct config, relay_backoff_failures), 0 },
+	{ "relay_backoff", 1, 3600, offsetof(struct config, relay_backoff), 1 },
 };
 
 static int
@@ -1396,6 +1398,8 @@ static const struct directive top_tab[] = {
 	{ "relay_destination_concurrency", fn_relay_num, 1, BLOCK_NO, 0, NULL },
 	{ "relay_reuse_messages", fn_relay_num, 1, BLOCK_NO, 0, NULL },
 	{ "relay_reuse_idle", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_backoff_failures", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_backoff", fn_relay_num, 1, BLOCK_NO, 0, NULL },
 };
 
 /* ---- the whole file ---- */
@@ -1427,6 +1431,8 @@ config_defaults(struct config *cfg, const char *name)
 	cfg->relay_destination_concurrency = 10;
 	cfg->relay_reuse_messages = 100;
 	cfg->relay_reuse_idle = 5;
+	cfg->relay_backoff_failures = 5;
+	cfg->relay_backoff = 60;
 	cfg->auth.sender_check = 1;
 	cfg->auth.max_failures = 5;
 	cfg->auth.failure_window = 600;

@@ -141,6 +141,8 @@ struct config {
 	unsigned           relay_destination_concurrency;	/* ... per destination: 10 */
 	unsigned           relay_reuse_messages;	/* messages per connection: 100; 0 = no reuse */
 	unsigned           relay_reuse_idle;	/* seconds a connection is kept idle: 5 */
+	unsigned           relay_backoff_failures;	/* failures in a row before a back-off: 5 */
+	unsigned           relay_backoff;	/* first back-off, seconds: 60; doubles to 1 h */
 };
 
 /*

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -34,6 +35,7 @@
 #define MTA_OUT_HIGH     (256 * 1024)
 #define MTA_CHUNK        (64 * 1024)
 #define DNS_TIMEOUT_MS   10000
+#define MTA_BACKOFF_MAX  3600	/* the back-off of a failing destination grows to this */
 
 struct mta;
 
@@ -78,6 +80,8 @@ struct job {
 	char                 remote[DNS_NAME_MAX + 1];	/* for DSNs: the host's name, or [ip] */
 	unsigned             conn_msgs;	/* messages sent on this connection before */
 	int                  reused;	/* on a kept connection, before its RSET's 250 */
+	int                  attempted;	/* a connection was tried */
+	int                  session_ok;	/* a server greeted us and took EHLO/HELO */
 };
 
 /* A connection kept open between messages to one destination. */
@@ -103,6 +107,11 @@ struct dest {
 	char         key[SMTP_DOMAIN_MAX + 16];
 	unsigned     active;
 	struct idle *idle;
+	/* back-off: connections failed this many times in a row */
+	unsigned     failures;
+	unsigned     backoff;		/* seconds of the last back-off, 0 = none yet */
+	time_t       until;		/* no attempt before this (monotonic seconds) */
+	char         last_error[300];
 };
 
 struct mta {
@@ -165,12 +174,54 @@ job_report(struct job *j)
 	buf_free(&b);
 }
 
+static time_t
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/*
+ * A destination whose connections fail relay_backoff_failures times in a
+ * row gets no attempt for relay_backoff, then twice that after the next
+ * failure, up to an hour; one session that gets past EHLO clears it.
+ */
+static void
+dest_outcome(struct job *j)
+{
+	struct dest *d = j->dest;
+	const struct config *cfg = j->m->cfg;
+
+	if (j->session_ok) {
+		if (d->failures >= cfg->relay_backoff_failures)
+			log_info("event=dest-recovered dest=\"%s\" failures=%u", d->key, d->failures);
+		d->failures = d->backoff = 0;
+		d->until = 0;
+		return;
+	}
+	if (!j->attempted)
+		return;
+	snprintf(d->last_error, sizeof(d->last_error), "%s", j->last_error);
+	if (++d->failures < cfg->relay_backoff_failures)
+		return;
+	d->backoff = d->backoff == 0 ? cfg->relay_backoff :
+	    d->backoff >= MTA_BACKOFF_MAX / 2 ? MTA_BACKOFF_MAX : d->backoff * 2;
+	if (d->backoff < cfg->relay_backoff)
+		d->backoff = cfg->relay_backoff;
+	d->until = now_mono() + (time_t)d->backoff;
+	log_info("event=dest-backoff dest=\"%s\" failures=%u seconds=%u error=\"%s\"",
+	    d->key, d->failures, d->backoff, d->last_error);
+}
+
 static void
 job_free(struct job *j)
 {
 	size_t i;
 
 	if (j->dest) {
+		dest_outcome(j);
 		j->dest->active--;
 		j->m->active--;
 		event_active(j->m->ev_pump, EV_TIMEOUT, 0);	/* a slot is free */
@@ -525,6 +576,7 @@ act(struct job *j, enum client_action a)
 			break;
 		case CLIENT_IDLE:
 			j->reused = 0;
+			j->session_ok = 1;
 			a = smtp_client_send(j->cl, &j->msg, j->res);
 			continue;
 		case CLIENT_MSG_DONE:
@@ -562,6 +614,9 @@ act(struct job *j, enum client_action a)
 				conn_failed(j, why);
 				return 0;
 			}
+			if (smtp_client_error(j->cl)[0])
+				snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer,
+				    smtp_client_error(j->cl));
 			conn_close(j);
 			job_finish(j, 451, enh, why);
 			return 0;
@@ -728,6 +783,7 @@ job_next_address(struct job *j)
 				snprintf(j->remote, sizeof(j->remote), "%s", h->name);
 			else
 				snprintf(j->remote, sizeof(j->remote), "[%s]", ip);
+			j->attempted = 1;
 			j->fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (j->fd == -1 || (connect(j->fd, (struct sockaddr *)&ss, sl) == -1 &&
 			    errno != EINPROGRESS)) {
@@ -949,6 +1005,16 @@ job_try_start(struct job *j)
 	struct mta *m = j->m;
 	struct dest *d = dest_of(m, j->domain);
 
+	if (d && d->until && now_mono() < d->until) {
+		char why[512];
+
+		/* Deferred without a connection: the queue's retry comes back later. */
+		snprintf(why, sizeof(why), "destination backed off for %us after %u failures "
+		    "in a row; last error: %s", d->backoff, d->failures, d->last_error);
+		log_info("event=backed-off id=%s dest=\"%s\" failures=%u", j->id, d->key, d->failures);
+		job_finish(j, 451, "4.4.1", why);
+		return 1;
+	}
 	if (d == NULL || m->active >= m->cfg->relay_concurrency ||
 	    d->active >= m->cfg->relay_destination_concurrency)
 		return 0;

@@ -1050,6 +1050,10 @@ def test_no_reuse(tern_factory, peers):
     ("relay_reuse_idle 301", "relay_reuse_idle: 301 is out of range (1..300)"),
     ("relay_reuse_idle 0", "relay_reuse_idle: 0 is out of range (1..300)"),
     ("relay_reuse_idle 2x", 'relay_reuse_idle: not a duration "2x"'),
+    ("relay_backoff_failures 1", ""),
+    ("relay_backoff_failures 0", "relay_backoff_failures: 0 is out of range (1..1000)"),
+    ("relay_backoff 1h", ""),
+    ("relay_backoff 61m", "relay_backoff: 61m is out of range (1..3600)"),
 ])
 def test_relay_number_config(tern_factory, line, error):
     t = tern_factory(start=False, extra=line + "\n")
@@ -1059,3 +1063,55 @@ def test_relay_number_config(tern_factory, line, error):
     assert r.returncode == (1 if error else 0), r.stderr
     if error:
         assert f"{t.conf}:{nr}: {error}" in r.stderr, r.stderr
+
+
+# ---- a failing destination backed off as a whole
+
+def test_backoff_dead_destination(tern_factory):
+    """Nobody listens on the route's port; one connection at a time. After
+    2 refused connections (relay_backoff_failures 2) the other messages
+    are deferred without an attempt, with the reason."""
+    port = free_port()
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{port} }}\n"
+                    "relay_destination_concurrency 1\nrelay_backoff_failures 2\n"
+                    "relay_backoff 60s\n")
+    qids = submit_many(a, 5, "dead")
+    wait_log(a, r"event=backed-off ", count=3)
+    time.sleep(2.5)                 # the queue retries each after 1 s and 2 s
+    attempts = log_lines(a, "event=connect-failed ")
+    assert len(attempts) == 2, attempts
+    assert all(f"peer=[127.0.0.1]:{port} error=\"Connection refused\"" in ln
+               for ln in attempts), attempts
+    [bo] = log_lines(a, "event=dest-backoff ")
+    assert 'dest="route *" failures=2 seconds=60' in bo, bo
+    deferred = [ln for ln in log_lines(a, "event=deferred ", "proc=mta")
+                if "destination backed off" in ln]
+    assert len(deferred) >= 3 + 3, deferred     # three at first, then their retries
+    assert "reply=\"destination backed off for 60s after 2 failures in a row; last error: " \
+        f"[127.0.0.1]:{port}: Connection refused\"" in deferred[0], deferred[0]
+    assert {re.search(r" id=(\w+)", ln).group(1) for ln in deferred} <= set(qids)
+
+
+def test_backoff_cleared_by_success(tern_factory, sinks):
+    """A greeting 421 counts as a failure too; after the back-off (2 s)
+    one attempt gets through to the now healthy peer, which clears it."""
+    sink = sinks(start=False)
+    p = Peer(port=sink.port, greeting="421 4.3.2 not now")
+    try:
+        a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{sink.port} }}\n"
+                        "relay_backoff_failures 2\nrelay_backoff 2s\n")
+        qid = submit(a, ["someone@peer.test"], body("clear"))
+        wait_log(a, r"event=dest-backoff ")
+        assert p.connections == 2
+        [bo] = log_lines(a, "event=dest-backoff ")
+        assert "failures=2 seconds=2 " in bo and "greeting: 421 4.3.2 not now" in bo, bo
+    finally:
+        p.stop()
+    sink.start()
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0", timeout=15)
+    [rec] = log_lines(a, "event=dest-recovered ")
+    assert 'dest="route *" failures=2' in rec, rec
+    assert sink.wait_messages(1) == 1
+    # Cleared: the next message goes at once.
+    q2 = submit(a, ["other@peer.test"], body("clear2"))
+    wait_log(a, rf"event=removed id={q2} delivered=1 failed=0", timeout=3)
