@@ -1231,18 +1231,72 @@ fn_relay_num(struct parser *ps, const struct directive *e, struct dir *d, void *
 	return 0;
 }
 
+/* "[name]:port" or "name:port" (port optional): the host part and the port. */
+static int
+split_route_host(const char *s, char *host, size_t hostsz, uint16_t *port, int *bracket)
+{
+	const char *end, *rest;
+	size_t n;
+	uint64_t v = 25;
+
+	*bracket = s[0] == '[';
+	if (*bracket) {
+		if ((end = strchr(s, ']')) == NULL)
+			return -1;
+		s++;
+		rest = end + 1;
+	} else {
+		end = rest = s + strcspn(s, ":");
+	}
+	n = (size_t)(end - s);
+	if (n == 0 || n >= hostsz || !valid_domain(s, n))
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (rest[0] != '\0' && (rest[0] != ':' ||
+	    parse_u64(rest + 1, strlen(rest + 1), &v) == -1 || v < 1 || v > 65535))
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
 static int
 fn_route_via(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 {
 	struct route_cfg *r = arg;
 	struct listen_cfg l;
+	struct in_addr a4;
+	int bracket;
 
-	if (parse_listen_addr(d->w[1], &l) == -1)
-		return perr(ps, d->line, "route: via: bad address \"%s\" (IP:PORT or [IPv6]:PORT)",
-		    d->w[1]);
-	r->ss = l.ss;
-	r->sslen = l.sslen;
+	if (strlen(d->w[1]) >= sizeof(r->via))
+		return perr(ps, d->line, "route: via: too long");
 	snprintf(r->via, sizeof(r->via), "%s", d->w[1]);
+	if (parse_listen_addr(d->w[1], &l) == 0) {
+		r->kind = ROUTE_ADDR;
+		r->ss = l.ss;
+		r->sslen = l.sslen;
+		r->port = ntohs(l.ss.ss_family == AF_INET ? ((struct sockaddr_in *)&l.ss)->sin_port :
+		    ((struct sockaddr_in6 *)&l.ss)->sin6_port);
+		return 0;
+	}
+	if (split_route_host(d->w[1], r->host, sizeof(r->host), &r->port, &bracket) == -1)
+		return perr(ps, d->line, "route: via: bad host \"%s\" (IP:PORT, [IPv6]:PORT, "
+		    "[HOST]:PORT or DOMAIN:PORT)", d->w[1]);
+	lower(r->host);
+	if (inet_pton(AF_INET, r->host, &a4) == 1) {
+		/* An IPv4 address without its port. */
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&r->ss;
+
+		memset(&r->ss, 0, sizeof(r->ss));
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(r->port);
+		s4->sin_addr = a4;
+		r->sslen = sizeof(*s4);
+		r->kind = ROUTE_ADDR;
+		r->host[0] = '\0';
+		return 0;
+	}
+	r->kind = bracket ? ROUTE_HOST : ROUTE_MX;
 	return 0;
 }
 
@@ -1280,7 +1334,7 @@ fn_route(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 	if (parse_block(ps, "route", route_tab, sizeof(route_tab) / sizeof(route_tab[0]),
 	    d->line, r) == -1)
 		return -1;
-	if (r->sslen == 0)
+	if (r->via[0] == '\0')
 		return perr(ps, d->line, "route \"%s\": via is required", r->domain);
 	cfg->nroutes++;
 	return 0;

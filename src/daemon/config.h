@@ -63,11 +63,20 @@ struct auth_cfg {
 	struct table *senders;
 };
 
-/* Outbound: where mail for a domain goes instead of its MX hosts. */
+/*
+ * Outbound: where mail for a domain goes instead of its MX hosts. RFC 5321
+ * 5.1's convention: "[name]" is that host's A/AAAA records, a bare name
+ * is looked up as a mail domain (MX, then the implicit MX).
+ */
+enum route_kind { ROUTE_ADDR, ROUTE_HOST, ROUTE_MX };
+
 struct route_cfg {
 	char                    domain[CONFIG_NAME_MAX + 1];	/* "*" = every domain */
-	char                    via[128];	/* as written: "192.0.2.1:25", "[::1]:2525" */
-	struct sockaddr_storage ss;
+	char                    via[CONFIG_NAME_MAX + 16];	/* as written: "192.0.2.1:25", "[mx.example]:587" */
+	enum route_kind         kind;
+	char                    host[CONFIG_NAME_MAX + 1];	/* ROUTE_HOST, ROUTE_MX: lower case */
+	uint16_t                port;		/* 25 unless given */
+	struct sockaddr_storage ss;		/* ROUTE_ADDR */
 	socklen_t               sslen;
 	int                     tls;		/* 0 none, 1 may, 2 must; -1: smtp_tls */
 	int                     line;

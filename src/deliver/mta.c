@@ -759,9 +759,7 @@ job_next_address(struct job *j)
 
 			memset(&ss, 0, sizeof(ss));
 			if (rt)
-				port = ntohs(rt->ss.ss_family == AF_INET ?
-				    ((const struct sockaddr_in *)&rt->ss)->sin_port :
-				    ((const struct sockaddr_in6 *)&rt->ss)->sin6_port);
+				port = rt->port;
 			if (a->family == AF_INET) {
 				struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 
@@ -812,6 +810,11 @@ route_ready(struct job *j)
 		int code = mx_status_code(j->route.status);
 
 		snprintf(enh, sizeof(enh), "%s", mx_status_enhanced(j->route.status));
+		if (config_find_route(j->m->cfg, j->domain)) {
+			/* A configured relay host that does not resolve is ours to fix: defer. */
+			code = 451;
+			enh[0] = '4';
+		}
 		job_finish(j, code, enh, j->route.why);
 		return;
 	}
@@ -845,8 +848,15 @@ resolver_thread(void *arg)
 			j->route.status = MX_TEMPFAIL;
 			snprintf(j->route.why, sizeof(j->route.why), "no DNS resolver: %s", err);
 		} else {
+			const struct route_cfg *rt = config_find_route(m->cfg, j->domain);
+			int rc;
+
 			r = dns_unbound_resolver(u);
-			if (mx_resolve(&r, j->domain, self, NULL, &j->route) == -1) {
+			if (rt && rt->kind == ROUTE_HOST)
+				rc = mx_resolve_host(&r, rt->host, NULL, &j->route);
+			else
+				rc = mx_resolve(&r, rt ? rt->host : j->domain, self, NULL, &j->route);
+			if (rc == -1) {
 				j->route.status = MX_TEMPFAIL;
 				snprintf(j->route.why, sizeof(j->route.why), "out of memory");
 			}
@@ -889,7 +899,7 @@ job_route(struct job *j)
 	const struct route_cfg *rt = config_find_route(m->cfg, j->domain);
 
 	j->tls = rt && rt->tls >= 0 ? rt->tls : m->cfg->smtp_tls;
-	if (rt) {
+	if (rt && rt->kind == ROUTE_ADDR) {
 		struct mx_host *h = &j->route.hosts[0];
 
 		j->route.status = MX_OK;

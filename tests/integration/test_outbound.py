@@ -1115,3 +1115,61 @@ def test_backoff_cleared_by_success(tern_factory, sinks):
     # Cleared: the next message goes at once.
     q2 = submit(a, ["other@peer.test"], body("clear2"))
     wait_log(a, rf"event=removed id={q2} delivered=1 failed=0", timeout=3)
+
+
+# ---- routes by host name
+
+def test_route_bracket_host(tern_factory, unbound_server, sinks):
+    """via [smart.test]:PORT: the host's A record, no MX lookup (the MX
+    that smart.test also has would lead elsewhere)."""
+    sink = sinks()
+    dns = unbound_server(["smart.test A 127.0.0.1", "smart.test MX 10 elsewhere.test",
+                          "elsewhere.test A 127.0.0.9"])
+    a = sender_tern(tern_factory, dns, extra=f"route * {{ via [smart.test]:{sink.port} }}\n")
+    qid = submit(a, ["someone@peer.test"], body("bracket"))
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [sent] = events(a, "sent", qid)
+    assert f"relay=smart.test[127.0.0.1]:{sink.port} " in sent, sent
+    assert [d["rcpts"] for d in sink.wait_dumps(1)] == [["<someone@peer.test>"]]
+
+
+def test_route_mx_name(tern_factory, unbound_server, sinks):
+    """via relay.test:PORT (no brackets): relay.test's MX host, at PORT."""
+    sink = sinks()
+    dns = unbound_server(["relay.test MX 10 mx.relay.test", "mx.relay.test A 127.0.0.1",
+                          "relay.test A 127.0.0.9"])
+    a = sender_tern(tern_factory, dns, extra=f"route peer.test {{ via relay.test:{sink.port} }}\n")
+    qid = submit(a, ["someone@peer.test"], body("mxname"))
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [sent] = events(a, "sent", qid)
+    assert f"relay=mx.relay.test[127.0.0.1]:{sink.port} " in sent, sent
+    assert sink.wait_messages(1) == 1
+
+
+def test_route_host_without_address_defers(tern_factory, unbound_server):
+    """A route host that does not resolve is the administrator's to fix:
+    deferred (4.x), never bounced."""
+    dns = unbound_server(["relay.test MX 10 mx.relay.test", "mx.relay.test A 127.0.0.1"])
+    a = sender_tern(tern_factory, dns, extra="route * { via [relay.test]:2525 }\n")
+    qid = submit(a, ["someone@peer.test"], body("nohost"))
+    wait_log(a, rf"event=deferred id={qid} ")
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert "code=451 status=4.4.4" in d and 'reply="host relay.test has no address"' in d, d
+    assert not events(a, "bounced", qid)
+
+
+@pytest.mark.parametrize("via,error", [
+    ("[mx.example]:2525", ""), ("[mx.example]", ""), ("mx.example", ""),
+    ("mx.example:587", ""), ("192.0.2.1", ""), ("[::1]:25", ""),
+    ("[mx.example", "bad host"), ("mx..example", "bad host"), ("mx.example:0", "bad host"),
+    ("mx.example:70000", "bad host"), ("[mx.example]x", "bad host"), ("mx.example:", "bad host"),
+])
+def test_route_via_config(tern_factory, via, error):
+    t = tern_factory(start=False, extra=f"route * {{ via {via} }}\n")
+    nr = t.config_text().splitlines().index(f"route * {{ via {via} }}") + 1
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == (1 if error else 0), r.stderr
+    if error:
+        assert f'{t.conf}:{nr}: route: via: bad host "{via}" (IP:PORT, [IPv6]:PORT, ' \
+            "[HOST]:PORT or DOMAIN:PORT)" in r.stderr, r.stderr
