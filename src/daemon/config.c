@@ -1160,10 +1160,13 @@ tls_policy(struct parser *ps, struct dir *d, const char *what, int *out)
 		*out = 0;
 	else if (strcmp(d->w[1], "may") == 0)
 		*out = 1;
-	else if (strcmp(d->w[1], "must") == 0)
+	else if (strcmp(d->w[1], "must") == 0 || strcmp(d->w[1], "encrypt") == 0)
 		*out = 2;
+	else if (strcmp(d->w[1], "verify") == 0)
+		*out = 3;
 	else
-		return perr(ps, d->line, "%s: \"%s\" is not none, may or must", what, d->w[1]);
+		return perr(ps, d->line, "%s: \"%s\" is not none, may, encrypt or verify",
+		    what, d->w[1]);
 	return 0;
 }
 
@@ -1306,9 +1309,35 @@ fn_route_tls(struct parser *ps, const struct directive *e, struct dir *d, void *
 	return tls_policy(ps, d, "route: tls", &((struct route_cfg *)arg)->tls);
 }
 
+/* Read now: the mta runs unprivileged and may not reach the file. */
+static int
+fn_route_tls_ca(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct route_cfg *r = arg;
+	const char *why;
+
+	if (make_path(ps, d, "route: tls_ca", d->w[1], &r->tls_ca) == -1)
+		return -1;
+	if (!ps->load_tables)
+		return 0;
+	free(r->tls_ca_pem);
+	if ((why = read_file(r->tls_ca, TABLE_FILE_MAX, &r->tls_ca_pem, &r->tls_ca_len)) != NULL)
+		return perr(ps, d->line, "route: tls_ca: cannot read \"%s\": %s", r->tls_ca, why);
+	return 0;
+}
+
+static void
+route_free(struct route_cfg *r)
+{
+	free(r->tls_ca);
+	free(r->tls_ca_pem);
+	r->tls_ca = r->tls_ca_pem = NULL;
+}
+
 static const struct directive route_tab[] = {
 	{ "via", fn_route_via, 1, BLOCK_NO, 0, NULL },
 	{ "tls", fn_route_tls, 1, BLOCK_NO, 0, NULL },
+	{ "tls_ca", fn_route_tls_ca, 1, BLOCK_NO, 0, NULL },
 };
 
 static int
@@ -1332,10 +1361,11 @@ fn_route(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 	r->tls = -1;	/* smtp_tls, wherever it is set */
 	r->line = d->line;
 	if (parse_block(ps, "route", route_tab, sizeof(route_tab) / sizeof(route_tab[0]),
-	    d->line, r) == -1)
+	    d->line, r) == -1 || (r->via[0] == '\0' &&
+	    perr(ps, d->line, "route \"%s\": via is required", r->domain) == -1)) {
+		route_free(r);	/* not counted yet: config_free would miss it */
 		return -1;
-	if (r->via[0] == '\0')
-		return perr(ps, d->line, "route \"%s\": via is required", r->domain);
+	}
 	cfg->nroutes++;
 	return 0;
 }
@@ -1703,6 +1733,8 @@ config_free(struct config *cfg)
 	free(cfg->tls.ciphers);
 	free(cfg->auth.senders_path);
 	free(cfg->dns_server);
+	for (i = 0; i < cfg->nroutes; i++)
+		route_free(&cfg->routes[i]);
 	table_free(cfg->auth.senders);
 	free(cfg->path);
 	free(cfg->spool_dir);

@@ -78,7 +78,10 @@ struct route_cfg {
 	uint16_t                port;		/* 25 unless given */
 	struct sockaddr_storage ss;		/* ROUTE_ADDR */
 	socklen_t               sslen;
-	int                     tls;		/* 0 none, 1 may, 2 must; -1: smtp_tls */
+	int                     tls;		/* 0 none, 1 may, 2 encrypt, 3 verify; -1: smtp_tls */
+	char                   *tls_ca;		/* CA file for verify; NULL: the system's */
+	char                   *tls_ca_pem;	/* its contents, read at load (as root) */
+	size_t                  tls_ca_len;
 	int                     line;
 };
 
@@ -143,7 +146,7 @@ struct config {
 	char              *dns_server;		/* "127.0.0.1@5353"; NULL = /etc/resolv.conf */
 	unsigned           lifetime;		/* seconds a message may stay queued: 5 days */
 	unsigned           delay_warning;	/* seconds before a "still trying" DSN: 4 h; 0 = never */
-	int                smtp_tls;		/* 0 none, 1 may (default), 2 must */
+	int                smtp_tls;		/* 0 none, 1 may (default), 2 encrypt, 3 verify */
 	struct route_cfg   routes[CONFIG_MAX_ROUTES];
 	size_t             nroutes;
 	unsigned           relay_concurrency;	/* outbound jobs at once: 100 */

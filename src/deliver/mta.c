@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -122,7 +124,9 @@ struct mta {
 	struct event        *ev_pump;
 	struct event_base   *base;
 	struct ipc          *queue;
-	SSL_CTX             *tls;
+	SSL_CTX             *tls;		/* none/may/encrypt: nothing checked */
+	SSL_CTX             *verify;		/* verify with the system's CAs */
+	SSL_CTX             *route_verify[CONFIG_MAX_ROUTES];	/* verify with a route's tls_ca */
 	/* resolver thread */
 	pthread_t            thread;
 	pthread_mutex_t      lock;
@@ -403,12 +407,47 @@ flush_output(struct job *j)
 	return 0;
 }
 
+/* tls verify: the context with the right CAs, NULL if it could not be made. */
+static SSL_CTX *
+verify_ctx(struct job *j)
+{
+	const struct route_cfg *rt = config_find_route(j->m->cfg, j->domain);
+
+	if (rt && rt->tls_ca_pem)
+		return j->m->route_verify[rt - j->m->cfg->routes];
+	return j->m->verify;
+}
+
+/*
+ * tls verify: the chain must lead to a trusted CA and the certificate
+ * must name the host we looked up (RFC 6125), or its address for a route
+ * given as an address.
+ */
+static int
+set_verify(struct job *j, const char *host)
+{
+	char ip[INET6_ADDRSTRLEN];
+	size_t n;
+
+	SSL_set_verify(j->ssl, SSL_VERIFY_PEER, NULL);
+	if (host[0])
+		return SSL_set1_host(j->ssl, host) == 1 ? 0 : -1;
+	n = strlen(j->remote);
+	if (n < 3 || n - 2 >= sizeof(ip))
+		return -1;
+	memcpy(ip, j->remote + 1, n - 2);	/* "[ip]" */
+	ip[n - 2] = '\0';
+	return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(j->ssl), ip) == 1 ? 0 : -1;
+}
+
 static int
 start_tls(struct job *j)
 {
 	const char *host = j->route.hosts[j->host].name;
+	SSL_CTX *ctx = j->tls == 3 ? verify_ctx(j) : j->m->tls;
 
-	if ((j->ssl = SSL_new(j->m->tls)) == NULL || SSL_set_fd(j->ssl, j->fd) != 1) {
+	if (ctx == NULL || (j->ssl = SSL_new(ctx)) == NULL || SSL_set_fd(j->ssl, j->fd) != 1 ||
+	    (j->tls == 3 && set_verify(j, host) == -1)) {
 		conn_failed(j, "cannot start TLS");
 		return 0;
 	}
@@ -698,7 +737,14 @@ job_io(struct job *j)
 		event_add(j->ev_read, NULL);
 	else if (r == SSL_ERROR_WANT_WRITE)
 		event_add(j->ev_write, NULL);
-	else {
+	else if (SSL_get_verify_result(j->ssl) != X509_V_OK) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "TLS certificate verification failed: %s",
+		    X509_verify_cert_error_string(SSL_get_verify_result(j->ssl)));
+		smtp_client_fail(j->cl, why);
+		conn_failed(j, why);
+	} else {
 		smtp_client_fail(j->cl, "TLS handshake failed");
 		conn_failed(j, "TLS handshake failed");
 	}
@@ -722,7 +768,8 @@ on_write(evutil_socket_t fd, short what, void *arg)
 			conn_failed(j, strerror(err ? err : errno));
 			return;
 		}
-		j->cl = smtp_client_new(j->m->cfg->hostname, (enum client_tls)j->tls);
+		j->cl = smtp_client_new(j->m->cfg->hostname, j->tls >= 2 ? CLIENT_TLS_MUST :
+		    (enum client_tls)j->tls);
 		event_add(j->ev_read, NULL);
 		set_timer(j, 300);	/* RFC 5321 4.5.3.2.1: the greeting */
 		return;
@@ -1094,6 +1141,53 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* A context that verifies against the PEM certificates of pem[0..len), or the system's CAs. */
+static SSL_CTX *
+new_verify_ctx(const char *pem, size_t len, const char *name)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	int ok = 1, n = 0;
+
+	if (c == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+	if (pem == NULL)
+		ok = SSL_CTX_set_default_verify_paths(c) == 1;
+	else {
+		BIO *b = BIO_new_mem_buf(pem, (int)len);
+		X509 *x;
+
+		while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+			ok = ok && X509_STORE_add_cert(SSL_CTX_get_cert_store(c), x) == 1;
+			X509_free(x);
+			n++;
+		}
+		BIO_free(b);
+		ERR_clear_error();
+		ok = ok && n > 0;
+	}
+	if (!ok) {
+		log_warn("event=tls-ca-failed file=\"%s\"", name);
+		SSL_CTX_free(c);
+		return NULL;	/* then verify fails: "cannot start TLS" */
+	}
+	return c;
+}
+
+/* The contexts for `tls verify`, made once: CA files are read at start. */
+static void
+make_verify_ctxs(struct mta *m)
+{
+	size_t i;
+
+	m->verify = new_verify_ctx(NULL, 0, "(system)");
+	for (i = 0; i < m->cfg->nroutes; i++)
+		if (m->cfg->routes[i].tls_ca_pem)
+			m->route_verify[i] = new_verify_ctx(m->cfg->routes[i].tls_ca_pem,
+			    m->cfg->routes[i].tls_ca_len, m->cfg->routes[i].tls_ca);
+}
+
 int
 mta_main(const struct config *cfg, int queue_fd)
 {
@@ -1112,6 +1206,7 @@ mta_main(const struct config *cfg, int queue_fd)
 		log_fatal("event=mta-tls-failed");
 	SSL_CTX_set_min_proto_version(m.tls, TLS1_2_VERSION);
 	SSL_CTX_set_verify(m.tls, SSL_VERIFY_NONE, NULL);
+	make_verify_ctxs(&m);
 	pthread_mutex_init(&m.lock, NULL);
 	pthread_cond_init(&m.cond, NULL);
 	if (pthread_create(&m.thread, NULL, resolver_thread, &m) != 0)
@@ -1130,6 +1225,9 @@ mta_main(const struct config *cfg, int queue_fd)
 	pthread_mutex_unlock(&m.lock);
 	pthread_join(m.thread, NULL);
 	event_free(m.ev_pump);
+	for (size_t i = 0; i < CONFIG_MAX_ROUTES; i++)
+		SSL_CTX_free(m.route_verify[i]);
+	SSL_CTX_free(m.verify);
 	while (m.dests) {
 		struct dest *d = m.dests;
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TERN_BIN, free_port
+from conftest import TERN_BIN, USER_PASSWORDS, free_port
 from dns_fixture import unbound_server  # noqa: F401
 from smtp_client import is_root
+from tls_helpers import SERVER_NAME, auth_block, tls_block
 
 SMTP_SINK = os.environ.get("SMTP_SINK_BIN", "/usr/sbin/smtp-sink")
 needs_port25 = pytest.mark.skipif(
@@ -1173,3 +1174,64 @@ def test_route_via_config(tern_factory, via, error):
     if error:
         assert f'{t.conf}:{nr}: route: via: bad host "{via}" (IP:PORT, [IPv6]:PORT, ' \
             "[HOST]:PORT or DOMAIN:PORT)" in r.stderr, r.stderr
+
+
+# ---- TLS policy per route: verify
+
+def verify_pair(tern_factory, unbound_server, tls_certs, peer_tls, name=SERVER_NAME, ca=None):
+    """B: a tern for peer.test with `peer_tls` (a tls block); A routes
+    peer.test to [name]:B's port with tls verify and the test CA."""
+    dns = unbound_server([f"{name} A 127.0.0.1"])
+    b = peer_tern(tern_factory, extra=peer_tls)
+    a = sender_tern(tern_factory, dns, extra=(
+        f"route peer.test {{ via [{name}]:{b.port}; tls verify; "
+        f"tls_ca {ca or tls_certs['ca']} }}\n"))
+    return a, b
+
+
+def test_tls_verify_passes(tern_factory, unbound_server, tls_certs):
+    a, b = verify_pair(tern_factory, unbound_server, tls_certs, tls_block(tls_certs, sni=False))
+    msg = body("verify")
+    qid = submit(a, ["bob@peer.test"], msg)
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [tls] = events(a, "tls", qid)
+    assert f"peer={SERVER_NAME}[127.0.0.1]:{b.port} version=TLSv1.3" in tls, tls
+    [got] = b.wait_for_messages("bob", "peer.test")
+    assert got.endswith(msg)
+    assert b"with ESMTPS id " in got
+
+
+@pytest.mark.parametrize("case,error", [
+    ("self-signed", "self-signed certificate"),
+    ("wrong-name", "hostname mismatch"),
+    ("wrong-ca", "unable to get local issuer certificate"),
+])
+def test_tls_verify_fails(tern_factory, unbound_server, tls_certs, tmp_path, case, error):
+    """Verification fails: deferred with the reason, nothing delivered."""
+    peer_tls, name, ca = tls_block(tls_certs, sni=False), SERVER_NAME, None
+    if case == "self-signed":
+        peer_tls = self_signed(tmp_path / "ss", SERVER_NAME)
+    elif case == "wrong-name":
+        name = "wrong.test.example"
+    else:
+        self_signed(tmp_path / "other", "some CA")
+        ca = tmp_path / "other" / "cert.pem"
+    a, b = verify_pair(tern_factory, unbound_server, tls_certs, peer_tls, name, ca)
+    qid = submit(a, ["bob@peer.test"], body("verifyfail"))
+    wait_log(a, rf"event=deferred id={qid} pending=1")
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert f'reply="{name}[127.0.0.1]:{b.port}: TLS certificate verification failed: ' \
+        f'{error}"' in d, d
+    assert "code=451 " in d
+    assert b.maildir_messages("bob", "peer.test") == []
+
+
+@pytest.mark.parametrize("value,ok", [("encrypt", True), ("verify", True), ("must", True),
+                                      ("strict", False)])
+def test_tls_policy_config(tern_factory, value, ok):
+    t = tern_factory(start=False, extra=f"smtp_tls {value}\n")
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == (0 if ok else 1), r.stderr
+    if not ok:
+        assert f'smtp_tls: "{value}" is not none, may, encrypt or verify' in r.stderr
