@@ -1326,18 +1326,105 @@ fn_route_tls_ca(struct parser *ps, const struct directive *e, struct dir *d, voi
 	return 0;
 }
 
+/* "user password" on the first line that is not blank or a # comment. */
+static int
+parse_secret(const char *data, size_t len, struct route_cfg *r)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t e = i, u, p;
+
+		while (e < len && data[e] != '\n')
+			e++;
+		while (i < e && (data[i] == ' ' || data[i] == '\t'))
+			i++;
+		if (i < e && data[i] != '#' && data[i] != '\r') {
+			size_t end = e;
+
+			while (end > i && (data[end - 1] == '\r' || data[end - 1] == ' ' ||
+			    data[end - 1] == '\t'))
+				end--;
+			for (u = i; u < end && data[u] != ' ' && data[u] != '\t'; u++)
+				;
+			for (p = u; p < end && (data[p] == ' ' || data[p] == '\t'); p++)
+				;
+			if (u == i || p == end || u - i >= sizeof(r->auth_user) ||
+			    end - p >= sizeof(r->auth_pass))
+				return -1;
+			memcpy(r->auth_user, data + i, u - i);
+			r->auth_user[u - i] = '\0';
+			memcpy(r->auth_pass, data + p, end - p);
+			r->auth_pass[end - p] = '\0';
+			return 0;
+		}
+		i = e + 1;
+	}
+	return -1;
+}
+
+/* Read now, as root; a file others may read is refused (it holds a password). */
+static int
+fn_route_auth(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct route_cfg *r = arg;
+	struct stat st;
+	const char *why;
+	char *data;
+	size_t len;
+	int rc;
+
+	if (make_path(ps, d, "route: auth", d->w[1], &r->auth) == -1)
+		return -1;
+	if (!ps->load_tables)
+		return 0;
+	if (stat(r->auth, &st) == 0 && (st.st_mode & 027))
+		return perr(ps, d->line, "route: auth: \"%s\" may be read or written by others "
+		    "(mode %03o; it must be 0600 or 0640)", r->auth, (unsigned)(st.st_mode & 0777));
+	if ((why = read_file(r->auth, 65536, &data, &len)) != NULL)
+		return perr(ps, d->line, "route: auth: cannot read \"%s\": %s", r->auth, why);
+	rc = parse_secret(data, len, r);
+	explicit_bzero(data, len);
+	free(data);
+	if (rc == -1)
+		return perr(ps, d->line, "route: auth: \"%s\" holds no line \"USER PASSWORD\"",
+		    r->auth);
+	return 0;
+}
+
+static int
+fn_route_auth_tls(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return yes_no(ps, d, "route: auth_without_tls", &((struct route_cfg *)arg)->auth_without_tls);
+}
+
+void
+config_wipe_secrets(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nroutes; i++) {
+		explicit_bzero(cfg->routes[i].auth_user, sizeof(cfg->routes[i].auth_user));
+		explicit_bzero(cfg->routes[i].auth_pass, sizeof(cfg->routes[i].auth_pass));
+	}
+}
+
 static void
 route_free(struct route_cfg *r)
 {
 	free(r->tls_ca);
 	free(r->tls_ca_pem);
-	r->tls_ca = r->tls_ca_pem = NULL;
+	free(r->auth);
+	r->tls_ca = r->tls_ca_pem = r->auth = NULL;
+	explicit_bzero(r->auth_pass, sizeof(r->auth_pass));
 }
 
 static const struct directive route_tab[] = {
 	{ "via", fn_route_via, 1, BLOCK_NO, 0, NULL },
 	{ "tls", fn_route_tls, 1, BLOCK_NO, 0, NULL },
 	{ "tls_ca", fn_route_tls_ca, 1, BLOCK_NO, 0, NULL },
+	{ "auth", fn_route_auth, 1, BLOCK_NO, 0, NULL },
+	{ "auth_without_tls", fn_route_auth_tls, 1, BLOCK_NO, 0, NULL },
 };
 
 static int

@@ -82,6 +82,10 @@ struct route_cfg {
 	char                   *tls_ca;		/* CA file for verify; NULL: the system's */
 	char                   *tls_ca_pem;	/* its contents, read at load (as root) */
 	size_t                  tls_ca_len;
+	char                   *auth;		/* file "user password" for AUTH to the host */
+	char                    auth_user[256];	/* read from it at load; wiped in smtp workers */
+	char                    auth_pass[256];
+	int                     auth_without_tls;	/* send them in clear text too */
 	int                     line;
 };
 
@@ -174,6 +178,9 @@ void config_free(struct config *cfg);
  */
 int  config_parse(const char *data, size_t len, const char *name,
     const char *basedir, struct config *cfg, char *err, size_t errlen);
+
+/* Forgets the routes' AUTH passwords (in processes that do not need them). */
+void config_wipe_secrets(struct config *cfg);
 
 /* Does the address (AF_INET/AF_INET6 bytes) fall in one of the trusted networks? */
 int config_trusted(const struct config *cfg, int family, const uint8_t *addr);

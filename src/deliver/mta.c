@@ -770,6 +770,13 @@ on_write(evutil_socket_t fd, short what, void *arg)
 		}
 		j->cl = smtp_client_new(j->m->cfg->hostname, j->tls >= 2 ? CLIENT_TLS_MUST :
 		    (enum client_tls)j->tls);
+		{
+			const struct route_cfg *rt = config_find_route(j->m->cfg, j->domain);
+
+			if (j->cl && rt && rt->auth_user[0])
+				smtp_client_set_auth(j->cl, rt->auth_user, rt->auth_pass,
+				    rt->auth_without_tls);
+		}
 		event_add(j->ev_read, NULL);
 		set_timer(j, 300);	/* RFC 5321 4.5.3.2.1: the greeting */
 		return;

@@ -11,6 +11,7 @@ MX delivery always uses port 25, so those tests bind 127.X.Y.n:25 (X, Y
 random per test, so that parallel runs do not collide) and need root.
 """
 
+import base64
 import email
 import email.policy
 import os
@@ -28,7 +29,7 @@ import pytest
 from conftest import TERN_BIN, USER_PASSWORDS, free_port
 from dns_fixture import unbound_server  # noqa: F401
 from smtp_client import is_root
-from tls_helpers import SERVER_NAME, auth_block, tls_block
+from tls_helpers import SERVER_NAME, start_submission, tls_block
 
 SMTP_SINK = os.environ.get("SMTP_SINK_BIN", "/usr/sbin/smtp-sink")
 needs_port25 = pytest.mark.skipif(
@@ -879,7 +880,8 @@ class Peer(threading.Thread):
     connections it accepts and the most it held at once; `greeting` is its
     first reply, `delay` seconds pass before its reply to the final dot."""
 
-    def __init__(self, host="127.0.0.1", port=None, greeting="220 peer ESMTP", delay=0.0):
+    def __init__(self, host="127.0.0.1", port=None, greeting="220 peer ESMTP", delay=0.0,
+                 auth_login=False):
         super().__init__(daemon=True)
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.ls = socket.socket(fam)
@@ -889,6 +891,8 @@ class Peer(threading.Thread):
         self.ls.listen(64)
         self.ls.settimeout(0.1)
         self.greeting, self.delay = greeting, delay
+        self.auth_login = auth_login    # offer AUTH LOGIN only; logins land in self.logins
+        self.logins = []
         self.lock = threading.Lock()
         self.connections = self.now = self.most = 0
         self.messages = []         # (mail, [rcpts], data)
@@ -930,7 +934,17 @@ class Peer(threading.Thread):
                 return
             verb = line[:4].upper()
             if verb == b"EHLO":
-                c.sendall(b"250-peer\r\n250 8BITMIME\r\n")
+                c.sendall(b"250-peer\r\n" + (b"250-AUTH LOGIN\r\n" if self.auth_login else b"")
+                          + b"250 8BITMIME\r\n")
+            elif verb == b"AUTH":
+                assert line.strip().upper() == b"AUTH LOGIN", line
+                c.sendall(b"334 VXNlcm5hbWU6\r\n")
+                user = base64.b64decode(f.readline().strip())
+                c.sendall(b"334 UGFzc3dvcmQ6\r\n")
+                pw = base64.b64decode(f.readline().strip())
+                with self.lock:
+                    self.logins.append((user, pw))
+                c.sendall(b"235 2.7.0 ok\r\n")
             elif verb == b"MAIL":
                 mail, rcpts = line.strip().decode(), []
                 c.sendall(b"250 2.1.0 ok\r\n")
@@ -1235,3 +1249,106 @@ def test_tls_policy_config(tern_factory, value, ok):
     assert r.returncode == (0 if ok else 1), r.stderr
     if not ok:
         assert f'smtp_tls: "{value}" is not none, may, encrypt or verify' in r.stderr
+
+
+# ---- AUTH to a smarthost
+
+def smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp_path,
+                   secret="alice alice-Pw-7f3e\n", route_opts="tls verify", mode=0o600):
+    """B: a tern with a submission listener (STARTTLS required, AUTH,
+    the users' real password hashes; relayed mail stays in its queue).
+    A: route * to [mail.test.example]:B's submission port with AUTH from
+    a secret file."""
+    b = start_submission(tern_factory, tls_certs, password_hashes)
+    dns = unbound_server([f"{SERVER_NAME} A 127.0.0.1"])
+    sec = tmp_path / "relay.secret"
+    sec.write_text(secret)
+    sec.chmod(mode)
+    a = sender_tern(tern_factory, dns, extra=(
+        f"route * {{ via [{SERVER_NAME}]:{b.ports['sub']}; {route_opts}; "
+        f"tls_ca {tls_certs['ca']}; auth {sec} }}\n"))
+    return a, b
+
+
+def b_queued(b, timeout=10):
+    """The content of the one message B has queued."""
+    deadline = time.monotonic() + timeout
+    while not list((b.spool / "queue").glob("*.msg")) or \
+            not list((b.spool / "queue").glob("*.env")):
+        assert time.monotonic() < deadline, b.log()[-2000:]
+        time.sleep(0.05)
+    [m] = list((b.spool / "queue").glob("*.msg"))
+    return m.read_bytes()
+
+
+def test_smarthost_auth_over_tls(tern_factory, unbound_server, tls_certs, password_hashes,
+                                 tmp_path):
+    a, b = smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp_path)
+    msg = body("smarthost-auth")
+    qid = submit(a, ["someone@far.test"], msg)
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [ok] = wait_log(b, r"event=auth-ok [^\n]*")
+    assert 'user="alice"' in ok, ok
+    got = b_queued(b)
+    assert got.endswith(msg)
+    assert re.search(rb"^Received: from test\.example \(\[127\.0\.0\.1\]\)\r\n"
+                     rb"\t\(using TLSv1\.3 with cipher [^\r]+\)\r\n"
+                     rb"\tby test\.example \(tern\) with ESMTPSA id ", got), got[:300]
+    assert "alice-Pw-7f3e" not in a.log() and "alice-Pw-7f3e" not in b.log()
+
+
+def test_smarthost_auth_wrong_password(tern_factory, unbound_server, tls_certs,
+                                       password_hashes, tmp_path):
+    a, b = smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp_path,
+                          secret="# relay\n\nalice not-her-password\n")
+    qid = submit(a, ["someone@far.test"], body("badpw"))
+    wait_log(a, rf"event=deferred id={qid} pending=1", timeout=15)
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert "code=451 status=4.7.0 " in d and \
+        'reply="authentication failed: 535 5.7.8 ' in d, d
+    assert not list((b.spool / "queue").glob("*.env"))
+
+
+def test_smarthost_auth_refused_without_tls(tern_factory, unbound_server, tls_certs,
+                                            password_hashes, tmp_path):
+    """tls none: the credentials are not sent; B never sees an AUTH."""
+    a, b = smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp_path,
+                          route_opts="tls none")
+    qid = submit(a, ["someone@far.test"], body("cleartext"))
+    wait_log(a, rf"event=deferred id={qid} pending=1")
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert "code=451 status=4.7.10 " in d and "credentials are not sent without TLS" in d, d
+    assert "event=auth" not in b.log()
+
+
+@pytest.mark.parametrize("mode,secret,error", [
+    (0o644, "u p\n", "may be read or written by others (mode 644; it must be 0600 or 0640)"),
+    (0o600, "# nothing\n\n", 'holds no line "USER PASSWORD"'),
+    (0o600, "onlyuser\n", 'holds no line "USER PASSWORD"'),
+    (0o640, "u  pass word \r\n", ""),
+])
+def test_route_auth_file_config(tern_factory, tmp_path, mode, secret, error):
+    sec = tmp_path / "secret"
+    sec.write_text(secret)
+    sec.chmod(mode)
+    t = tern_factory(start=False, extra=f"route * {{ via [relay.test]; auth {sec} }}\n")
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == (1 if error else 0), r.stderr
+    if error:
+        assert f'route: auth: "{sec}" {error}' in r.stderr, r.stderr
+
+
+def test_auth_login_without_tls_when_allowed(tern_factory, peers, tmp_path):
+    """A peer offering only AUTH LOGIN and no STARTTLS: with
+    auth_without_tls yes the credentials go (LOGIN, in two steps)."""
+    p = peers(auth_login=True)
+    sec = tmp_path / "secret"
+    sec.write_text("relay-user s3cret pass\n")
+    sec.chmod(0o600)
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{p.port}; auth {sec}; "
+                    "auth_without_tls yes }\n")
+    qid = submit(a, ["someone@far.test"], body("login"))
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    assert p.logins == [(b"relay-user", b"s3cret pass")]
+    assert len(p.messages) == 1
