@@ -1352,3 +1352,32 @@ def test_auth_login_without_tls_when_allowed(tern_factory, peers, tmp_path):
     wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
     assert p.logins == [(b"relay-user", b"s3cret pass")]
     assert len(p.messages) == 1
+
+
+# ---- IPv6
+
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="::1 is not configured on this machine")
+@pytest.mark.parametrize("via", ["[v6.peer.test]", "v6relay.test"])
+def test_ipv6_peer_through_aaaa(tern_factory, unbound_server, peers, via):
+    """A peer on ::1 only, found through its AAAA record (the route's host,
+    or the MX host of the route's domain)."""
+    p = peers(host="::1")
+    dns = unbound_server(["v6.peer.test AAAA ::1", "v6relay.test MX 10 v6.peer.test"])
+    a = sender_tern(tern_factory, dns, extra=f"route * {{ via {via}:{p.port} }}\n")
+    msg = body("ipv6")
+    qid = submit(a, ["someone@far.test"], msg)
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [sent] = events(a, "sent", qid)
+    assert f"relay=v6.peer.test[::1]:{p.port} " in sent, sent
+    [(mail, rcpts, data)] = p.messages
+    assert mail.startswith(f"MAIL FROM:<{SENDER}>") and rcpts == ["RCPT TO:<someone@far.test>"]
+    assert data.endswith(msg.replace(b"\r\n.", b"\r\n.."))
