@@ -1180,10 +1180,13 @@ tls_policy(struct parser *ps, struct dir *d, const char *what, int *out)
 		*out = 0;
 	else if (strcmp(d->w[1], "may") == 0)
 		*out = 1;
-	else if (strcmp(d->w[1], "must") == 0)
+	else if (strcmp(d->w[1], "must") == 0 || strcmp(d->w[1], "encrypt") == 0)
 		*out = 2;
+	else if (strcmp(d->w[1], "verify") == 0)
+		*out = 3;
 	else
-		return perr(ps, d->line, "%s: \"%s\" is not none, may or must", what, d->w[1]);
+		return perr(ps, d->line, "%s: \"%s\" is not none, may, encrypt or verify",
+		    what, d->w[1]);
 	return 0;
 }
 
@@ -1210,18 +1213,113 @@ fn_lifetime(struct parser *ps, const struct directive *e, struct dir *d, void *a
 	return duration_value(ps, d, "lifetime", 60, &ps->cfg->lifetime);
 }
 
+/* The outbound numbers: each one's range and where it goes. */
+static const struct relay_num {
+	const char *name;
+	uint64_t    min, max;
+	size_t      off;
+	int         duration;
+} relay_nums[] = {
+	{ "relay_concurrency", 1, 10000, offsetof(struct config, relay_concurrency), 0 },
+	{ "relay_destination_concurrency", 1, 1000,
+	    offsetof(struct config, relay_destination_concurrency), 0 },
+	{ "relay_reuse_messages", 0, 100000, offsetof(struct config, relay_reuse_messages), 0 },
+	{ "relay_reuse_idle", 1, 300, offsetof(struct config, relay_reuse_idle), 1 },
+	{ "relay_backoff_failures", 1, 1000, offsetof(struct config, relay_backoff_failures), 0 },
+	{ "relay_backoff", 1, 3600, offsetof(struct config, relay_backoff), 1 },
+};
+
+static int
+fn_relay_num(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	const struct relay_num *rn = NULL;
+	unsigned *out;
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(relay_nums) / sizeof(relay_nums[0]); i++)
+		if (strcmp(relay_nums[i].name, e->name) == 0)
+			rn = &relay_nums[i];
+	if (rn == NULL)
+		return perr(ps, d->line, "%s: internal error", e->name);
+	out = (unsigned *)(void *)((char *)ps->cfg + rn->off);
+	if (rn->duration ? parse_duration(d->w[1], &v) == -1 :
+	    parse_u64(d->w[1], strlen(d->w[1]), &v) == -1)
+		return perr(ps, d->line, "%s: not a %s \"%s\"", e->name,
+		    rn->duration ? "duration" : "number", d->w[1]);
+	if (v < rn->min || v > rn->max)
+		return perr(ps, d->line, "%s: %s is out of range (%llu..%llu)", e->name, d->w[1],
+		    (unsigned long long)rn->min, (unsigned long long)rn->max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* "[name]:port" or "name:port" (port optional): the host part and the port. */
+static int
+split_route_host(const char *s, char *host, size_t hostsz, uint16_t *port, int *bracket)
+{
+	const char *end, *rest;
+	size_t n;
+	uint64_t v = 25;
+
+	*bracket = s[0] == '[';
+	if (*bracket) {
+		if ((end = strchr(s, ']')) == NULL)
+			return -1;
+		s++;
+		rest = end + 1;
+	} else {
+		end = rest = s + strcspn(s, ":");
+	}
+	n = (size_t)(end - s);
+	if (n == 0 || n >= hostsz || !valid_domain(s, n))
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (rest[0] != '\0' && (rest[0] != ':' ||
+	    parse_u64(rest + 1, strlen(rest + 1), &v) == -1 || v < 1 || v > 65535))
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
 static int
 fn_route_via(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 {
 	struct route_cfg *r = arg;
 	struct listen_cfg l;
+	struct in_addr a4;
+	int bracket;
 
-	if (parse_listen_addr(d->w[1], &l) == -1)
-		return perr(ps, d->line, "route: via: bad address \"%s\" (IP:PORT or [IPv6]:PORT)",
-		    d->w[1]);
-	r->ss = l.ss;
-	r->sslen = l.sslen;
+	if (strlen(d->w[1]) >= sizeof(r->via))
+		return perr(ps, d->line, "route: via: too long");
 	snprintf(r->via, sizeof(r->via), "%s", d->w[1]);
+	if (parse_listen_addr(d->w[1], &l) == 0) {
+		r->kind = ROUTE_ADDR;
+		r->ss = l.ss;
+		r->sslen = l.sslen;
+		r->port = ntohs(l.ss.ss_family == AF_INET ? ((struct sockaddr_in *)&l.ss)->sin_port :
+		    ((struct sockaddr_in6 *)&l.ss)->sin6_port);
+		return 0;
+	}
+	if (split_route_host(d->w[1], r->host, sizeof(r->host), &r->port, &bracket) == -1)
+		return perr(ps, d->line, "route: via: bad host \"%s\" (IP:PORT, [IPv6]:PORT, "
+		    "[HOST]:PORT or DOMAIN:PORT)", d->w[1]);
+	lower(r->host);
+	if (inet_pton(AF_INET, r->host, &a4) == 1) {
+		/* An IPv4 address without its port. */
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&r->ss;
+
+		memset(&r->ss, 0, sizeof(r->ss));
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(r->port);
+		s4->sin_addr = a4;
+		r->sslen = sizeof(*s4);
+		r->kind = ROUTE_ADDR;
+		r->host[0] = '\0';
+		return 0;
+	}
+	r->kind = bracket ? ROUTE_HOST : ROUTE_MX;
 	return 0;
 }
 
@@ -1231,9 +1329,122 @@ fn_route_tls(struct parser *ps, const struct directive *e, struct dir *d, void *
 	return tls_policy(ps, d, "route: tls", &((struct route_cfg *)arg)->tls);
 }
 
+/* Read now: the mta runs unprivileged and may not reach the file. */
+static int
+fn_route_tls_ca(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct route_cfg *r = arg;
+	const char *why;
+
+	if (make_path(ps, d, "route: tls_ca", d->w[1], &r->tls_ca) == -1)
+		return -1;
+	if (!ps->load_tables)
+		return 0;
+	free(r->tls_ca_pem);
+	if ((why = read_file(r->tls_ca, TABLE_FILE_MAX, &r->tls_ca_pem, &r->tls_ca_len)) != NULL)
+		return perr(ps, d->line, "route: tls_ca: cannot read \"%s\": %s", r->tls_ca, why);
+	return 0;
+}
+
+/* "user password" on the first line that is not blank or a # comment. */
+static int
+parse_secret(const char *data, size_t len, struct route_cfg *r)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t e = i, u, p;
+
+		while (e < len && data[e] != '\n')
+			e++;
+		while (i < e && (data[i] == ' ' || data[i] == '\t'))
+			i++;
+		if (i < e && data[i] != '#' && data[i] != '\r') {
+			size_t end = e;
+
+			while (end > i && (data[end - 1] == '\r' || data[end - 1] == ' ' ||
+			    data[end - 1] == '\t'))
+				end--;
+			for (u = i; u < end && data[u] != ' ' && data[u] != '\t'; u++)
+				;
+			for (p = u; p < end && (data[p] == ' ' || data[p] == '\t'); p++)
+				;
+			if (u == i || p == end || u - i >= sizeof(r->auth_user) ||
+			    end - p >= sizeof(r->auth_pass))
+				return -1;
+			memcpy(r->auth_user, data + i, u - i);
+			r->auth_user[u - i] = '\0';
+			memcpy(r->auth_pass, data + p, end - p);
+			r->auth_pass[end - p] = '\0';
+			return 0;
+		}
+		i = e + 1;
+	}
+	return -1;
+}
+
+/* Read now, as root; a file others may read is refused (it holds a password). */
+static int
+fn_route_auth(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct route_cfg *r = arg;
+	struct stat st;
+	const char *why;
+	char *data;
+	size_t len;
+	int rc;
+
+	if (make_path(ps, d, "route: auth", d->w[1], &r->auth) == -1)
+		return -1;
+	if (!ps->load_tables)
+		return 0;
+	if (stat(r->auth, &st) == 0 && (st.st_mode & 027))
+		return perr(ps, d->line, "route: auth: \"%s\" may be read or written by others "
+		    "(mode %03o; it must be 0600 or 0640)", r->auth, (unsigned)(st.st_mode & 0777));
+	if ((why = read_file(r->auth, 65536, &data, &len)) != NULL)
+		return perr(ps, d->line, "route: auth: cannot read \"%s\": %s", r->auth, why);
+	rc = parse_secret(data, len, r);
+	explicit_bzero(data, len);
+	free(data);
+	if (rc == -1)
+		return perr(ps, d->line, "route: auth: \"%s\" holds no line \"USER PASSWORD\"",
+		    r->auth);
+	return 0;
+}
+
+static int
+fn_route_auth_tls(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return yes_no(ps, d, "route: auth_without_tls", &((struct route_cfg *)arg)->auth_without_tls);
+}
+
+void
+config_wipe_secrets(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nroutes; i++) {
+		explicit_bzero(cfg->routes[i].auth_user, sizeof(cfg->routes[i].auth_user));
+		explicit_bzero(cfg->routes[i].auth_pass, sizeof(cfg->routes[i].auth_pass));
+	}
+}
+
+static void
+route_free(struct route_cfg *r)
+{
+	free(r->tls_ca);
+	free(r->tls_ca_pem);
+	free(r->auth);
+	r->tls_ca = r->tls_ca_pem = r->auth = NULL;
+	explicit_bzero(r->auth_pass, sizeof(r->auth_pass));
+}
+
 static const struct directive route_tab[] = {
 	{ "via", fn_route_via, 1, BLOCK_NO, 0, NULL },
 	{ "tls", fn_route_tls, 1, BLOCK_NO, 0, NULL },
+	{ "tls_ca", fn_route_tls_ca, 1, BLOCK_NO, 0, NULL },
+	{ "auth", fn_route_auth, 1, BLOCK_NO, 0, NULL },
+	{ "auth_without_tls", fn_route_auth_tls, 1, BLOCK_NO, 0, NULL },
 };
 
 static int
@@ -1257,10 +1468,11 @@ fn_route(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 	r->tls = -1;	/* smtp_tls, wherever it is set */
 	r->line = d->line;
 	if (parse_block(ps, "route", route_tab, sizeof(route_tab) / sizeof(route_tab[0]),
-	    d->line, r) == -1)
+	    d->line, r) == -1 || (r->via[0] == '\0' &&
+	    perr(ps, d->line, "route \"%s\": via is required", r->domain) == -1)) {
+		route_free(r);	/* not counted yet: config_free would miss it */
 		return -1;
-	if (r->sslen == 0)
-		return perr(ps, d->line, "route \"%s\": via is required", r->domain);
+	}
 	cfg->nroutes++;
 	return 0;
 }
@@ -1562,6 +1774,12 @@ static const struct directive top_tab[] = {
 	{ "dkim_sign", fn_dkim_sign, 3, BLOCK_NO, 1, NULL },
 	{ "dkim_headers", fn_dkim_headers, 1, BLOCK_NO, 0, NULL },
 	{ "dkim_canonicalization", fn_dkim_canon, 1, BLOCK_NO, 0, NULL },
+	{ "relay_concurrency", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_destination_concurrency", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_reuse_messages", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_reuse_idle", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_backoff_failures", fn_relay_num, 1, BLOCK_NO, 0, NULL },
+	{ "relay_backoff", fn_relay_num, 1, BLOCK_NO, 0, NULL },
 };
 
 /* ---- the whole file ---- */
@@ -1589,6 +1807,12 @@ config_defaults(struct config *cfg, const char *name)
 	cfg->lifetime = 5 * 24 * 3600;
 	cfg->delay_warning = 4 * 3600;
 	cfg->smtp_tls = 1;
+	cfg->relay_concurrency = 100;
+	cfg->relay_destination_concurrency = 10;
+	cfg->relay_reuse_messages = 100;
+	cfg->relay_reuse_idle = 5;
+	cfg->relay_backoff_failures = 5;
+	cfg->relay_backoff = 60;
 	cfg->auth.sender_check = 1;
 	cfg->auth.max_failures = 5;
 	cfg->auth.failure_window = 600;
@@ -1813,6 +2037,8 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->ndkim; i++)
 		free(cfg->dkim[i].keyfile);
 	free(cfg->dkim_headers);
+	for (i = 0; i < cfg->nroutes; i++)
+		route_free(&cfg->routes[i]);
 	table_free(cfg->auth.senders);
 	free(cfg->path);
 	free(cfg->spool_dir);

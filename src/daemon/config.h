@@ -64,13 +64,29 @@ struct auth_cfg {
 	struct table *senders;
 };
 
-/* Outbound: where mail for a domain goes instead of its MX hosts. */
+/*
+ * Outbound: where mail for a domain goes instead of its MX hosts. RFC 5321
+ * 5.1's convention: "[name]" is that host's A/AAAA records, a bare name
+ * is looked up as a mail domain (MX, then the implicit MX).
+ */
+enum route_kind { ROUTE_ADDR, ROUTE_HOST, ROUTE_MX };
+
 struct route_cfg {
 	char                    domain[CONFIG_NAME_MAX + 1];	/* "*" = every domain */
-	char                    via[128];	/* as written: "192.0.2.1:25", "[::1]:2525" */
-	struct sockaddr_storage ss;
+	char                    via[CONFIG_NAME_MAX + 16];	/* as written: "192.0.2.1:25", "[mx.example]:587" */
+	enum route_kind         kind;
+	char                    host[CONFIG_NAME_MAX + 1];	/* ROUTE_HOST, ROUTE_MX: lower case */
+	uint16_t                port;		/* 25 unless given */
+	struct sockaddr_storage ss;		/* ROUTE_ADDR */
 	socklen_t               sslen;
-	int                     tls;		/* 0 none, 1 may, 2 must; -1: smtp_tls */
+	int                     tls;		/* 0 none, 1 may, 2 encrypt, 3 verify; -1: smtp_tls */
+	char                   *tls_ca;		/* CA file for verify; NULL: the system's */
+	char                   *tls_ca_pem;	/* its contents, read at load (as root) */
+	size_t                  tls_ca_len;
+	char                   *auth;		/* file "user password" for AUTH to the host */
+	char                    auth_user[256];	/* read from it at load; wiped in smtp workers */
+	char                    auth_pass[256];
+	int                     auth_without_tls;	/* send them in clear text too */
 	int                     line;
 };
 
@@ -162,7 +178,7 @@ struct config {
 	char              *dns_server;		/* "127.0.0.1@5353"; NULL = /etc/resolv.conf */
 	unsigned           lifetime;		/* seconds a message may stay queued: 5 days */
 	unsigned           delay_warning;	/* seconds before a "still trying" DSN: 4 h; 0 = never */
-	int                smtp_tls;		/* 0 none, 1 may (default), 2 must */
+	int                smtp_tls;		/* 0 none, 1 may (default), 2 encrypt, 3 verify */
 	struct route_cfg   routes[CONFIG_MAX_ROUTES];
 	size_t             nroutes;
 	struct checks_cfg  checks;
@@ -170,6 +186,12 @@ struct config {
 	size_t             ndkim;
 	char              *dkim_headers;	/* "From:To:..." as in h=; NULL = the default list */
 	int                dkim_hcanon, dkim_bcanon;	/* 0 relaxed (default), 1 simple */
+	unsigned           relay_concurrency;	/* outbound jobs at once: 100 */
+	unsigned           relay_destination_concurrency;	/* ... per destination: 10 */
+	unsigned           relay_reuse_messages;	/* messages per connection: 100; 0 = no reuse */
+	unsigned           relay_reuse_idle;	/* seconds a connection is kept idle: 5 */
+	unsigned           relay_backoff_failures;	/* failures in a row before a back-off: 5 */
+	unsigned           relay_backoff;	/* first back-off, seconds: 60; doubles to 1 h */
 };
 
 /*
@@ -189,6 +211,9 @@ void config_free(struct config *cfg);
  */
 int  config_parse(const char *data, size_t len, const char *name,
     const char *basedir, struct config *cfg, char *err, size_t errlen);
+
+/* Forgets the routes' AUTH passwords (in processes that do not need them). */
+void config_wipe_secrets(struct config *cfg);
 
 /* Does the address (AF_INET/AF_INET6 bytes) fall in one of the trusted networks? */
 int config_trusted(const struct config *cfg, int family, const uint8_t *addr);

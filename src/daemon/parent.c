@@ -225,6 +225,7 @@ spawn_worker(struct parent *p, int slot)
 		/* The network-facing process keeps user names, never password hashes. */
 		for (i = 0; i < p->cfg->ndomains; i++)
 			table_wipe_values(p->cfg->domains[i].users);
+		config_wipe_secrets(p->cfg);
 		become(p, &p->smtp_user, NULL, p->root ? p->cfg->chroot_dir : NULL);
 		if (sandbox_worker(err, sizeof(err)) == -1)
 			log_fatal("event=sandbox-failed error=\"%s\"", err);

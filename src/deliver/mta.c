@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -35,12 +38,10 @@
 #define MTA_OUT_HIGH     (256 * 1024)
 #define MTA_CHUNK        (64 * 1024)
 #define DNS_TIMEOUT_MS   10000
-/* Connections at once: in all, and to one destination domain. */
-#define MTA_MAX_ACTIVE   100
-#define MTA_MAX_PER_DEST 10
 /* Header fields sent before the queue file (DKIM-Signature...). */
 #define MTA_HEAD_MAX     (64 * 1024)
 #define RELAY_F_SIGN     4	/* MSG_M_RELAY flag: the sender may get our DKIM signature */
+#define MTA_BACKOFF_MAX  3600	/* the back-off of a failing destination grows to this */
 
 struct mta;
 
@@ -89,13 +90,40 @@ struct job {
 	int                  quitting;
 	char                 peer[DNS_NAME_MAX + 64];	/* for logs: name[ip]:port */
 	char                 remote[DNS_NAME_MAX + 1];	/* for DSNs: the host's name, or [ip] */
+	unsigned             conn_msgs;	/* messages sent on this connection before */
+	int                  reused;	/* on a kept connection, before its RSET's 250 */
+	int                  attempted;	/* a connection was tried */
+	int                  session_ok;	/* a server greeted us and took EHLO/HELO */
 };
 
-/* A destination domain and how many of its jobs are active. */
+/* A connection kept open between messages to one destination. */
+struct idle {
+	struct idle         *next;
+	struct dest         *dest;
+	int                  fd;
+	SSL                 *ssl;
+	struct smtp_client  *cl;
+	struct reply_reader  rr;
+	struct event        *ev_read, *ev_timer;
+	unsigned             msgs;		/* messages sent on it so far */
+	char                 peer[DNS_NAME_MAX + 64];
+	char                 remote[DNS_NAME_MAX + 1];
+};
+
+/*
+ * A destination (a domain, or a configured route shared by its domains),
+ * how many of its jobs are active, and its connections kept for reuse.
+ */
 struct dest {
 	struct dest *next;
-	char         domain[SMTP_DOMAIN_MAX + 1];
+	char         key[SMTP_DOMAIN_MAX + 16];
 	unsigned     active;
+	struct idle *idle;
+	/* back-off: connections failed this many times in a row */
+	unsigned     failures;
+	unsigned     backoff;		/* seconds of the last back-off, 0 = none yet */
+	time_t       until;		/* no attempt before this (monotonic seconds) */
+	char         last_error[300];
 };
 
 struct mta {
@@ -107,8 +135,10 @@ struct mta {
 	struct event_base   *base;
 	struct ipc          *queue;
 	int                  journal;	/* the queue's relay journal, -1 if none */
-	SSL_CTX             *tls;
 	struct signer       *signer;
+	SSL_CTX             *tls;		/* none/may/encrypt: nothing checked */
+	SSL_CTX             *verify;		/* verify with the system's CAs */
+	SSL_CTX             *route_verify[CONFIG_MAX_ROUTES];	/* verify with a route's tls_ca */
 	/* resolver thread */
 	pthread_t            thread;
 	pthread_mutex_t      lock;
@@ -122,6 +152,10 @@ struct mta {
 static void job_next_address(struct job *);
 static void job_admit(struct job *);
 static void job_io(struct job *);
+static void job_route(struct job *);
+static int act(struct job *, enum client_action);
+static void on_read(evutil_socket_t, short, void *);
+static void on_write(evutil_socket_t, short, void *);
 
 /* ---- results ---- */
 
@@ -188,12 +222,54 @@ job_report(struct job *j)
 	buf_free(&b);
 }
 
+static time_t
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/*
+ * A destination whose connections fail relay_backoff_failures times in a
+ * row gets no attempt for relay_backoff, then twice that after the next
+ * failure, up to an hour; one session that gets past EHLO clears it.
+ */
+static void
+dest_outcome(struct job *j)
+{
+	struct dest *d = j->dest;
+	const struct config *cfg = j->m->cfg;
+
+	if (j->session_ok) {
+		if (d->failures >= cfg->relay_backoff_failures)
+			log_info("event=dest-recovered dest=\"%s\" failures=%u", d->key, d->failures);
+		d->failures = d->backoff = 0;
+		d->until = 0;
+		return;
+	}
+	if (!j->attempted)
+		return;
+	snprintf(d->last_error, sizeof(d->last_error), "%s", j->last_error);
+	if (++d->failures < cfg->relay_backoff_failures)
+		return;
+	d->backoff = d->backoff == 0 ? cfg->relay_backoff :
+	    d->backoff >= MTA_BACKOFF_MAX / 2 ? MTA_BACKOFF_MAX : d->backoff * 2;
+	if (d->backoff < cfg->relay_backoff)
+		d->backoff = cfg->relay_backoff;
+	d->until = now_mono() + (time_t)d->backoff;
+	log_info("event=dest-backoff dest=\"%s\" failures=%u seconds=%u error=\"%s\"",
+	    d->key, d->failures, d->backoff, d->last_error);
+}
+
 static void
 job_free(struct job *j)
 {
 	size_t i;
 
 	if (j->dest) {
+		dest_outcome(j);
 		j->dest->active--;
 		j->m->active--;
 		event_active(j->m->ev_pump, EV_TIMEOUT, 0);	/* a slot is free */
@@ -268,6 +344,15 @@ conn_close(struct job *j)
 static void
 conn_failed(struct job *j, const char *why)
 {
+	if (j->reused) {
+		/* A kept connection that died while idle is no failure of the message. */
+		log_info("event=reuse-failed id=%s peer=%s error=\"%s\"", j->id, j->peer, why);
+		conn_close(j);
+		j->reused = 0;
+		j->peer[0] = j->remote[0] = '\0';
+		job_route(j);
+		return;
+	}
 	snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer, why);
 	log_info("event=connect-failed id=%s peer=%s error=\"%s\"", j->id, j->peer, why);
 	conn_close(j);
@@ -386,12 +471,47 @@ flush_output(struct job *j)
 	return 0;
 }
 
+/* tls verify: the context with the right CAs, NULL if it could not be made. */
+static SSL_CTX *
+verify_ctx(struct job *j)
+{
+	const struct route_cfg *rt = config_find_route(j->m->cfg, j->domain);
+
+	if (rt && rt->tls_ca_pem)
+		return j->m->route_verify[rt - j->m->cfg->routes];
+	return j->m->verify;
+}
+
+/*
+ * tls verify: the chain must lead to a trusted CA and the certificate
+ * must name the host we looked up (RFC 6125), or its address for a route
+ * given as an address.
+ */
+static int
+set_verify(struct job *j, const char *host)
+{
+	char ip[INET6_ADDRSTRLEN];
+	size_t n;
+
+	SSL_set_verify(j->ssl, SSL_VERIFY_PEER, NULL);
+	if (host[0])
+		return SSL_set1_host(j->ssl, host) == 1 ? 0 : -1;
+	n = strlen(j->remote);
+	if (n < 3 || n - 2 >= sizeof(ip))
+		return -1;
+	memcpy(ip, j->remote + 1, n - 2);	/* "[ip]" */
+	ip[n - 2] = '\0';
+	return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(j->ssl), ip) == 1 ? 0 : -1;
+}
+
 static int
 start_tls(struct job *j)
 {
 	const char *host = j->route.hosts[j->host].name;
+	SSL_CTX *ctx = j->tls == 3 ? verify_ctx(j) : j->m->tls;
 
-	if ((j->ssl = SSL_new(j->m->tls)) == NULL || SSL_set_fd(j->ssl, j->fd) != 1) {
+	if (ctx == NULL || (j->ssl = SSL_new(ctx)) == NULL || SSL_set_fd(j->ssl, j->fd) != 1 ||
+	    (j->tls == 3 && set_verify(j, host) == -1)) {
 		conn_failed(j, "cannot start TLS");
 		return 0;
 	}
@@ -399,6 +519,137 @@ start_tls(struct job *j)
 		SSL_set_tlsext_host_name(j->ssl, host);
 	SSL_set_connect_state(j->ssl);
 	j->handshaking = 1;
+	return 1;
+}
+
+/* ---- connections kept between messages ---- */
+
+static void
+idle_free(struct idle *c, int quit)
+{
+	struct idle **pp;
+
+	for (pp = &c->dest->idle; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	/* RFC 5321 4.1.1.10, best effort: nothing waits for the reply. */
+	if (quit && c->ssl)
+		(void)SSL_write(c->ssl, "QUIT\r\n", 6);
+	else if (quit)
+		(void)send(c->fd, "QUIT\r\n", 6, MSG_NOSIGNAL);
+	event_free(c->ev_read);
+	event_free(c->ev_timer);
+	smtp_client_free(c->cl);
+	if (c->ssl)
+		SSL_free(c->ssl);
+	close(c->fd);
+	reply_reader_free(&c->rr);
+	free(c);
+}
+
+static void
+on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct idle *c = arg;
+
+	log_info("event=conn-closed peer=%s messages=%u reason=idle", c->peer, c->msgs);
+	idle_free(c, 1);
+}
+
+/* The server spoke or hung up between messages: that connection is done. */
+static void
+on_idle_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct idle *c = arg;
+	char b[512];
+	int r;
+
+	if (c->ssl) {
+		ERR_clear_error();
+		r = SSL_read(c->ssl, b, sizeof(b));
+		if (r <= 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ)
+			return;	/* a TLS 1.3 session ticket, say */
+	} else if ((r = (int)recv(fd, b, sizeof(b), 0)) < 0 && errno == EAGAIN)
+		return;
+	log_info("event=conn-closed peer=%s messages=%u reason=%s", c->peer, c->msgs,
+	    r > 0 ? "unexpected-data" : "closed-by-server");
+	idle_free(c, 0);
+}
+
+/*
+ * After a message, keeps j's connection for the next message to the same
+ * destination (the job itself is done). 0 if it cannot be kept: the
+ * session is not cleanly between messages, or it carried enough.
+ */
+static int
+conn_park(struct job *j)
+{
+	struct idle *c;
+	struct timeval tv = { j->m->cfg->relay_reuse_idle, 0 };
+
+	if (j->cl == NULL || j->dest == NULL || j->handshaking || j->out.len ||
+	    !smtp_client_idle(j->cl) || j->conn_msgs >= j->m->cfg->relay_reuse_messages)
+		return 0;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return 0;
+	c->ev_read = event_new(j->m->base, j->fd, EV_READ | EV_PERSIST, on_idle_read, c);
+	c->ev_timer = evtimer_new(j->m->base, on_idle_timer, c);
+	if (c->ev_read == NULL || c->ev_timer == NULL) {
+		if (c->ev_read)
+			event_free(c->ev_read);
+		free(c);
+		return 0;
+	}
+	event_del(j->ev_read);
+	event_del(j->ev_write);
+	event_del(j->ev_timer);
+	c->dest = j->dest;
+	c->fd = j->fd;
+	c->ssl = j->ssl;
+	c->cl = j->cl;
+	c->rr = j->rr;
+	c->msgs = j->conn_msgs;
+	snprintf(c->peer, sizeof(c->peer), "%s", j->peer);
+	snprintf(c->remote, sizeof(c->remote), "%s", j->remote);
+	j->fd = -1;
+	j->ssl = NULL;
+	j->cl = NULL;
+	reply_reader_init(&j->rr);
+	c->next = c->dest->idle;
+	c->dest->idle = c;
+	event_add(c->ev_read, NULL);
+	evtimer_add(c->ev_timer, &tv);
+	return 1;
+}
+
+/* Starts j on a kept connection to its destination, if there is one. */
+static int
+conn_adopt(struct job *j)
+{
+	struct idle *c = j->dest->idle;
+
+	if (c == NULL)
+		return 0;
+	j->dest->idle = c->next;
+	event_free(c->ev_read);
+	event_free(c->ev_timer);
+	j->fd = c->fd;
+	j->ssl = c->ssl;
+	j->cl = c->cl;
+	reply_reader_free(&j->rr);
+	j->rr = c->rr;
+	j->conn_msgs = c->msgs;
+	snprintf(j->peer, sizeof(j->peer), "%s", c->peer);
+	snprintf(j->remote, sizeof(j->remote), "%s", c->remote);
+	free(c);
+	j->reused = 1;
+	log_info("event=conn-reused id=%s peer=%s messages=%u", j->id, j->peer, j->conn_msgs);
+	event_assign(j->ev_read, j->m->base, j->fd, EV_READ | EV_PERSIST, on_read, j);
+	event_assign(j->ev_write, j->m->base, j->fd, EV_WRITE, on_write, j);
+	event_add(j->ev_read, NULL);
+	(void)act(j, smtp_client_reuse(j->cl));
 	return 1;
 }
 
@@ -428,6 +679,8 @@ act(struct job *j, enum client_action a)
 			j->body_bol = 1;
 			break;
 		case CLIENT_IDLE:
+			j->reused = 0;
+			j->session_ok = 1;
 			a = smtp_client_send(j->cl, &j->msg, j->res);
 			continue;
 		case CLIENT_MSG_DONE:
@@ -445,6 +698,11 @@ act(struct job *j, enum client_action a)
 				 * duplicates a crash makes.
 				 */
 				job_report(j);
+				j->conn_msgs++;
+				if (conn_park(j)) {
+					job_free(j);
+					return 0;
+				}
 				j->quitting = 1;
 				a = smtp_client_quit(j->cl);
 				continue;
@@ -456,6 +714,13 @@ act(struct job *j, enum client_action a)
 			snprintf(why, sizeof(why), "%s", smtp_client_error(j->cl)[0] ?
 			    smtp_client_error(j->cl) : j->last_error[0] ? j->last_error : "connection closed");
 			snprintf(enh, sizeof(enh), "%s", smtp_client_error_status(j->cl));
+			if (j->reused) {
+				conn_failed(j, why);
+				return 0;
+			}
+			if (smtp_client_error(j->cl)[0])
+				snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer,
+				    smtp_client_error(j->cl));
 			conn_close(j);
 			job_finish(j, 451, enh, why);
 			return 0;
@@ -537,7 +802,14 @@ job_io(struct job *j)
 		event_add(j->ev_read, NULL);
 	else if (r == SSL_ERROR_WANT_WRITE)
 		event_add(j->ev_write, NULL);
-	else {
+	else if (SSL_get_verify_result(j->ssl) != X509_V_OK) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "TLS certificate verification failed: %s",
+		    X509_verify_cert_error_string(SSL_get_verify_result(j->ssl)));
+		smtp_client_fail(j->cl, why);
+		conn_failed(j, why);
+	} else {
 		smtp_client_fail(j->cl, "TLS handshake failed");
 		conn_failed(j, "TLS handshake failed");
 	}
@@ -561,7 +833,15 @@ on_write(evutil_socket_t fd, short what, void *arg)
 			conn_failed(j, strerror(err ? err : errno));
 			return;
 		}
-		j->cl = smtp_client_new(j->m->cfg->hostname, (enum client_tls)j->tls);
+		j->cl = smtp_client_new(j->m->cfg->hostname, j->tls >= 2 ? CLIENT_TLS_MUST :
+		    (enum client_tls)j->tls);
+		{
+			const struct route_cfg *rt = config_find_route(j->m->cfg, j->domain);
+
+			if (j->cl && rt && rt->auth_user[0])
+				smtp_client_set_auth(j->cl, rt->auth_user, rt->auth_pass,
+				    rt->auth_without_tls);
+		}
 		event_add(j->ev_read, NULL);
 		set_timer(j, 300);	/* RFC 5321 4.5.3.2.1: the greeting */
 		return;
@@ -598,9 +878,7 @@ job_next_address(struct job *j)
 
 			memset(&ss, 0, sizeof(ss));
 			if (rt)
-				port = ntohs(rt->ss.ss_family == AF_INET ?
-				    ((const struct sockaddr_in *)&rt->ss)->sin_port :
-				    ((const struct sockaddr_in6 *)&rt->ss)->sin6_port);
+				port = rt->port;
 			if (a->family == AF_INET) {
 				struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 
@@ -622,6 +900,7 @@ job_next_address(struct job *j)
 				snprintf(j->remote, sizeof(j->remote), "%s", h->name);
 			else
 				snprintf(j->remote, sizeof(j->remote), "[%s]", ip);
+			j->attempted = 1;
 			j->fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (j->fd == -1 || (connect(j->fd, (struct sockaddr *)&ss, sl) == -1 &&
 			    errno != EINPROGRESS)) {
@@ -650,6 +929,11 @@ route_ready(struct job *j)
 		int code = mx_status_code(j->route.status);
 
 		snprintf(enh, sizeof(enh), "%s", mx_status_enhanced(j->route.status));
+		if (config_find_route(j->m->cfg, j->domain)) {
+			/* A configured relay host that does not resolve is ours to fix: defer. */
+			code = 451;
+			enh[0] = '4';
+		}
 		job_finish(j, code, enh, j->route.why);
 		return;
 	}
@@ -683,8 +967,15 @@ resolver_thread(void *arg)
 			j->route.status = MX_TEMPFAIL;
 			snprintf(j->route.why, sizeof(j->route.why), "no DNS resolver: %s", err);
 		} else {
+			const struct route_cfg *rt = config_find_route(m->cfg, j->domain);
+			int rc;
+
 			r = dns_unbound_resolver(u);
-			if (mx_resolve(&r, j->domain, self, NULL, &j->route) == -1) {
+			if (rt && rt->kind == ROUTE_HOST)
+				rc = mx_resolve_host(&r, rt->host, NULL, &j->route);
+			else
+				rc = mx_resolve(&r, rt ? rt->host : j->domain, self, NULL, &j->route);
+			if (rc == -1) {
 				j->route.status = MX_TEMPFAIL;
 				snprintf(j->route.why, sizeof(j->route.why), "out of memory");
 			}
@@ -727,7 +1018,7 @@ job_route(struct job *j)
 	const struct route_cfg *rt = config_find_route(m->cfg, j->domain);
 
 	j->tls = rt && rt->tls >= 0 ? rt->tls : m->cfg->smtp_tls;
-	if (rt) {
+	if (rt && rt->kind == ROUTE_ADDR) {
 		struct mx_host *h = &j->route.hosts[0];
 
 		j->route.status = MX_OK;
@@ -842,17 +1133,24 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 	job_admit(j);
 }
 
+/* Domains sent through one route are one destination; else each domain is. */
 static struct dest *
 dest_of(struct mta *m, const char *domain)
 {
+	const struct route_cfg *rt = config_find_route(m->cfg, domain);
+	char key[sizeof(((struct dest *)NULL)->key)];
 	struct dest *d;
 
+	if (rt)
+		snprintf(key, sizeof(key), "route %s", rt->domain);
+	else
+		snprintf(key, sizeof(key), "%s", domain);
 	for (d = m->dests; d; d = d->next)
-		if (strcasecmp(d->domain, domain) == 0)
+		if (strcasecmp(d->key, key) == 0)
 			return d;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
-	snprintf(d->domain, sizeof(d->domain), "%s", domain);
+	snprintf(d->key, sizeof(d->key), "%s", key);
 	d->next = m->dests;
 	m->dests = d;
 	return d;
@@ -865,12 +1163,24 @@ job_try_start(struct job *j)
 	struct mta *m = j->m;
 	struct dest *d = dest_of(m, j->domain);
 
-	if (d == NULL || m->active >= MTA_MAX_ACTIVE || d->active >= MTA_MAX_PER_DEST)
+	if (d && d->until && now_mono() < d->until) {
+		char why[512];
+
+		/* Deferred without a connection: the queue's retry comes back later. */
+		snprintf(why, sizeof(why), "destination backed off for %us after %u failures "
+		    "in a row; last error: %s", d->backoff, d->failures, d->last_error);
+		log_info("event=backed-off id=%s dest=\"%s\" failures=%u", j->id, d->key, d->failures);
+		job_finish(j, 451, "4.4.1", why);
+		return 1;
+	}
+	if (d == NULL || m->active >= m->cfg->relay_concurrency ||
+	    d->active >= m->cfg->relay_destination_concurrency)
 		return 0;
 	d->active++;
 	m->active++;
 	j->dest = d;
-	job_route(j);
+	if (!conn_adopt(j))
+		job_route(j);
 	return 1;
 }
 
@@ -898,7 +1208,7 @@ on_pump(evutil_socket_t fd, short what, void *arg)
 
 	m->wait_tail = NULL;
 	while ((j = *pp) != NULL) {
-		if (m->active >= MTA_MAX_ACTIVE)
+		if (m->active >= m->cfg->relay_concurrency)
 			break;
 		*pp = j->wnext;
 		if (!job_try_start(j)) {
@@ -938,6 +1248,53 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* A context that verifies against the PEM certificates of pem[0..len), or the system's CAs. */
+static SSL_CTX *
+new_verify_ctx(const char *pem, size_t len, const char *name)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	int ok = 1, n = 0;
+
+	if (c == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+	if (pem == NULL)
+		ok = SSL_CTX_set_default_verify_paths(c) == 1;
+	else {
+		BIO *b = BIO_new_mem_buf(pem, (int)len);
+		X509 *x;
+
+		while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+			ok = ok && X509_STORE_add_cert(SSL_CTX_get_cert_store(c), x) == 1;
+			X509_free(x);
+			n++;
+		}
+		BIO_free(b);
+		ERR_clear_error();
+		ok = ok && n > 0;
+	}
+	if (!ok) {
+		log_warn("event=tls-ca-failed file=\"%s\"", name);
+		SSL_CTX_free(c);
+		return NULL;	/* then verify fails: "cannot start TLS" */
+	}
+	return c;
+}
+
+/* The contexts for `tls verify`, made once: CA files are read at start. */
+static void
+make_verify_ctxs(struct mta *m)
+{
+	size_t i;
+
+	m->verify = new_verify_ctx(NULL, 0, "(system)");
+	for (i = 0; i < m->cfg->nroutes; i++)
+		if (m->cfg->routes[i].tls_ca_pem)
+			m->route_verify[i] = new_verify_ctx(m->cfg->routes[i].tls_ca_pem,
+			    m->cfg->routes[i].tls_ca_len, m->cfg->routes[i].tls_ca);
+}
+
 int
 mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 {
@@ -958,6 +1315,7 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 		log_fatal("event=mta-tls-failed");
 	SSL_CTX_set_min_proto_version(m.tls, TLS1_2_VERSION);
 	SSL_CTX_set_verify(m.tls, SSL_VERIFY_NONE, NULL);
+	make_verify_ctxs(&m);
 	pthread_mutex_init(&m.lock, NULL);
 	pthread_cond_init(&m.cond, NULL);
 	if (pthread_create(&m.thread, NULL, resolver_thread, &m) != 0)
@@ -977,9 +1335,14 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 	pthread_join(m.thread, NULL);
 	event_free(m.ev_pump);
 	signer_free(m.signer);
+	for (size_t i = 0; i < CONFIG_MAX_ROUTES; i++)
+		SSL_CTX_free(m.route_verify[i]);
+	SSL_CTX_free(m.verify);
 	while (m.dests) {
 		struct dest *d = m.dests;
 
+		while (d->idle)
+			idle_free(d->idle, 1);
 		m.dests = d->next;
 		free(d);
 	}

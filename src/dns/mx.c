@@ -376,6 +376,29 @@ mx_resolve(const struct dns_resolver *r, const char *domain,
 	return rc;
 }
 
+int
+mx_resolve_host(const struct dns_resolver *r, const char *name,
+    const struct mx_options *opt, struct mx_route *out)
+{
+	static const struct mx_options defaults = { MX_V6_FIRST, default_random, NULL };
+	struct mx_options o = opt ? *opt : defaults;
+	char dom[DNS_NAME_MAX + 1];
+	struct cand c = { dom, 0, 0 };
+
+	memset(out, 0, sizeof(*out));
+	out->status = MX_OK;
+	if (norm_domain(name, dom) == -1) {
+		set_status(out, MX_BADDOMAIN, "bad host name");
+		return 0;
+	}
+	if (resolve_cands(r, &o, &c, 1, out) == -1)
+		return -1;
+	if (out->n == 0)
+		set_status(out, out->tempfails ? MX_TEMPFAIL : MX_NOHOST, out->tempfails ?
+		    "temporary DNS failure resolving %s" : "host %s has no address", dom);
+	return 0;
+}
+
 const char *
 mx_status_str(enum mx_status s)
 {

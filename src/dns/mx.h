@@ -75,6 +75,13 @@ int mx_resolve(const struct dns_resolver *r, const char *domain,
     const char *const *self_names, const struct mx_options *opt,
     struct mx_route *out);
 
+/*
+ * Only the addresses of one host (a route's "[name]", RFC 5321 5.1: no MX
+ * lookup), as out->hosts[0]; MX_NOHOST if it has none. -1 on ENOMEM.
+ */
+int mx_resolve_host(const struct dns_resolver *r, const char *name,
+    const struct mx_options *opt, struct mx_route *out);
+
 const char *mx_status_str(enum mx_status s);
 /* The SMTP reply code and enhanced status (RFC 3463) for a DSN. */
 int         mx_status_code(enum mx_status s);

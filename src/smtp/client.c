@@ -6,6 +6,7 @@
  * order (RFC 2920 3.1): `pending` is that queue of expected replies.
  */
 #include "smtp/client.h"
+#include "smtp/sasl.h"
 #include "smtp/xtext.h"
 
 #include <stdio.h>
@@ -14,7 +15,8 @@
 
 enum cstate {
 	CS_GREETING, CS_EHLO, CS_HELO, CS_STARTTLS, CS_TLS, CS_IDLE, CS_TXN,
-	CS_BODY, CS_DOT, CS_RSET, CS_QUIT, CS_CLOSED,
+	CS_BODY, CS_DOT, CS_RSET, CS_QUIT, CS_CLOSED, CS_REUSE,
+	CS_AUTH, CS_AUTH_USER, CS_AUTH_PASS,
 };
 
 enum expect { EX_MAIL, EX_RCPT, EX_DATA, EX_BDAT };
@@ -29,6 +31,9 @@ struct smtp_client {
 	struct buf           out;
 	char                 error[512];
 	char                 error_status[16];
+	/* AUTH as a client (RFC 4954), NULL user: none */
+	const char          *auth_user, *auth_pass;
+	int                  auth_without_tls;
 	/* the current message */
 	const struct client_msg *msg;
 	struct client_result    *res;
@@ -345,6 +350,82 @@ final_reply(struct smtp_client *c, const struct smtp_reply *r)
 	return CLIENT_MSG_DONE;
 }
 
+void
+smtp_client_set_auth(struct smtp_client *c, const char *user, const char *pass,
+    int without_tls)
+{
+	c->auth_user = user;
+	c->auth_pass = pass;
+	c->auth_without_tls = without_tls;
+}
+
+/* "AUTH LOGIN" steps: one base64 line. */
+static void
+send_b64_line(struct smtp_client *c, const char *prefix, const unsigned char *p, size_t n)
+{
+	char enc[4 * (2 * SASL_FIELD_MAX + 3) / 3 + 8];
+
+	if (sasl_b64_encode(p, n, enc, sizeof(enc)) >= 0)
+		buf_printf(&c->out, "%s%s\r\n", prefix, enc);
+	explicit_bzero(enc, sizeof(enc));
+}
+
+/*
+ * RFC 4954 after EHLO: PLAIN (RFC 4616) when offered, else LOGIN. Never
+ * in clear text unless the route allows it: a password sent without TLS
+ * is a password given away.
+ */
+static enum client_action
+start_auth(struct smtp_client *c)
+{
+	unsigned char msg[2 * SASL_FIELD_MAX + 2];
+	size_t ul = strlen(c->auth_user), pl = strlen(c->auth_pass);
+
+	if (!c->tls_active && !c->auth_without_tls)
+		return close_with(c, 451, "4.7.10", "credentials are not sent without TLS and "
+		    "the server did not start it");
+	if (ul > SASL_FIELD_MAX || pl > SASL_FIELD_MAX)
+		return close_with(c, 451, "4.7.0", "credentials too long");
+	if (c->caps.auth_plain) {
+		msg[0] = '\0';
+		memcpy(msg + 1, c->auth_user, ul);
+		msg[1 + ul] = '\0';
+		memcpy(msg + 2 + ul, c->auth_pass, pl);
+		send_b64_line(c, "AUTH PLAIN ", msg, ul + pl + 2);
+		explicit_bzero(msg, sizeof(msg));
+		c->st = CS_AUTH;
+		return CLIENT_WAIT;
+	}
+	if (c->caps.auth_login) {
+		buf_appends(&c->out, "AUTH LOGIN\r\n");
+		c->st = CS_AUTH_USER;
+		return CLIENT_WAIT;
+	}
+	return close_with(c, 451, "4.7.0", "the server offers neither AUTH PLAIN nor AUTH LOGIN");
+}
+
+/* The replies to AUTH; a refusal defers (the credentials are ours to fix). */
+static enum client_action
+auth_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	char why[600];
+
+	if (c->st == CS_AUTH && r->code == 235) {
+		c->auth_user = NULL;	/* done for this connection */
+		c->st = CS_IDLE;
+		return CLIENT_IDLE;
+	}
+	if (c->st != CS_AUTH && r->code == 334) {
+		const char *v = c->st == CS_AUTH_USER ? c->auth_user : c->auth_pass;
+
+		send_b64_line(c, "", (const unsigned char *)v, strlen(v));
+		c->st = c->st == CS_AUTH_USER ? CS_AUTH_PASS : CS_AUTH;
+		return CLIENT_WAIT;
+	}
+	snprintf(why, sizeof(why), "authentication failed: %d %s", r->code, r->text);
+	return close_with(c, 451, "4.7.0", why);
+}
+
 enum client_action
 smtp_client_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
@@ -396,15 +477,28 @@ smtp_client_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CS_RSET:
 		c->st = CS_IDLE;
 		return CLIENT_MSG_DONE;
+	case CS_REUSE:
+		if (r->code / 100 != 2) {
+			snprintf(why, sizeof(why), "RSET refused: %d %s", r->code, r->text);
+			return close_with(c, 421, NULL, why);
+		}
+		c->st = CS_IDLE;
+		return CLIENT_IDLE;
 	case CS_QUIT:
 		c->st = CS_CLOSED;
 		return CLIENT_CLOSED;
+	case CS_AUTH:
+	case CS_AUTH_USER:
+	case CS_AUTH_PASS:
+		return auth_reply(c, r);
 	default:
 		return close_with(c, 451, "4.4.0", "unexpected reply from the server");
 	}
 	if (!c->tls_active && c->tls == CLIENT_TLS_MUST)
 		return close_with(c, 451, "4.7.4", "TLS is required for this destination "
 		    "and the server does not offer it");
+	if (c->auth_user)
+		return start_auth(c);
 	c->st = CS_IDLE;
 	return CLIENT_IDLE;
 }
@@ -416,6 +510,24 @@ smtp_client_tls_done(struct smtp_client *c)
 	memset(&c->caps, 0, sizeof(c->caps));
 	send_ehlo(c);	/* RFC 3207 4.2: forget what was learned in clear */
 	return CLIENT_WAIT;
+}
+
+enum client_action
+smtp_client_reuse(struct smtp_client *c)
+{
+	c->msg = NULL;	/* the last message's results belong to its job */
+	c->res = NULL;
+	if (c->st != CS_IDLE)
+		return close_with(c, 421, NULL, "connection not idle");
+	buf_appends(&c->out, "RSET\r\n");
+	c->st = CS_REUSE;
+	return CLIENT_WAIT;
+}
+
+int
+smtp_client_idle(const struct smtp_client *c)
+{
+	return c->st == CS_IDLE && c->out.len == 0;
 }
 
 enum client_action

@@ -54,6 +54,12 @@ struct smtp_client;
 struct smtp_client *smtp_client_new(const char *helo_name, enum client_tls tls);
 void smtp_client_free(struct smtp_client *c);
 
+/*
+ * Log in after EHLO (RFC 4954, PLAIN or LOGIN) before the first message;
+ * without TLS only if without_tls. The strings must outlive the client.
+ */
+void smtp_client_set_auth(struct smtp_client *c, const char *user, const char *pass,
+    int without_tls);
 /* The next server reply (the first one is the greeting). */
 enum client_action smtp_client_reply(struct smtp_client *c, const struct smtp_reply *r);
 /* The handshake after STARTTLS worked: EHLO again. */
@@ -63,6 +69,13 @@ enum client_action smtp_client_send(struct smtp_client *c, const struct client_m
     struct client_result *out);
 /* The content has been sent (for DATA: stuffed and ended with ".\r\n"). */
 enum client_action smtp_client_body_sent(struct smtp_client *c);
+/*
+ * A kept connection is taken up for another message: forget the last one
+ * and check the server is still there (RSET); CLIENT_IDLE follows its 250.
+ */
+enum client_action smtp_client_reuse(struct smtp_client *c);
+/* Between messages with nothing unsent: the connection may be kept. */
+int smtp_client_idle(const struct smtp_client *c);
 /* Say goodbye (QUIT). */
 enum client_action smtp_client_quit(struct smtp_client *c);
 /*

@@ -11,6 +11,7 @@ MX delivery always uses port 25, so those tests bind 127.X.Y.n:25 (X, Y
 random per test, so that parallel runs do not collide) and need root.
 """
 
+import base64
 import email
 import email.policy
 import os
@@ -25,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TERN_BIN, free_port
+from conftest import TERN_BIN, USER_PASSWORDS, free_port
 from dns_fixture import unbound_server  # noqa: F401
 from smtp_client import is_root
+from tls_helpers import SERVER_NAME, start_submission, tls_block
 
 SMTP_SINK = os.environ.get("SMTP_SINK_BIN", "/usr/sbin/smtp-sink")
 needs_port25 = pytest.mark.skipif(
@@ -126,6 +128,12 @@ class Sink:
             assert time.monotonic() < deadline, f"{len(self.files())} of {n} dumps at {self.dir}"
             time.sleep(0.05)
         return self.dumps()
+
+    def sessions(self):
+        """Sessions ended, by the running sink's counters (-c: "sess=N")."""
+        text = (self.dir / f"counters.{self.starts}").read_bytes()
+        found = re.findall(rb"sess=(\d+)", text)
+        return int(found[-1]) if found else 0
 
     def wait_messages(self, n, timeout=5):
         """Polls the counters until n messages (the sink may print them a
@@ -821,3 +829,555 @@ def test_bounce_remote_mta(tern_factory, unbound_server, sinks, net):
     b = check_failed(wait_bounce(a, qid), "someone@peer.test", "5.3.0",
                      "500 5.3.0 Error: command failed")
     assert re.search(r"^Remote-MTA: dns; ?mx1\.peer\.test$", b, re.M), b
+
+
+# ---- connection reuse
+
+def test_connection_reuse(tern_factory, sinks):
+    """Five messages one after the other to one destination go over one
+    connection (RSET between them); it is closed (QUIT) after 5 s idle."""
+    sink = sinks()
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{sink.port} }}\n")
+    qids = []
+    for i in range(5):
+        qids.append(submit(a, [f"r{i}@peer.test"], body(f"reuse{i}")))
+        wait_log(a, rf"event=removed id={qids[-1]} delivered=1 failed=0")
+    reused = log_lines(a, "event=conn-reused ")
+    assert [re.search(r" id=(\w+)", ln).group(1) for ln in reused] == qids[1:], reused
+    assert [re.search(r"messages=(\d+)", ln).group(1) for ln in reused] == ["1", "2", "3", "4"]
+    assert sink.wait_messages(5) == 5
+    assert sink.sessions() == 0      # still open
+    wait_log(a, rf"event=conn-closed peer=\[127\.0\.0\.1\]:{sink.port} messages=5 reason=idle",
+             timeout=10)
+    deadline = time.monotonic() + 5
+    while sink.sessions() < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sink.sessions() == 1
+    assert sorted(d["rcpts"] for d in sink.wait_dumps(5)) == \
+        [[f"<r{i}@peer.test>"] for i in range(5)]
+
+
+def test_reuse_failure_reconnects(tern_factory, sinks):
+    """A kept connection whose RSET gets 421 (smtp-sink -Q rset) is dropped
+    and the message goes over a new connection, without a deferral."""
+    sink = sinks(opts=["-Q", "rset"])
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{sink.port} }}\n")
+    qids = []
+    for i in range(3):
+        qids.append(submit(a, [f"r{i}@peer.test"], body(f"rf{i}")))
+        wait_log(a, rf"event=removed id={qids[-1]} delivered=1 failed=0")
+    failed = log_lines(a, "event=reuse-failed ")
+    assert [re.search(r" id=(\w+)", ln).group(1) for ln in failed] == qids[1:], failed
+    assert all("RSET refused: 421" in ln for ln in failed), failed
+    assert not log_lines(a, "event=deferred ")
+    assert sink.wait_messages(3) == 3
+
+
+# ---- a small SMTP peer that counts connections
+
+class Peer(threading.Thread):
+    """A minimal SMTP server on host:port (IPv4 or IPv6) that counts the
+    connections it accepts and the most it held at once; `greeting` is its
+    first reply, `delay` seconds pass before its reply to the final dot."""
+
+    def __init__(self, host="127.0.0.1", port=None, greeting="220 peer ESMTP", delay=0.0,
+                 auth_login=False):
+        super().__init__(daemon=True)
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.ls = socket.socket(fam)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((host, port or 0))
+        self.port = self.ls.getsockname()[1]
+        self.ls.listen(64)
+        self.ls.settimeout(0.1)
+        self.greeting, self.delay = greeting, delay
+        self.auth_login = auth_login    # offer AUTH LOGIN only; logins land in self.logins
+        self.logins = []
+        self.lock = threading.Lock()
+        self.connections = self.now = self.most = 0
+        self.messages = []         # (mail, [rcpts], data)
+        self.socks = []
+        self.stopping = False
+        self.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.ls.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self.lock:
+                self.connections += 1
+                self.now += 1
+                self.most = max(self.most, self.now)
+                self.socks.append(c)
+            threading.Thread(target=self.session, args=(c,), daemon=True).start()
+
+    def session(self, c):
+        try:
+            self.dialog(c, c.makefile("rb"))
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.now -= 1
+            c.close()
+
+    def dialog(self, c, f):
+        c.sendall(self.greeting.encode() + b"\r\n")
+        if not self.greeting.startswith("220"):
+            return
+        mail, rcpts = None, []
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                c.sendall(b"250-peer\r\n" + (b"250-AUTH LOGIN\r\n" if self.auth_login else b"")
+                          + b"250 8BITMIME\r\n")
+            elif verb == b"AUTH":
+                assert line.strip().upper() == b"AUTH LOGIN", line
+                c.sendall(b"334 VXNlcm5hbWU6\r\n")
+                user = base64.b64decode(f.readline().strip())
+                c.sendall(b"334 UGFzc3dvcmQ6\r\n")
+                pw = base64.b64decode(f.readline().strip())
+                with self.lock:
+                    self.logins.append((user, pw))
+                c.sendall(b"235 2.7.0 ok\r\n")
+            elif verb == b"MAIL":
+                mail, rcpts = line.strip().decode(), []
+                c.sendall(b"250 2.1.0 ok\r\n")
+            elif verb == b"RCPT":
+                rcpts.append(line.strip().decode())
+                c.sendall(b"250 2.1.5 ok\r\n")
+            elif verb == b"DATA":
+                c.sendall(b"354 go\r\n")
+                data = b""
+                while (line := f.readline()) not in (b".\r\n", b""):
+                    data += line
+                time.sleep(self.delay)
+                with self.lock:
+                    self.messages.append((mail, rcpts, data))
+                c.sendall(b"250 2.0.0 ok\r\n")
+            elif verb == b"QUIT":
+                c.sendall(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 2.0.0 ok\r\n")
+
+    def stop(self):
+        self.stopping = True
+        self.join(5)
+        self.ls.close()
+        with self.lock:
+            for c in self.socks:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def peers():
+    started = []
+
+    def make(**kw):
+        p = Peer(**kw)
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
+
+
+def submit_many(t, n, prefix):
+    """n messages in one session to A's submission listener, one recipient
+    each (r0@peer.test ...); their queue IDs."""
+    c = t.client(port=t.ports["sub"])
+    c.ehlo("client.example")
+    qids = [c.deliver(SENDER, [f"r{i}@peer.test"], body(f"{prefix}{i}")) for i in range(n)]
+    c.cmd("QUIT").check(221)
+    return qids
+
+
+# ---- concurrency
+
+@pytest.mark.parametrize("conf,most", [
+    ("relay_destination_concurrency 2\n", 2),
+    ("relay_concurrency 1\n", 1),
+])
+def test_relay_concurrency(tern_factory, peers, conf, most):
+    """Each message holds the peer 0.4 s: six at once reach the limit and
+    never pass it."""
+    p = peers(delay=0.4)
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{p.port} }}\n" + conf)
+    qids = submit_many(a, 6, "conc")
+    for q in qids:
+        wait_log(a, rf"event=removed id={q} delivered=1 failed=0", timeout=20)
+    assert p.most == most
+    assert len(p.messages) == 6
+    assert p.connections == most      # and each connection was kept for the next
+
+
+def test_reuse_messages_cap(tern_factory, sinks):
+    """relay_reuse_messages 3, one connection at a time: 7 messages take
+    3 connections (3 + 3 + 1)."""
+    sink = sinks()
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{sink.port} }}\n"
+                    "relay_destination_concurrency 1\nrelay_reuse_messages 3\n"
+                    "relay_reuse_idle 1s\n")
+    qids = submit_many(a, 7, "cap")
+    for q in qids:
+        wait_log(a, rf"event=removed id={q} delivered=1 failed=0", timeout=20)
+    assert sink.wait_messages(7) == 7
+    wait_log(a, r"event=conn-closed peer=\S+ messages=1 reason=idle", timeout=5)
+    deadline = time.monotonic() + 5
+    while sink.sessions() < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sink.sessions() == 3
+    assert len(log_lines(a, "event=conn-reused ")) == 4
+
+
+def test_no_reuse(tern_factory, peers):
+    """relay_reuse_messages 0: a connection per message."""
+    p = peers()
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{p.port} }}\n"
+                    "relay_destination_concurrency 1\nrelay_reuse_messages 0\n")
+    for q in submit_many(a, 3, "noreuse"):
+        wait_log(a, rf"event=removed id={q} delivered=1 failed=0", timeout=20)
+    assert p.connections == 3 and len(p.messages) == 3
+    assert not log_lines(a, "event=conn-reused ")
+
+
+@pytest.mark.parametrize("line,error", [
+    ("relay_concurrency 1", ""), ("relay_concurrency 10000", ""),
+    ("relay_concurrency 0", "relay_concurrency: 0 is out of range (1..10000)"),
+    ("relay_concurrency 10001", "relay_concurrency: 10001 is out of range (1..10000)"),
+    ("relay_concurrency many", 'relay_concurrency: not a number "many"'),
+    ("relay_destination_concurrency 1000", ""),
+    ("relay_destination_concurrency 1001",
+     "relay_destination_concurrency: 1001 is out of range (1..1000)"),
+    ("relay_reuse_messages 0", ""),
+    ("relay_reuse_messages 100001", "relay_reuse_messages: 100001 is out of range (0..100000)"),
+    ("relay_reuse_idle 5m", ""),
+    ("relay_reuse_idle 301", "relay_reuse_idle: 301 is out of range (1..300)"),
+    ("relay_reuse_idle 0", "relay_reuse_idle: 0 is out of range (1..300)"),
+    ("relay_reuse_idle 2x", 'relay_reuse_idle: not a duration "2x"'),
+    ("relay_backoff_failures 1", ""),
+    ("relay_backoff_failures 0", "relay_backoff_failures: 0 is out of range (1..1000)"),
+    ("relay_backoff 1h", ""),
+    ("relay_backoff 61m", "relay_backoff: 61m is out of range (1..3600)"),
+])
+def test_relay_number_config(tern_factory, line, error):
+    t = tern_factory(start=False, extra=line + "\n")
+    nr = t.config_text().splitlines().index(line) + 1
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == (1 if error else 0), r.stderr
+    if error:
+        assert f"{t.conf}:{nr}: {error}" in r.stderr, r.stderr
+
+
+# ---- a failing destination backed off as a whole
+
+def test_backoff_dead_destination(tern_factory):
+    """Nobody listens on the route's port; one connection at a time. After
+    2 refused connections (relay_backoff_failures 2) the other messages
+    are deferred without an attempt, with the reason."""
+    port = free_port()
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{port} }}\n"
+                    "relay_destination_concurrency 1\nrelay_backoff_failures 2\n"
+                    "relay_backoff 60s\n")
+    qids = submit_many(a, 5, "dead")
+    wait_log(a, r"event=backed-off ", count=3)
+    time.sleep(2.5)                 # the queue retries each after 1 s and 2 s
+    attempts = log_lines(a, "event=connect-failed ")
+    assert len(attempts) == 2, attempts
+    assert all(f"peer=[127.0.0.1]:{port} error=\"Connection refused\"" in ln
+               for ln in attempts), attempts
+    [bo] = log_lines(a, "event=dest-backoff ")
+    assert 'dest="route *" failures=2 seconds=60' in bo, bo
+    deferred = [ln for ln in log_lines(a, "event=deferred ", "proc=mta")
+                if "destination backed off" in ln]
+    assert len(deferred) >= 3 + 3, deferred     # three at first, then their retries
+    assert "reply=\"destination backed off for 60s after 2 failures in a row; last error: " \
+        f"[127.0.0.1]:{port}: Connection refused\"" in deferred[0], deferred[0]
+    assert {re.search(r" id=(\w+)", ln).group(1) for ln in deferred} <= set(qids)
+
+
+def test_backoff_cleared_by_success(tern_factory, sinks):
+    """A greeting 421 counts as a failure too; after the back-off (2 s)
+    one attempt gets through to the now healthy peer, which clears it."""
+    sink = sinks(start=False)
+    p = Peer(port=sink.port, greeting="421 4.3.2 not now")
+    try:
+        a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{sink.port} }}\n"
+                        "relay_backoff_failures 2\nrelay_backoff 2s\n")
+        qid = submit(a, ["someone@peer.test"], body("clear"))
+        wait_log(a, r"event=dest-backoff ")
+        assert p.connections == 2
+        [bo] = log_lines(a, "event=dest-backoff ")
+        assert "failures=2 seconds=2 " in bo and "greeting: 421 4.3.2 not now" in bo, bo
+    finally:
+        p.stop()
+    sink.start()
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0", timeout=15)
+    [rec] = log_lines(a, "event=dest-recovered ")
+    assert 'dest="route *" failures=2' in rec, rec
+    assert sink.wait_messages(1) == 1
+    # Cleared: the next message goes at once.
+    q2 = submit(a, ["other@peer.test"], body("clear2"))
+    wait_log(a, rf"event=removed id={q2} delivered=1 failed=0", timeout=3)
+
+
+# ---- routes by host name
+
+def test_route_bracket_host(tern_factory, unbound_server, sinks):
+    """via [smart.test]:PORT: the host's A record, no MX lookup (the MX
+    that smart.test also has would lead elsewhere)."""
+    sink = sinks()
+    dns = unbound_server(["smart.test A 127.0.0.1", "smart.test MX 10 elsewhere.test",
+                          "elsewhere.test A 127.0.0.9"])
+    a = sender_tern(tern_factory, dns, extra=f"route * {{ via [smart.test]:{sink.port} }}\n")
+    qid = submit(a, ["someone@peer.test"], body("bracket"))
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [sent] = events(a, "sent", qid)
+    assert f"relay=smart.test[127.0.0.1]:{sink.port} " in sent, sent
+    assert [d["rcpts"] for d in sink.wait_dumps(1)] == [["<someone@peer.test>"]]
+
+
+def test_route_mx_name(tern_factory, unbound_server, sinks):
+    """via relay.test:PORT (no brackets): relay.test's MX host, at PORT."""
+    sink = sinks()
+    dns = unbound_server(["relay.test MX 10 mx.relay.test", "mx.relay.test A 127.0.0.1",
+                          "relay.test A 127.0.0.9"])
+    a = sender_tern(tern_factory, dns, extra=f"route peer.test {{ via relay.test:{sink.port} }}\n")
+    qid = submit(a, ["someone@peer.test"], body("mxname"))
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [sent] = events(a, "sent", qid)
+    assert f"relay=mx.relay.test[127.0.0.1]:{sink.port} " in sent, sent
+    assert sink.wait_messages(1) == 1
+
+
+def test_route_host_without_address_defers(tern_factory, unbound_server):
+    """A route host that does not resolve is the administrator's to fix:
+    deferred (4.x), never bounced."""
+    dns = unbound_server(["relay.test MX 10 mx.relay.test", "mx.relay.test A 127.0.0.1"])
+    a = sender_tern(tern_factory, dns, extra="route * { via [relay.test]:2525 }\n")
+    qid = submit(a, ["someone@peer.test"], body("nohost"))
+    wait_log(a, rf"event=deferred id={qid} ")
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert "code=451 status=4.4.4" in d and 'reply="host relay.test has no address"' in d, d
+    assert not events(a, "bounced", qid)
+
+
+@pytest.mark.parametrize("via,error", [
+    ("[mx.example]:2525", ""), ("[mx.example]", ""), ("mx.example", ""),
+    ("mx.example:587", ""), ("192.0.2.1", ""), ("[::1]:25", ""),
+    ("[mx.example", "bad host"), ("mx..example", "bad host"), ("mx.example:0", "bad host"),
+    ("mx.example:70000", "bad host"), ("[mx.example]x", "bad host"), ("mx.example:", "bad host"),
+])
+def test_route_via_config(tern_factory, via, error):
+    t = tern_factory(start=False, extra=f"route * {{ via {via} }}\n")
+    nr = t.config_text().splitlines().index(f"route * {{ via {via} }}") + 1
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == (1 if error else 0), r.stderr
+    if error:
+        assert f'{t.conf}:{nr}: route: via: bad host "{via}" (IP:PORT, [IPv6]:PORT, ' \
+            "[HOST]:PORT or DOMAIN:PORT)" in r.stderr, r.stderr
+
+
+# ---- TLS policy per route: verify
+
+def verify_pair(tern_factory, unbound_server, tls_certs, peer_tls, name=SERVER_NAME, ca=None):
+    """B: a tern for peer.test with `peer_tls` (a tls block); A routes
+    peer.test to [name]:B's port with tls verify and the test CA."""
+    dns = unbound_server([f"{name} A 127.0.0.1"])
+    b = peer_tern(tern_factory, extra=peer_tls)
+    a = sender_tern(tern_factory, dns, extra=(
+        f"route peer.test {{ via [{name}]:{b.port}; tls verify; "
+        f"tls_ca {ca or tls_certs['ca']} }}\n"))
+    return a, b
+
+
+def test_tls_verify_passes(tern_factory, unbound_server, tls_certs):
+    a, b = verify_pair(tern_factory, unbound_server, tls_certs, tls_block(tls_certs, sni=False))
+    msg = body("verify")
+    qid = submit(a, ["bob@peer.test"], msg)
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [tls] = events(a, "tls", qid)
+    assert f"peer={SERVER_NAME}[127.0.0.1]:{b.port} version=TLSv1.3" in tls, tls
+    [got] = b.wait_for_messages("bob", "peer.test")
+    assert got.endswith(msg)
+    assert b"with ESMTPS id " in got
+
+
+@pytest.mark.parametrize("case,error", [
+    ("self-signed", "self-signed certificate"),
+    ("wrong-name", "hostname mismatch"),
+    ("wrong-ca", "unable to get local issuer certificate"),
+])
+def test_tls_verify_fails(tern_factory, unbound_server, tls_certs, tmp_path, case, error):
+    """Verification fails: deferred with the reason, nothing delivered."""
+    peer_tls, name, ca = tls_block(tls_certs, sni=False), SERVER_NAME, None
+    if case == "self-signed":
+        peer_tls = self_signed(tmp_path / "ss", SERVER_NAME)
+    elif case == "wrong-name":
+        name = "wrong.test.example"
+    else:
+        self_signed(tmp_path / "other", "some CA")
+        ca = tmp_path / "other" / "cert.pem"
+    a, b = verify_pair(tern_factory, unbound_server, tls_certs, peer_tls, name, ca)
+    qid = submit(a, ["bob@peer.test"], body("verifyfail"))
+    wait_log(a, rf"event=deferred id={qid} pending=1")
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert f'reply="{name}[127.0.0.1]:{b.port}: TLS certificate verification failed: ' \
+        f'{error}"' in d, d
+    assert "code=451 " in d
+    assert b.maildir_messages("bob", "peer.test") == []
+
+
+@pytest.mark.parametrize("value,ok", [("encrypt", True), ("verify", True), ("must", True),
+                                      ("strict", False)])
+def test_tls_policy_config(tern_factory, value, ok):
+    t = tern_factory(start=False, extra=f"smtp_tls {value}\n")
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == (0 if ok else 1), r.stderr
+    if not ok:
+        assert f'smtp_tls: "{value}" is not none, may, encrypt or verify' in r.stderr
+
+
+# ---- AUTH to a smarthost
+
+def smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp_path,
+                   secret="alice alice-Pw-7f3e\n", route_opts="tls verify", mode=0o600):
+    """B: a tern with a submission listener (STARTTLS required, AUTH,
+    the users' real password hashes; relayed mail stays in its queue).
+    A: route * to [mail.test.example]:B's submission port with AUTH from
+    a secret file."""
+    b = start_submission(tern_factory, tls_certs, password_hashes)
+    dns = unbound_server([f"{SERVER_NAME} A 127.0.0.1"])
+    sec = tmp_path / "relay.secret"
+    sec.write_text(secret)
+    sec.chmod(mode)
+    a = sender_tern(tern_factory, dns, extra=(
+        f"route * {{ via [{SERVER_NAME}]:{b.ports['sub']}; {route_opts}; "
+        f"tls_ca {tls_certs['ca']}; auth {sec} }}\n"))
+    return a, b
+
+
+def b_queued(b, timeout=10):
+    """The content of the one message B has queued."""
+    deadline = time.monotonic() + timeout
+    while not list((b.spool / "queue").glob("*.msg")) or \
+            not list((b.spool / "queue").glob("*.env")):
+        assert time.monotonic() < deadline, b.log()[-2000:]
+        time.sleep(0.05)
+    [m] = list((b.spool / "queue").glob("*.msg"))
+    return m.read_bytes()
+
+
+def test_smarthost_auth_over_tls(tern_factory, unbound_server, tls_certs, password_hashes,
+                                 tmp_path):
+    a, b = smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp_path)
+    msg = body("smarthost-auth")
+    qid = submit(a, ["someone@far.test"], msg)
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [ok] = wait_log(b, r"event=auth-ok [^\n]*")
+    assert 'user="alice"' in ok, ok
+    got = b_queued(b)
+    assert got.endswith(msg)
+    assert re.search(rb"^Received: from test\.example \(\[127\.0\.0\.1\]\)\r\n"
+                     rb"\t\(using TLSv1\.3 with cipher [^\r]+\)\r\n"
+                     rb"\tby test\.example \(tern\) with ESMTPSA id ", got), got[:300]
+    assert "alice-Pw-7f3e" not in a.log() and "alice-Pw-7f3e" not in b.log()
+
+
+def test_smarthost_auth_wrong_password(tern_factory, unbound_server, tls_certs,
+                                       password_hashes, tmp_path):
+    a, b = smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp_path,
+                          secret="# relay\n\nalice not-her-password\n")
+    qid = submit(a, ["someone@far.test"], body("badpw"))
+    wait_log(a, rf"event=deferred id={qid} pending=1", timeout=15)
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert "code=451 status=4.7.0 " in d and \
+        'reply="authentication failed: 535 5.7.8 ' in d, d
+    assert not list((b.spool / "queue").glob("*.env"))
+
+
+def test_smarthost_auth_refused_without_tls(tern_factory, unbound_server, tls_certs,
+                                            password_hashes, tmp_path):
+    """tls none: the credentials are not sent; B never sees an AUTH."""
+    a, b = smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp_path,
+                          route_opts="tls none")
+    qid = submit(a, ["someone@far.test"], body("cleartext"))
+    wait_log(a, rf"event=deferred id={qid} pending=1")
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert "code=451 status=4.7.10 " in d and "credentials are not sent without TLS" in d, d
+    assert "event=auth" not in b.log()
+
+
+@pytest.mark.parametrize("mode,secret,error", [
+    (0o644, "u p\n", "may be read or written by others (mode 644; it must be 0600 or 0640)"),
+    (0o600, "# nothing\n\n", 'holds no line "USER PASSWORD"'),
+    (0o600, "onlyuser\n", 'holds no line "USER PASSWORD"'),
+    (0o640, "u  pass word \r\n", ""),
+])
+def test_route_auth_file_config(tern_factory, tmp_path, mode, secret, error):
+    sec = tmp_path / "secret"
+    sec.write_text(secret)
+    sec.chmod(mode)
+    t = tern_factory(start=False, extra=f"route * {{ via [relay.test]; auth {sec} }}\n")
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == (1 if error else 0), r.stderr
+    if error:
+        assert f'route: auth: "{sec}" {error}' in r.stderr, r.stderr
+
+
+def test_auth_login_without_tls_when_allowed(tern_factory, peers, tmp_path):
+    """A peer offering only AUTH LOGIN and no STARTTLS: with
+    auth_without_tls yes the credentials go (LOGIN, in two steps)."""
+    p = peers(auth_login=True)
+    sec = tmp_path / "secret"
+    sec.write_text("relay-user s3cret pass\n")
+    sec.chmod(0o600)
+    a = sender_tern(tern_factory, extra=f"route * {{ via 127.0.0.1:{p.port}; auth {sec}; "
+                    "auth_without_tls yes }\n")
+    qid = submit(a, ["someone@far.test"], body("login"))
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    assert p.logins == [(b"relay-user", b"s3cret pass")]
+    assert len(p.messages) == 1
+
+
+# ---- IPv6
+
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="::1 is not configured on this machine")
+@pytest.mark.parametrize("via", ["[v6.peer.test]", "v6relay.test"])
+def test_ipv6_peer_through_aaaa(tern_factory, unbound_server, peers, via):
+    """A peer on ::1 only, found through its AAAA record (the route's host,
+    or the MX host of the route's domain)."""
+    p = peers(host="::1")
+    dns = unbound_server(["v6.peer.test AAAA ::1", "v6relay.test MX 10 v6.peer.test"])
+    a = sender_tern(tern_factory, dns, extra=f"route * {{ via {via}:{p.port} }}\n")
+    msg = body("ipv6")
+    qid = submit(a, ["someone@far.test"], msg)
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [sent] = events(a, "sent", qid)
+    assert f"relay=v6.peer.test[::1]:{p.port} " in sent, sent
+    [(mail, rcpts, data)] = p.messages
+    assert mail.startswith(f"MAIL FROM:<{SENDER}>") and rcpts == ["RCPT TO:<someone@far.test>"]
+    assert data.endswith(msg.replace(b"\r\n.", b"\r\n.."))
