@@ -75,6 +75,7 @@ struct job {
 	struct mx_route      route;
 	size_t               host, naddr;	/* what we try now */
 	char                 last_error[300];
+	char                 last_status[16];	/* its enhanced status, "" = 4.4.1 */
 	/* the connection */
 	int                  fd;
 	SSL                 *ssl;
@@ -340,9 +341,9 @@ conn_close(struct job *j)
 	j->sending_body = j->quitting = j->handshaking = 0;
 }
 
-/* The connection failed: try the next address, keeping why. */
+/* The connection failed: try the next address, keeping why (and its status, "" = 4.4.1). */
 static void
-conn_failed(struct job *j, const char *why)
+conn_failed_status(struct job *j, const char *why, const char *enh)
 {
 	if (j->reused) {
 		/* A kept connection that died while idle is no failure of the message. */
@@ -354,9 +355,16 @@ conn_failed(struct job *j, const char *why)
 		return;
 	}
 	snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer, why);
+	snprintf(j->last_status, sizeof(j->last_status), "%s", enh);
 	log_info("event=connect-failed id=%s peer=%s error=\"%s\"", j->id, j->peer, why);
 	conn_close(j);
 	job_next_address(j);
+}
+
+static void
+conn_failed(struct job *j, const char *why)
+{
+	conn_failed_status(j, why, "");
 }
 
 static void
@@ -718,6 +726,15 @@ act(struct job *j, enum client_action a)
 				conn_failed(j, why);
 				return 0;
 			}
+			if (!j->session_ok && !j->quitting) {
+				/*
+				 * RFC 5321 5.1: a host that refuses the session (a 421
+				 * greeting, no TLS where it is required...) is like one
+				 * that cannot be reached: on to the next address or MX.
+				 */
+				conn_failed_status(j, why, enh);
+				return 0;
+			}
 			if (smtp_client_error(j->cl)[0])
 				snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer,
 				    smtp_client_error(j->cl));
@@ -916,7 +933,8 @@ job_next_address(struct job *j)
 		j->host++;
 		j->naddr = 0;
 	}
-	job_finish(j, 451, "4.4.1", j->last_error[0] ? j->last_error : "no host could be reached");
+	job_finish(j, 451, j->last_status[0] ? j->last_status : "4.4.1",
+	    j->last_error[0] ? j->last_error : "no host could be reached");
 }
 
 /* ---- routes: a configured one, else MX on the resolver thread ---- */

@@ -531,6 +531,30 @@ def test_mx_preference_and_fallback(tern_factory, unbound_server, sinks, net):
 
 
 @needs_port25
+@pytest.mark.parametrize("opt,error", [
+    ("-Q", "greeting: 421 "),                          # a 421 greeting
+    ("-q", "connection closed by the server"),          # closed before any greeting
+])
+def test_refused_greeting_tries_next_mx(tern_factory, unbound_server, sinks, net, opt, error):
+    """RFC 5321 5.1: the pref-10 MX greets 421 (smtp-sink -Q connect) or
+    hangs up at once (-q connect): the same attempt goes on to the pref-20
+    MX, no deferral."""
+    dns = unbound_server(mx_zone(net))
+    mx1 = sinks(f"{net}.2", 25, opts=[opt, "connect"])
+    mx2 = sinks(f"{net}.3", 25)
+    a = sender_tern(tern_factory, dns)
+    qid = submit(a, ["one@peer.test"], body("greet"))
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [d] = mx2.wait_dumps(1)
+    assert d["rcpts"] == ["<one@peer.test>"]
+    [failed] = events(a, "connect-failed", qid)
+    assert f"peer=mx1.peer.test[{net}.2]:25" in failed and error in failed, failed
+    assert f"relay=mx2.peer.test[{net}.3]:25" in events(a, "sent", qid)[0]
+    assert not events(a, "deferred", qid)
+    assert mx1.files() == []
+
+
+@needs_port25
 def test_implicit_mx(tern_factory, unbound_server, sinks, net):
     dns = unbound_server(mx_zone(net))
     host = sinks(f"{net}.4", 25)
