@@ -85,6 +85,7 @@ struct job {
 	struct event        *ev_read, *ev_write, *ev_timer;
 	struct buf           out;
 	int                  sending_body, body_bol;
+	int                  out_secret;	/* out held AUTH credentials */
 	uint64_t             body_off;	/* over the prepend, then the content file */
 	char                *prepend;	/* header fields the checks added, sent first */
 	size_t               prepend_len;
@@ -341,7 +342,12 @@ conn_close(struct job *j)
 	j->sending_body = j->quitting = j->handshaking = 0;
 }
 
-/* The connection failed: try the next address, keeping why (and its status, "" = 4.4.1). */
+/*
+ * The connection failed: try the next address, keeping why. With a status
+ * (enh not "") it is the server's refusal of the session, reported as it
+ * is if no other address does better; else a connection failure, reported
+ * with the peer as "4.4.1".
+ */
 static void
 conn_failed_status(struct job *j, const char *why, const char *enh)
 {
@@ -354,7 +360,10 @@ conn_failed_status(struct job *j, const char *why, const char *enh)
 		job_route(j);
 		return;
 	}
-	snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer, why);
+	if (enh[0])
+		snprintf(j->last_error, sizeof(j->last_error), "%s", why);
+	else
+		snprintf(j->last_error, sizeof(j->last_error), "%s: %s", j->peer, why);
 	snprintf(j->last_status, sizeof(j->last_status), "%s", enh);
 	log_info("event=connect-failed id=%s peer=%s error=\"%s\"", j->id, j->peer, why);
 	conn_close(j);
@@ -426,7 +435,7 @@ fill_output(struct job *j)
 	if (co->len) {
 		if (buf_append(&j->out, co->data, co->len) == -1)
 			return -1;
-		buf_reset(co);
+		j->out_secret |= smtp_client_output_taken(j->cl);
 	}
 	if (j->sending_body && !j->head_sent) {
 		j->head_sent = 1;
@@ -473,6 +482,11 @@ flush_output(struct job *j)
 		if (n <= 0)
 			return -1;
 		buf_consume(&j->out, (size_t)n);
+		if (j->out.len == 0 && j->out_secret) {
+			/* AUTH credentials sent: no copy stays behind in our memory. */
+			explicit_bzero(j->out.data, j->out.cap);
+			j->out_secret = 0;
+		}
 		if (j->sending_body && fill_output(j) == -1)
 			return -1;
 	}

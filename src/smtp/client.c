@@ -34,6 +34,7 @@ struct smtp_client {
 	/* AUTH as a client (RFC 4954), NULL user: none */
 	const char          *auth_user, *auth_pass;
 	int                  auth_without_tls;
+	int                  out_secret;	/* out holds credentials */
 	/* the current message */
 	const struct client_msg *msg;
 	struct client_result    *res;
@@ -368,6 +369,7 @@ send_b64_line(struct smtp_client *c, const char *prefix, const unsigned char *p,
 	if (sasl_b64_encode(p, n, enc, sizeof(enc)) >= 0)
 		buf_printf(&c->out, "%s%s\r\n", prefix, enc);
 	explicit_bzero(enc, sizeof(enc));
+	c->out_secret = 1;
 }
 
 /*
@@ -557,6 +559,18 @@ struct buf *
 smtp_client_output(struct smtp_client *c)
 {
 	return &c->out;
+}
+
+int
+smtp_client_output_taken(struct smtp_client *c)
+{
+	int secret = c->out_secret;
+
+	if (secret && c->out.data)
+		explicit_bzero(c->out.data, c->out.len);
+	c->out_secret = 0;
+	buf_reset(&c->out);
+	return secret;
 }
 
 int

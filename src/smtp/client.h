@@ -85,6 +85,12 @@ enum client_action smtp_client_quit(struct smtp_client *c);
 void smtp_client_fail(struct smtp_client *c, const char *why);
 
 struct buf *smtp_client_output(struct smtp_client *c);
+/*
+ * The output has been copied out: empties it, overwriting it first if it
+ * held AUTH credentials. Returns 1 in that case (the caller wipes its copy
+ * once sent), else 0.
+ */
+int smtp_client_output_taken(struct smtp_client *c);
 /* For SEND_BODY: 1 = BDAT (the output already holds "BDAT n LAST"), 0 = DATA. */
 int smtp_client_chunking(const struct smtp_client *c);
 /* Seconds to wait for the reply now expected (RFC 5321 4.5.3.2). */
