@@ -1196,6 +1196,25 @@ fn_smtp_tls(struct parser *ps, const struct directive *e, struct dir *d, void *a
 	return tls_policy(ps, d, "smtp_tls", &ps->cfg->smtp_tls);
 }
 
+/* Like a route's tls_ca, for every destination without one. */
+static int
+fn_smtp_tls_ca(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct config *cfg = ps->cfg;
+	const char *why;
+
+	if (make_path(ps, d, "smtp_tls_ca", d->w[1], &cfg->smtp_tls_ca) == -1)
+		return -1;
+	if (!ps->load_tables)
+		return 0;
+	free(cfg->smtp_tls_ca_pem);
+	cfg->smtp_tls_ca_pem = NULL;
+	if ((why = read_file(cfg->smtp_tls_ca, TABLE_FILE_MAX, &cfg->smtp_tls_ca_pem,
+	    &cfg->smtp_tls_ca_len)) != NULL)
+		return perr(ps, d->line, "smtp_tls_ca: cannot read \"%s\": %s", cfg->smtp_tls_ca, why);
+	return 0;
+}
+
 static int
 fn_dns_server(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 {
@@ -1346,38 +1365,45 @@ fn_route_tls_ca(struct parser *ps, const struct directive *e, struct dir *d, voi
 	return 0;
 }
 
-/* "user password" on the first line that is not blank or a # comment. */
+/* The line data[i..e) holds "USER PASSWORD" (leading blanks already skipped). */
 static int
-parse_secret(const char *data, size_t len, struct route_cfg *r)
+secret_line(const char *data, size_t i, size_t e, char *user, size_t usz, char *pass,
+    size_t psz)
+{
+	size_t end = e, u, p;
+
+	while (end > i && (data[end - 1] == '\r' || is_blank(data[end - 1])))
+		end--;
+	for (u = i; u < end && !is_blank(data[u]); u++)
+		;
+	for (p = u; p < end && is_blank(data[p]); p++)
+		;
+	/* A NUL would cut the password short where it is used as a string. */
+	if (u == i || p == end || u - i >= usz || end - p >= psz ||
+	    memchr(data + i, '\0', end - i) != NULL)
+		return -1;
+	memcpy(user, data + i, u - i);
+	user[u - i] = '\0';
+	memcpy(pass, data + p, end - p);
+	pass[end - p] = '\0';
+	return 0;
+}
+
+int
+config_parse_secret(const char *data, size_t len, char *user, size_t usz, char *pass,
+    size_t psz)
 {
 	size_t i = 0;
 
 	while (i < len) {
-		size_t e = i, u, p;
+		size_t e = i;
 
 		while (e < len && data[e] != '\n')
 			e++;
-		while (i < e && (data[i] == ' ' || data[i] == '\t'))
+		while (i < e && is_blank(data[i]))
 			i++;
-		if (i < e && data[i] != '#' && data[i] != '\r') {
-			size_t end = e;
-
-			while (end > i && (data[end - 1] == '\r' || data[end - 1] == ' ' ||
-			    data[end - 1] == '\t'))
-				end--;
-			for (u = i; u < end && data[u] != ' ' && data[u] != '\t'; u++)
-				;
-			for (p = u; p < end && (data[p] == ' ' || data[p] == '\t'); p++)
-				;
-			if (u == i || p == end || u - i >= sizeof(r->auth_user) ||
-			    end - p >= sizeof(r->auth_pass))
-				return -1;
-			memcpy(r->auth_user, data + i, u - i);
-			r->auth_user[u - i] = '\0';
-			memcpy(r->auth_pass, data + p, end - p);
-			r->auth_pass[end - p] = '\0';
-			return 0;
-		}
+		if (i < e && data[i] != '#' && data[i] != '\r')
+			return secret_line(data, i, e, user, usz, pass, psz);
 		i = e + 1;
 	}
 	return -1;
@@ -1403,7 +1429,8 @@ fn_route_auth(struct parser *ps, const struct directive *e, struct dir *d, void 
 		    "(mode %03o; it must be 0600 or 0640)", r->auth, (unsigned)(st.st_mode & 0777));
 	if ((why = read_file(r->auth, 65536, &data, &len)) != NULL)
 		return perr(ps, d->line, "route: auth: cannot read \"%s\": %s", r->auth, why);
-	rc = parse_secret(data, len, r);
+	rc = config_parse_secret(data, len, r->auth_user, sizeof(r->auth_user), r->auth_pass,
+	    sizeof(r->auth_pass));
 	explicit_bzero(data, len);
 	free(data);
 	if (rc == -1)
@@ -1769,6 +1796,7 @@ static const struct directive top_tab[] = {
 	{ "lifetime", fn_lifetime, 1, BLOCK_NO, 0, NULL },
 	{ "delay_warning", fn_lifetime, 1, BLOCK_NO, 0, NULL },
 	{ "smtp_tls", fn_smtp_tls, 1, BLOCK_NO, 0, NULL },
+	{ "smtp_tls_ca", fn_smtp_tls_ca, 1, BLOCK_NO, 0, NULL },
 	{ "route", fn_route, 1, BLOCK_REQUIRED, 1, NULL },
 	{ "auth_checks", fn_checks, 1, BLOCK_OPTIONAL, 0, NULL },
 	{ "dkim_sign", fn_dkim_sign, 3, BLOCK_NO, 1, NULL },
@@ -2034,6 +2062,8 @@ config_free(struct config *cfg)
 	free(cfg->tls.ciphers);
 	free(cfg->auth.senders_path);
 	free(cfg->dns_server);
+	free(cfg->smtp_tls_ca);
+	free(cfg->smtp_tls_ca_pem);
 	for (i = 0; i < cfg->ndkim; i++)
 		free(cfg->dkim[i].keyfile);
 	free(cfg->dkim_headers);

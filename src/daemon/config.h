@@ -179,6 +179,9 @@ struct config {
 	unsigned           lifetime;		/* seconds a message may stay queued: 5 days */
 	unsigned           delay_warning;	/* seconds before a "still trying" DSN: 4 h; 0 = never */
 	int                smtp_tls;		/* 0 none, 1 may (default), 2 encrypt, 3 verify */
+	char              *smtp_tls_ca;		/* CA file for verify; NULL: the system's */
+	char              *smtp_tls_ca_pem;	/* its contents, read at load (as root) */
+	size_t             smtp_tls_ca_len;
 	struct route_cfg   routes[CONFIG_MAX_ROUTES];
 	size_t             nroutes;
 	struct checks_cfg  checks;
@@ -211,6 +214,16 @@ void config_free(struct config *cfg);
  */
 int  config_parse(const char *data, size_t len, const char *name,
     const char *basedir, struct config *cfg, char *err, size_t errlen);
+
+/*
+ * A route's `auth FILE`, pure over data[0..len): "USER PASSWORD" on the
+ * first line that is not blank or a # comment (blanks around them and a
+ * CR before the LF dropped; the password may hold blanks inside). Fills
+ * user[usz] and pass[psz] NUL-terminated; -1 if there is no such line,
+ * a field does not fit, or the line holds a NUL.
+ */
+int config_parse_secret(const char *data, size_t len, char *user, size_t usz,
+    char *pass, size_t psz);
 
 /* Forgets the routes' AUTH passwords (in processes that do not need them). */
 void config_wipe_secrets(struct config *cfg);

@@ -139,7 +139,7 @@ struct mta {
 	int                  journal;	/* the queue's relay journal, -1 if none */
 	struct signer       *signer;
 	SSL_CTX             *tls;		/* none/may/encrypt: nothing checked */
-	SSL_CTX             *verify;		/* verify with the system's CAs */
+	SSL_CTX             *verify;		/* verify with smtp_tls_ca, or the system's CAs */
 	SSL_CTX             *route_verify[CONFIG_MAX_ROUTES];	/* verify with a route's tls_ca */
 	/* resolver thread */
 	pthread_t            thread;
@@ -1320,7 +1320,8 @@ make_verify_ctxs(struct mta *m)
 {
 	size_t i;
 
-	m->verify = new_verify_ctx(NULL, 0, "(system)");
+	m->verify = new_verify_ctx(m->cfg->smtp_tls_ca_pem, m->cfg->smtp_tls_ca_len,
+	    m->cfg->smtp_tls_ca ? m->cfg->smtp_tls_ca : "(system)");
 	for (i = 0; i < m->cfg->nroutes; i++)
 		if (m->cfg->routes[i].tls_ca_pem)
 			m->route_verify[i] = new_verify_ctx(m->cfg->routes[i].tls_ca_pem,

@@ -1264,6 +1264,43 @@ def test_tls_verify_fails(tern_factory, unbound_server, tls_certs, tmp_path, cas
     assert b.maildir_messages("bob", "peer.test") == []
 
 
+@pytest.mark.parametrize("ca", ["test", "other", None])
+def test_smtp_tls_ca_global(tern_factory, unbound_server, tls_certs, tmp_path, ca):
+    """smtp_tls verify with the global smtp_tls_ca (a route that only says
+    where, no tls or tls_ca of its own): the test CA verifies B; another
+    CA, or none (the system's), does not."""
+    dns = unbound_server([f"{SERVER_NAME} A 127.0.0.1"])
+    b = peer_tern(tern_factory, extra=tls_block(tls_certs, sni=False))
+    ca_line = ""
+    if ca == "test":
+        ca_line = f"smtp_tls_ca {tls_certs['ca']}\n"
+    elif ca == "other":
+        self_signed(tmp_path / "other", "some CA")
+        ca_line = f"smtp_tls_ca {tmp_path / 'other' / 'cert.pem'}\n"
+    a = sender_tern(tern_factory, dns, extra=(
+        f"smtp_tls verify\n{ca_line}route peer.test {{ via [{SERVER_NAME}]:{b.port} }}\n"))
+    msg = body("verify-global")
+    qid = submit(a, ["bob@peer.test"], msg)
+    if ca == "test":
+        wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+        [got] = b.wait_for_messages("bob", "peer.test")
+        assert got.endswith(msg) and b"with ESMTPS id " in got
+        return
+    wait_log(a, rf"event=deferred id={qid} pending=1")
+    [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
+    assert f'reply="{SERVER_NAME}[127.0.0.1]:{b.port}: TLS certificate verification failed: ' \
+        'unable to get local issuer certificate"' in d, d
+    assert b.maildir_messages("bob", "peer.test") == []
+
+
+def test_smtp_tls_ca_unreadable(tern_factory, tmp_path):
+    t = tern_factory(start=False, extra=f"smtp_tls_ca {tmp_path / 'nope.pem'}\n")
+    r = subprocess.run([TERN_BIN, "-n", "-f", str(t.conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 1
+    assert f'smtp_tls_ca: cannot read "{tmp_path / "nope.pem"}"' in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("value,ok", [("encrypt", True), ("verify", True), ("must", True),
                                       ("strict", False)])
 def test_tls_policy_config(tern_factory, value, ok):

@@ -573,6 +573,48 @@ dkim_directives(void **state)
 	    "tern.conf:4: duplicate directive \"dkim_headers\" (first at line 3)");
 }
 
+/* A route's auth FILE: the first line "USER PASSWORD" that is not blank or a comment. */
+static void
+secret_file(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t      len;	/* 0: strlen */
+		int         rc;
+		const char *user, *pass;
+	} t[] = {
+		{ "alice pw\n", 0, 0, "alice", "pw" },
+		{ "# relay\n\n  \t\r\n\talice \t pass word \r\n", 0, 0, "alice", "pass word" },
+		{ "bob secret", 0, 0, "bob", "secret" },
+		{ "first one\nsecond two\n", 0, 0, "first", "one" },
+		{ "alice\n", 0, -1, NULL, NULL },
+		{ "alice   \r\n", 0, -1, NULL, NULL },
+		{ "# only a comment\n\n", 0, -1, NULL, NULL },
+		{ "", 0, -1, NULL, NULL },
+		{ "al\0ce pw\n", 9, -1, NULL, NULL },
+		{ "alice p\0w\n", 10, -1, NULL, NULL },
+		{ "alice pw\nX", 5, -1, NULL, NULL },	/* the length counts, not the NUL */
+		{ "alice pw\nX", 8, 0, "alice", "pw" },
+	};
+	char user[16], pass[16];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t len = t[i].len ? t[i].len : strlen(t[i].in);
+		int rc = config_parse_secret(t[i].in, len, user, sizeof(user), pass, sizeof(pass));
+
+		assert_int_equal(rc, t[i].rc);
+		if (rc == 0) {
+			assert_string_equal(user, t[i].user);
+			assert_string_equal(pass, t[i].pass);
+		}
+	}
+	/* Fields that do not fit are refused, not cut. */
+	assert_int_equal(config_parse_secret("u 1234567", 9, user, sizeof(user), pass, 8), 0);
+	assert_int_equal(config_parse_secret("u 12345678", 10, user, sizeof(user), pass, 8), -1);
+	assert_int_equal(config_parse_secret("0123456789abcdef p", 18, user, 16, pass, 8), -1);
+}
+
 int
 main(void)
 {
@@ -587,6 +629,7 @@ main(void)
 		cmocka_unit_test(load_tables_errors),
 		cmocka_unit_test(relative_path),
 		cmocka_unit_test(dkim_directives),
+		cmocka_unit_test(secret_file),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
