@@ -96,6 +96,11 @@ struct job {
 	int                  reused;	/* on a kept connection, before its RSET's 250 */
 	int                  attempted;	/* a connection was tried */
 	int                  session_ok;	/* a server greeted us and took EHLO/HELO */
+	/* DKIM, on the signing thread: its outcome for the log */
+	int                  signing;	/* queued there, or back from it unseen */
+	int                  sign_rc;
+	char                 sign_dom[CONFIG_NAME_MAX + 1];
+	char                 sign_why[256];
 };
 
 /* A connection kept open between messages to one destination. */
@@ -145,7 +150,11 @@ struct mta {
 	pthread_t            thread;
 	pthread_mutex_t      lock;
 	pthread_cond_t       cond;
-	struct job          *todo, *done;	/* to resolve / resolved */
+	struct job          *todo, *done;	/* to resolve / resolved or signed */
+	/* signing thread: hashing a large message must not stall the loop */
+	pthread_t            sign_thread;
+	pthread_cond_t       sign_cond;
+	struct job          *sign_todo;
 	int                  wake[2];	/* the thread writes a byte when something is done */
 	struct event        *ev_wake;
 	int                  stopping;
@@ -155,6 +164,7 @@ static void job_next_address(struct job *);
 static void job_admit(struct job *);
 static void job_io(struct job *);
 static void job_route(struct job *);
+static void job_ready(struct job *);
 static int act(struct job *, enum client_action);
 static void on_read(evutil_socket_t, short, void *);
 static void on_write(evutil_socket_t, short, void *);
@@ -1038,7 +1048,10 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	while (j) {
 		struct job *next = j->next;
 
-		route_ready(j);
+		if (j->signing)
+			job_ready(j);
+		else
+			route_ready(j);
 		j = next;
 	}
 }
@@ -1074,23 +1087,89 @@ job_route(struct job *j)
 
 /* ---- the queue's requests ---- */
 
-/* DKIM-signs j's message into j->head when the queue allows it (signer.h). */
+/*
+ * The signing thread: DKIM hashes the whole message (signer.h), which for
+ * a large one takes long enough to stall every connection if done in the
+ * event loop. A job waits here before admission; it comes back through
+ * the resolver's wake pipe with j->head filled (or not).
+ */
+static void *
+signing_thread(void *arg)
+{
+	struct mta *m = arg;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		struct job *j;
+
+		while (m->sign_todo == NULL && !m->stopping)
+			pthread_cond_wait(&m->sign_cond, &m->lock);
+		if (m->stopping)
+			break;
+		j = m->sign_todo;
+		m->sign_todo = j->next;
+		pthread_mutex_unlock(&m->lock);
+		/* Only this thread touches j (and the signer) until it is handed back. */
+		j->sign_rc = signer_sign(m->signer, j->content, &j->head, j->sign_dom,
+		    sizeof(j->sign_dom), j->sign_why, sizeof(j->sign_why));
+		pthread_mutex_lock(&m->lock);
+		j->next = m->done;
+		m->done = j;
+		(void)!write(m->wake[1], "x", 1);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* DKIM-signs j's message into j->head when the queue allows it; else on at once. */
 static void
 job_sign(struct job *j)
 {
-	char dom[CONFIG_NAME_MAX + 1] = "", why[256];
-	int r;
+	struct mta *m = j->m;
 
-	if (!(j->flags & RELAY_F_SIGN) || !signer_active(j->m->signer))
+	if (!(j->flags & RELAY_F_SIGN) || !signer_active(m->signer)) {
+		job_ready(j);
 		return;
-	/* XXX signing hashes the whole file here, in the event loop: a large
-	 * message holds up the other connections for as long. */
-	r = signer_sign(j->m->signer, j->content, &j->head, dom, sizeof(dom), why, sizeof(why));
-	if (r == 1)
-		log_info("event=dkim-signed id=%s domain=%s", j->id, dom);
-	else if (r == -1)
-		log_warn("event=dkim-sign-failed id=%s domain=%s error=\"%s\" note=\"sent unsigned\"",
-		    j->id, dom, why);
+	}
+	j->signing = 1;
+	pthread_mutex_lock(&m->lock);
+	j->next = NULL;
+	if (m->sign_todo == NULL)
+		m->sign_todo = j;
+	else {
+		struct job *t = m->sign_todo;	/* first come, first signed */
+
+		while (t->next)
+			t = t->next;
+		t->next = j;
+	}
+	pthread_cond_signal(&m->sign_cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Signed (or not to be): the message as it will go out, then admission. */
+static void
+job_ready(struct job *j)
+{
+	if (j->signing) {
+		j->signing = 0;
+		if (j->sign_rc == 1)
+			log_info("event=dkim-signed id=%s domain=%s", j->id, j->sign_dom);
+		else if (j->sign_rc == -1)
+			log_warn("event=dkim-sign-failed id=%s domain=%s error=\"%s\" "
+			    "note=\"sent unsigned\"", j->id, j->sign_dom, j->sign_why);
+	}
+	j->size += j->head.len;
+	j->msg.sender = j->sender;
+	j->msg.rcpts = (const char *const *)j->addr;
+	j->msg.nrcpts = j->n;
+	j->msg.size = j->size;
+	j->msg.body_8bit = (j->flags & 1) != 0;
+	j->msg.smtputf8 = (j->flags & 2) != 0;
+	j->msg.envid = j->envid;
+	j->msg.notify = j->notify;
+	j->msg.orcpt = (const char *const *)j->orcpt;
+	job_admit(j);
 }
 
 static void
@@ -1152,17 +1231,6 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 			j->size = (uint64_t)st.st_size + j->prepend_len;
 	}
 	job_sign(j);
-	j->size += j->head.len;
-	j->msg.sender = j->sender;
-	j->msg.rcpts = (const char *const *)j->addr;
-	j->msg.nrcpts = j->n;
-	j->msg.size = j->size;
-	j->msg.body_8bit = (j->flags & 1) != 0;
-	j->msg.smtputf8 = (j->flags & 2) != 0;
-	j->msg.envid = j->envid;
-	j->msg.notify = j->notify;
-	j->msg.orcpt = (const char *const *)j->orcpt;
-	job_admit(j);
 }
 
 /* Domains sent through one route are one destination; else each domain is. */
@@ -1351,7 +1419,9 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 	make_verify_ctxs(&m);
 	pthread_mutex_init(&m.lock, NULL);
 	pthread_cond_init(&m.cond, NULL);
-	if (pthread_create(&m.thread, NULL, resolver_thread, &m) != 0)
+	pthread_cond_init(&m.sign_cond, NULL);
+	if (pthread_create(&m.thread, NULL, resolver_thread, &m) != 0 ||
+	    pthread_create(&m.sign_thread, NULL, signing_thread, &m) != 0)
 		log_fatal("event=mta-thread-failed");
 	m.ev_pump = event_new(m.base, -1, 0, on_pump, &m);
 	m.ev_wake = event_new(m.base, m.wake[0], EV_READ | EV_PERSIST, on_wake, &m);
@@ -1364,8 +1434,10 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 	pthread_mutex_lock(&m.lock);
 	m.stopping = 1;
 	pthread_cond_signal(&m.cond);
+	pthread_cond_signal(&m.sign_cond);
 	pthread_mutex_unlock(&m.lock);
 	pthread_join(m.thread, NULL);
+	pthread_join(m.sign_thread, NULL);
 	event_free(m.ev_pump);
 	signer_free(m.signer);
 	for (size_t i = 0; i < CONFIG_MAX_ROUTES; i++)

@@ -53,11 +53,12 @@ class Keys:
         return None
 
 
-def signing_pair(tern_factory, tls_certs, password_hashes, keys, relays=None, extra=""):  # noqa: F811
+def signing_pair(tern_factory, tls_certs, password_hashes, keys, relays=None, extra="",  # noqa: F811
+                 limits=None):
     """B: a tern for peer.test; A: submission with AUTH, the keys, mail for
     peer.test routed to B (through a relay without CHUNKING if given), the
     alias fwd@localhost -> bob@peer.test."""
-    b = peer_tern(tern_factory)
+    b = peer_tern(tern_factory, limits=limits)
     port = b.port
     if relays:
         from conftest import free_port
@@ -66,7 +67,7 @@ def signing_pair(tern_factory, tls_certs, password_hashes, keys, relays=None, ex
     text = (tls_block(tls_certs) + auth_block() + "retry_interval 1s\n" +
             f"route peer.test {{ via 127.0.0.1:{port} }}\n" + keys.config() + extra)
     a = tern_factory(listeners={"sub": "mode submission"}, passwords=password_hashes,
-                     aliases={"fwd": "bob@peer.test"}, extra=text)
+                     aliases={"fwd": "bob@peer.test"}, extra=text, limits=limits)
     return a, b
 
 
@@ -222,6 +223,41 @@ def test_headers_and_canonicalization_options(tmp_path, tern_factory, tls_certs,
     assert tags(sig)["c"] == "simple/simple"
     assert [x.lower() for x in tags(sig)["h"].split(":")] == ["from", "from", "subject", "subject"]
     assert dkimpy_verify_all(got, keys) == [True]
+
+
+def test_large_signed_beside_small(tmp_path, tern_factory, tls_certs, password_hashes):
+    """A 20 MiB message is signed off the mta's event loop (its signing
+    thread) while small messages, signed and merely relayed, go out: all
+    arrive, each signed one verifies with dkimpy, the relayed ones carry
+    no signature."""
+    keys = Keys(tmp_path, "ed")
+    a, b = signing_pair(tern_factory, tls_certs, password_hashes, keys,
+                        limits={"message_size": "30M"})
+    line = b"x" * 76 + b"\r\n"
+    big = message("big") + line * (20 * 1024 * 1024 // len(line))
+    qids = {"big": submit_auth(a, tls_certs, big)}
+    for i in range(4):
+        qids[f"small signed {i}"] = submit_auth(a, tls_certs, message(f"small signed {i}"))
+    for i in range(3):
+        c = a.client()
+        c.ehlo("mx.elsewhere.example")
+        qids[f"relayed {i}"] = c.deliver("someone@elsewhere.example", ["fwd@localhost"],
+                                         message(f"relayed {i}"))
+        c.cmd("QUIT").check(221)
+    for qid in qids.values():
+        wait_log(a, rf"event=removed id={qid} delivered=1 failed=0", timeout=60)
+    got = {re.search(rb"^Subject: ([^\r]*)\r\n", m, re.M).group(1).decode(): m
+           for m in b.wait_for_messages("bob", "peer.test", n=8, timeout=30)}
+    assert sorted(got) == sorted(qids)
+    assert got["big"].endswith(big) and len(got["big"]) > 20 * 1024 * 1024
+    for subject, m in got.items():
+        if subject.startswith("relayed"):
+            assert signatures(m) == [], subject
+        else:
+            assert re.search(rf"event=dkim-signed id={qids[subject]} domain=example.test\b",
+                             a.log()), subject
+            assert dkimpy_verify_all(m, keys) == [True], subject
+    assert "event=dkim-sign-failed" not in a.log()
 
 
 # ---- configuration
