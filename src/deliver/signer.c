@@ -9,6 +9,7 @@
 
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
+#include "queue/envelope.h"
 
 #define SIGNER_CHUNK (64 * 1024)
 
@@ -134,9 +135,12 @@ signer_active(const struct signer *s)
 int
 signer_eligible(const char *proto, const char *client_addr)
 {
-	size_t n = strlen(proto);
+	size_t n = strlen(proto), sl = strlen(ENVELOPE_PROTO_SUB);
 
 	if (strcmp(client_addr, "local") == 0)
+		return 1;
+	/* Submission listeners take mail only with AUTH or from trusted_networks. */
+	if (n > sl && strcmp(proto + n - sl, ENVELOPE_PROTO_SUB) == 0)
 		return 1;
 	/* RFC 3848 section 3: the "A" suffix means the client authenticated. */
 	return n > 1 && proto[n - 1] == 'A';

@@ -34,8 +34,9 @@ int  signer_active(const struct signer *s);
 /*
  * Whether mail with this envelope protocol and client may carry our
  * signature: a client that authenticated (RFC 3848 "...A" protocols:
- * ESMTPA, ESMTPSA, UTF8SMTPSA...) or a local program / tern itself
- * (client "local").
+ * ESMTPA, ESMTPSA, UTF8SMTPSA...), mail that came in on a submission
+ * listener (proto ending in ENVELOPE_PROTO_SUB: authenticated or from
+ * trusted_networks) or a local program / tern itself (client "local").
  */
 int  signer_eligible(const char *proto, const char *client_addr);
 

@@ -62,6 +62,13 @@ struct envelope_rcpt {
 enum dsn_kind { DSN_KIND_NONE = 0, DSN_KIND_BOUNCE, DSN_KIND_DELAY,
     DSN_KIND_SUCCESS };
 
+/*
+ * Appended to envelope.proto for mail received on a submission listener
+ * (so, from a user: authenticated, or a client of trusted_networks): the
+ * queue lets the mta sign it. "UTF8SMTPSA/sub" still fits proto.
+ */
+#define ENVELOPE_PROTO_SUB "/sub"
+
 struct envelope {
 	uint32_t version;
 	char     id[QUEUE_ID_LEN + 1];
@@ -69,7 +76,9 @@ struct envelope {
 	char     sender[SMTP_PATH_MAX + 1];	/* "" for the null path */
 	char     helo[SMTP_DOMAIN_MAX + 1];
 	char     client_addr[64];	/* "192.0.2.1", "2001:db8::1" or "local" */
-	char     proto[16];		/* SMTP, ESMTP, ESMTPS, UTF8SMTP ... */
+	char     proto[16];		/* SMTP, ESMTP, ESMTPS, UTF8SMTP ..., then
+					 * ENVELOPE_PROTO_SUB if it came in on a
+					 * submission listener; "local" */
 	int      body_8bit;		/* BODY=8BITMIME */
 	int      smtputf8;		/* SMTPUTF8 given */
 	uint64_t size;			/* octets of the stored content */

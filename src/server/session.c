@@ -669,7 +669,8 @@ commit_message(struct session *s)
 	snprintf(t->env.sender, sizeof(t->env.sender), "%s", t->sender.null ? "" : t->sender.addr);
 	snprintf(t->env.helo, sizeof(t->env.helo), "%s", s->helo);
 	snprintf(t->env.client_addr, sizeof(t->env.client_addr), "%s", s->ip);
-	snprintf(t->env.proto, sizeof(t->env.proto), "%s", proto_name(s));
+	snprintf(t->env.proto, sizeof(t->env.proto), "%s%s", proto_name(s),
+	    s->submission ? ENVELOPE_PROTO_SUB : "");
 	t->env.body_8bit = t->body8;
 	t->env.smtputf8 = t->smtputf8;
 	t->env.size = t->size - t->removed + envelope_prepend_len(&t->env);

@@ -170,9 +170,10 @@ def test_dual_signing_data(tmp_path, tern_factory, tls_certs, password_hashes, r
 
 def test_internet_mail_not_signed(tmp_path, tern_factory, tls_certs, password_hashes):
     """An alias forwards mail that came in on the mx listener: it leaves
-    unsigned even with a From: of a signing domain."""
+    unsigned even with a From: of a signing domain, and from a trusted address."""
     keys = Keys(tmp_path, "ed")
-    a, b = signing_pair(tern_factory, tls_certs, password_hashes, keys)
+    a, b = signing_pair(tern_factory, tls_certs, password_hashes, keys,
+                        extra="trusted_networks 127.0.0.0/8\n")
     c = a.client()
     c.ehlo("mx.elsewhere.example")
     msg = message("from outside")
@@ -182,6 +183,26 @@ def test_internet_mail_not_signed(tmp_path, tern_factory, tls_certs, password_ha
     [got] = received_by_b(b)
     assert got.endswith(msg) and signatures(got) == []
     assert "event=dkim-signed" not in a.log()
+
+
+def test_trusted_submission_signed(tmp_path, tern_factory, tls_certs, password_hashes):
+    """A client of trusted_networks (127.0.0.1) on the submission listener,
+    without AUTH: its mail is ours, so signed (the envelope's proto says
+    "/sub"); the same client on the mx listener is not (above)."""
+    keys = Keys(tmp_path, "ed")
+    a, b = signing_pair(tern_factory, tls_certs, password_hashes, keys,
+                        extra="trusted_networks 127.0.0.0/8\n")
+    msg = message("trusted submission")
+    c = submission_client(a, tls_certs)
+    qid = c.deliver(LOGIN, ["bob@peer.test"], msg)
+    c.cmd("QUIT").check(221)
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    assert re.search(rf"event=dkim-signed id={qid} domain=example.test\b", a.log())
+    [got] = received_by_b(b)
+    assert got.endswith(msg)
+    assert b"with ESMTPS id " in got    # no AUTH: not ESMTPSA
+    assert [tags(s)["s"] for s in signatures(got)] == ["ed"]
+    assert dkimpy_verify_all(got, keys) == [True]
 
 
 @pytest.mark.skipif(not Path(SENDMAIL).exists(), reason=f"{SENDMAIL} not built")

@@ -114,6 +114,13 @@ eligible(void **state)
 	assert_false(signer_eligible("SMTP", "192.0.2.1"));
 	assert_false(signer_eligible("UTF8SMTPS", "192.0.2.1"));
 	assert_false(signer_eligible("", ""));
+	/* A trusted client of a submission listener, without AUTH. */
+	assert_true(signer_eligible("ESMTP/sub", "127.0.0.1"));
+	assert_true(signer_eligible("UTF8SMTPS/sub", "192.0.2.1"));
+	assert_true(signer_eligible("ESMTPSA/sub", "192.0.2.1"));
+	assert_false(signer_eligible("/sub", "192.0.2.1"));
+	assert_false(signer_eligible("ESMTP/sub ", "192.0.2.1"));
+	assert_false(signer_eligible("ESMTP/subx", "192.0.2.1"));
 }
 
 static void
