@@ -28,6 +28,7 @@
 #include "deliver/deliverd.h"
 #include "deliver/mta.h"
 #include "deliver/signer.h"
+#include "queue/maildrop.h"
 #include "queue/queue.h"
 #include "server/authd.h"
 #include "server/checkd.h"
@@ -808,6 +809,23 @@ open_listener(const struct listen_cfg *l)
 	return fd;
 }
 
+/*
+ * The maildrop exists before any child runs: tern-sendmail, started right
+ * after the daemon, must never find the spool without it.
+ */
+static void
+prepare_maildrop(struct parent *p)
+{
+	char drop[PATH_MAX];
+
+	if (snprintf(drop, sizeof(drop), "%s/" MAILDROP_DIR, p->cfg->spool_dir) >= (int)sizeof(drop))
+		log_fatal("event=spool-failed dir=\"%s\" error=\"path too long\"", p->cfg->spool_dir);
+	if ((mkdir(drop, 01733) == -1 && errno != EEXIST) ||
+	    (p->root && chown(drop, p->deliver_user.uid, p->deliver_user.gid) == -1) ||
+	    chmod(drop, 01733) == -1)
+		log_fatal("event=maildrop-failed dir=\"%s\" error=\"%s\"", drop, strerror(errno));
+}
+
 static void
 prepare_dirs(struct parent *p)
 {
@@ -821,6 +839,7 @@ prepare_dirs(struct parent *p)
 	/* Others may pass through (to the maildrop) but not list or read. */
 	if (chmod(p->cfg->spool_dir, 0711) == -1)
 		log_fatal("event=spool-chmod-failed dir=\"%s\" error=\"%s\"", p->cfg->spool_dir, strerror(errno));
+	prepare_maildrop(p);
 	if (p->root && p->cfg->chroot_dir && privsep_mkdirs(p->cfg->chroot_dir, 0755, &created) == -1)
 		log_fatal("event=chroot-dir-failed dir=\"%s\" error=\"%s\"", p->cfg->chroot_dir, strerror(errno));
 	for (i = 0; i < p->cfg->ndomains; i++) {
