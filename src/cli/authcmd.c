@@ -415,6 +415,8 @@ header_len(const struct buf *msg)
 {
 	size_t i;
 
+	if (msg->data == NULL)
+		return 0;
 	if (msg->len >= 2 && msg->data[0] == '\r' && msg->data[1] == '\n')
 		return 2;
 	for (i = 0; i + 4 <= msg->len; i++)
@@ -554,20 +556,22 @@ bare_sender(const char *in, char *out, size_t outsz)
 }
 
 static int
-dmarc_run(const struct dns_resolver *dns, struct authcheck_request *rq, const struct buf *msg)
+dmarc_run(const struct dns_resolver *dns, const struct authcheck_request *in,
+    const struct buf *msg)
 {
+	struct authcheck_request q = *in, *rq = &q;
 	struct authcheck_result *r;
 	struct orgdomain *od;
 	uint8_t body[DKIM_MAX_SIGS];
 	int rc = XS_LOCAL;
 
-	if (body_verdicts(msg, body, &rq->nbody) == -1) {
+	if (body_verdicts(msg, body, &q.nbody) == -1) {
 		fprintf(stderr, "ternctl: the message cannot be checked (header section too large?)\n");
 		return XS_LOCAL;
 	}
-	rq->body = body;
-	rq->hdr = msg->data ? msg->data : "";
-	rq->hdrlen = header_len(msg);
+	q.body = body;
+	q.hdr = msg->data ? msg->data : "";
+	q.hdrlen = header_len(msg);
 	if ((od = orgdomain_open(NULL)) == NULL || (r = malloc(sizeof(*r))) == NULL) {
 		orgdomain_close(od);
 		fprintf(stderr, "ternctl: out of memory\n");
