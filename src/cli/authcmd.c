@@ -456,6 +456,9 @@ print_sig(size_t i, const struct dkim_sig_result *s)
 	printf("\n");
 }
 
+/* dkim_aligned_set has a bit for each signature authcheck keeps. */
+_Static_assert(DKIM_MAX_SIGS <= 32, "dkim_aligned_set holds 32 signatures");
+
 static const char *
 align_mode(enum dmarc_align a)
 {
@@ -493,12 +496,12 @@ print_dmarc(const struct authcheck_result *r, int null_sender)
 		    null_sender ? "helo" : "mailfrom", r->dmarc_spf_domain,
 		    spf_result_str(r->spf.result),
 		    align_word(r->spf.result == SPF_PASS, dm->spf_aligned));
-		for (i = 0; i < r->ndkim; i++)
+		for (i = 0; i < r->ndkim && i < DKIM_MAX_SIGS; i++)
 			printf("  dkim alignment: %s, signature %zu d=%s, dkim %s: %s\n",
 			    align_mode(rec->adkim), i + 1, r->dkim[i].domain,
 			    dkim_result_str(r->dkim[i].result),
 			    align_word(r->dkim[i].result == DKIM_PASS,
-			    i < 32 && (dm->dkim_aligned_set >> i) & 1));
+			    (dm->dkim_aligned_set >> i) & 1));
 		if (r->ndkim == 0)
 			printf("  dkim alignment: no signature\n");
 	}
