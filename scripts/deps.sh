@@ -12,6 +12,7 @@ PACKAGES=(
 	procps iproute2 openssl time
 	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim libseccomp-dev
 	clang-tidy cppcheck valgrind
+	opendkim-tools
 )
 
 is_root() { [ "$(id -u)" -eq 0 ]; }

@@ -1,4 +1,4 @@
-/* authcmd — ternctl dkim keygen / dkim verify / spf check (see authcmd.h). */
+/* authcmd — ternctl dkim keygen / dkim verify / spf check / dmarc check (see authcmd.h). */
 #include "cli/authcmd.h"
 
 #include <errno.h>
@@ -11,7 +11,9 @@
 #include "common/buf.h"
 #include "daemon/config.h"
 #include "dns/unbound.h"
+#include "mailauth/authcheck.h"
 #include "mailauth/dkim.h"
+#include "mailauth/orgdomain.h"
 #include "mailauth/spf.h"
 
 #define DNS_TIMEOUT_MS  10000
@@ -26,10 +28,10 @@ enum {
 
 /* ---- options shared by the commands ---- */
 
-enum { O_RESOLVER, O_TYPE, O_BITS, O_OUT, O_COUNT };
+enum { O_RESOLVER, O_TYPE, O_BITS, O_OUT, O_IP, O_HELO, O_MAILFROM, O_COUNT };
 
 struct opts {
-	const char *val[O_COUNT];	/* --resolver, --type, --bits, --out */
+	const char *val[O_COUNT];	/* --resolver, --type, ..., --mail-from */
 	char       *pos[4];		/* positional words */
 	int         npos;
 };
@@ -38,7 +40,8 @@ struct opts {
 static int
 parse_opts(int argc, char **argv, const char *allowed, struct opts *o)
 {
-	static const char *const names[O_COUNT] = { "--resolver", "--type", "--bits", "--out" };
+	static const char *const names[O_COUNT] = { "--resolver", "--type", "--bits", "--out",
+	    "--ip", "--helo", "--mail-from" };
 	int i, k;
 
 	memset(o, 0, sizeof(*o));
@@ -54,7 +57,7 @@ parse_opts(int argc, char **argv, const char *allowed, struct opts *o)
 			o->pos[o->npos++] = argv[i];
 			continue;
 		}
-		if (strchr(allowed, "rtbo"[k]) == NULL || i + 1 == argc)
+		if (strchr(allowed, "rtboihm"[k]) == NULL || i + 1 == argc)
 			return -1;
 		o->val[k] = argv[++i];
 	}
@@ -373,4 +376,258 @@ authcmd_spf(const char *conf, int conf_given, int argc, char **argv)
 	snprintf(who, sizeof(who), "postmaster@%s", o.pos[1]);
 	print_outcome("helo", who, &helo);
 	return spf_exit(mf.result);
+}
+
+/* ---- dmarc check ---- */
+
+struct names {
+	char authserv_id[256];
+	char host[256];
+};
+
+/* The authserv-id and host name the daemon would use: the configuration's, else this host's. */
+static int
+local_names(const char *conf, int conf_given, struct names *n)
+{
+	struct config cfg;
+	char err[1024];
+
+	if (config_load(conf, &cfg, err, sizeof(err)) == 0) {
+		snprintf(n->authserv_id, sizeof(n->authserv_id), "%s", config_authserv_id(&cfg));
+		snprintf(n->host, sizeof(n->host), "%s", cfg.hostname);
+		config_free(&cfg);
+		return 0;
+	}
+	if (conf_given) {
+		fprintf(stderr, "ternctl: %s\n", err);
+		return -1;
+	}
+	if (gethostname(n->host, sizeof(n->host) - 1) == -1 || n->host[0] == '\0')
+		snprintf(n->host, sizeof(n->host), "localhost");
+	n->host[sizeof(n->host) - 1] = '\0';
+	snprintf(n->authserv_id, sizeof(n->authserv_id), "%s", n->host);
+	return 0;
+}
+
+/* Length of the header section with its empty separator line (all of msg without one). */
+static size_t
+header_len(const struct buf *msg)
+{
+	size_t i;
+
+	if (msg->data == NULL)
+		return 0;
+	if (msg->len >= 2 && msg->data[0] == '\r' && msg->data[1] == '\n')
+		return 2;
+	for (i = 0; i + 4 <= msg->len; i++)
+		if (memcmp(msg->data + i, "\r\n\r\n", 4) == 0)
+			return i + 4;
+	return msg->len;
+}
+
+/* Body verdicts per signature, as the smtp worker computes them while the message streams. */
+static int
+body_verdicts(const struct buf *msg, uint8_t *out, size_t *n)
+{
+	struct dkim_verify_opts vo = { 0 };
+	struct dkim_verify *v;
+	int k = -1;
+
+	if ((v = dkim_verify_new(&vo)) != NULL && dkim_verify_feed(v, msg->data, msg->len) == 0)
+		k = dkim_verify_bodies(v, out, DKIM_MAX_SIGS);
+	dkim_verify_free(v);
+	if (k < 0)
+		return -1;
+	*n = (size_t)k;
+	return 0;
+}
+
+static void
+print_sig(size_t i, const struct dkim_sig_result *s)
+{
+	printf("dkim signature %zu: d=%s s=%s a=%s result=%s", i + 1, s->domain, s->selector,
+	    s->algorithm, dkim_result_str(s->result));
+	if (s->key_bits)
+		printf(" bits=%u", s->key_bits);
+	if (s->testing)
+		printf(" testing=y");
+	if (s->result != DKIM_PASS && s->reason[0])
+		printf(" reason=\"%s\"", s->reason);
+	printf("\n");
+}
+
+/* dkim_aligned_set has a bit for each signature authcheck keeps. */
+_Static_assert(DKIM_MAX_SIGS <= 32, "dkim_aligned_set holds 32 signatures");
+
+static const char *
+align_mode(enum dmarc_align a)
+{
+	return a == DMARC_ALIGN_STRICT ? "strict" : "relaxed";
+}
+
+static const char *
+align_word(int pass, int aligned)
+{
+	return !pass ? "does not count (not pass)" : aligned ? "aligned" : "not aligned";
+}
+
+/* RFC 7489 6.6.3 and 3.1: where the policy came from, and how each identifier aligned. */
+static void
+print_dmarc(const struct authcheck_result *r, int null_sender)
+{
+	const struct dmarc_outcome *dm = &r->dmarc;
+	const struct dmarc_record *rec = &dm->record;
+	size_t i;
+
+	printf("dmarc: %s\n", dmarc_result_str(dm->result));
+	if (dm->header_from[0])
+		printf("  from domain: %s\n", dm->header_from);
+	if (dm->policy_domain[0]) {
+		printf("  record: _dmarc.%s (%s): %s\n", dm->policy_domain,
+		    dm->at_org ? "organizational domain" : "From domain", dm->record_txt);
+		printf("  policy: %s (p=%s sp=%s pct=%d; %s)\n", dmarc_policy_str(dm->policy),
+		    dmarc_policy_str(rec->p), dmarc_policy_str(rec->sp), rec->pct,
+		    dm->at_org ? "sp= applies below the organizational domain" :
+		    "p= applies to the From domain");
+	} else if (dm->result != DMARC_RESULT_PERMERROR)
+		printf("  record: none\n");
+	if (dm->header_from[0]) {
+		printf("  spf alignment: %s, %s domain %s, spf %s: %s\n", align_mode(rec->aspf),
+		    null_sender ? "helo" : "mailfrom", r->dmarc_spf_domain,
+		    spf_result_str(r->spf.result),
+		    align_word(r->spf.result == SPF_PASS, dm->spf_aligned));
+		for (i = 0; i < r->ndkim && i < DKIM_MAX_SIGS; i++)
+			printf("  dkim alignment: %s, signature %zu d=%s, dkim %s: %s\n",
+			    align_mode(rec->adkim), i + 1, r->dkim[i].domain,
+			    dkim_result_str(r->dkim[i].result),
+			    align_word(r->dkim[i].result == DKIM_PASS,
+			    (dm->dkim_aligned_set >> i) & 1));
+		if (r->ndkim == 0)
+			printf("  dkim alignment: no signature\n");
+	}
+	printf("  disposition: %s%s\n", dmarc_policy_str(dm->disposition),
+	    dm->sampled_out ? " (pct sampled out)" : "");
+	if (dm->reason[0])
+		printf("  reason: %s\n", dm->reason);
+}
+
+static int
+dmarc_exit(enum dmarc_result r)
+{
+	switch (r) {
+	case DMARC_RESULT_PASS: return XS_OK;
+	case DMARC_RESULT_FAIL: return XS_FAIL;
+	case DMARC_RESULT_NONE: return XS_NONE;
+	case DMARC_RESULT_TEMPERROR: return XS_TEMPERROR;
+	case DMARC_RESULT_PERMERROR: return XS_PERMERROR;
+	}
+	return XS_LOCAL;
+}
+
+static void
+print_result(const struct authcheck_request *rq, const struct authcheck_result *r)
+{
+	char who[400];
+	size_t i;
+
+	snprintf(who, sizeof(who), "%s", rq->mailfrom[0] ? rq->mailfrom : "<> (postmaster@HELO)");
+	print_outcome("spf mailfrom", who, &r->spf);
+	snprintf(who, sizeof(who), "postmaster@%s", rq->helo);
+	print_outcome("spf helo", who, &r->helo);
+	if (r->ndkim == 0)
+		printf("dkim: no DKIM-Signature\n");
+	for (i = 0; i < r->ndkim; i++)
+		print_sig(i, &r->dkim[i]);
+	print_dmarc(r, rq->mailfrom[0] == '\0');
+	/* The field as the daemon prepends it, its folding kept. */
+	for (i = 0; i < r->header.len; i++)
+		if (r->header.data[i] != '\r')
+			putchar(r->header.data[i]);
+}
+
+/* "<>" or "" is the null sender; "<addr>" is taken as addr. */
+static const char *
+bare_sender(const char *in, char *out, size_t outsz)
+{
+	size_t n = strlen(in);
+
+	if (n >= 2 && in[0] == '<' && in[n - 1] == '>')
+		snprintf(out, outsz, "%.*s", (int)(n - 2), in + 1);
+	else
+		snprintf(out, outsz, "%s", in);
+	return out;
+}
+
+static int
+dmarc_run(const struct dns_resolver *dns, const struct authcheck_request *in,
+    const struct buf *msg)
+{
+	struct authcheck_request q = *in, *rq = &q;
+	struct authcheck_result *r;
+	struct orgdomain *od;
+	uint8_t body[DKIM_MAX_SIGS];
+	int rc = XS_LOCAL;
+
+	if (body_verdicts(msg, body, &q.nbody) == -1) {
+		fprintf(stderr, "ternctl: the message cannot be checked (header section too large?)\n");
+		return XS_LOCAL;
+	}
+	q.body = body;
+	q.hdr = msg->data ? msg->data : "";
+	q.hdrlen = header_len(msg);
+	if ((od = orgdomain_open(NULL)) == NULL || (r = malloc(sizeof(*r))) == NULL) {
+		orgdomain_close(od);
+		fprintf(stderr, "ternctl: out of memory\n");
+		return XS_LOCAL;
+	}
+	if (authcheck_run(dns, od, rq, r) == 0) {
+		print_result(rq, r);
+		rc = dmarc_exit(r->dmarc.result);
+		authcheck_result_free(r);
+	} else
+		fprintf(stderr, "ternctl: out of memory\n");
+	free(r);
+	orgdomain_close(od);
+	return rc;
+}
+
+int
+authcmd_dmarc(const char *conf, int conf_given, int argc, char **argv)
+{
+	struct authcheck_request rq = { 0 };
+	struct spf_request probe = { 0 };
+	struct dns_unbound *u;
+	struct dns_resolver r;
+	struct names names;
+	struct opts o;
+	struct buf msg;
+	char sender[1024];
+	int rc = XS_LOCAL;
+
+	if (argc < 1 || strcmp(argv[0], "check") != 0 ||
+	    parse_opts(argc - 1, argv + 1, "rihm", &o) == -1 || o.npos > 1 ||
+	    !o.val[O_IP] || !o.val[O_HELO] || !o.val[O_MAILFROM])
+		return AUTHCMD_USAGE;
+	if (spf_request_set_ip(&probe, o.val[O_IP]) == -1) {
+		fprintf(stderr, "ternctl: \"%s\" is not an IP address\n", o.val[O_IP]);
+		return AUTHCMD_USAGE;
+	}
+	if (local_names(conf, conf_given, &names) == -1)
+		return XS_LOCAL;
+	rq.ip = o.val[O_IP];
+	rq.helo = o.val[O_HELO];
+	rq.mailfrom = bare_sender(o.val[O_MAILFROM], sender, sizeof(sender));
+	rq.authserv_id = names.authserv_id;
+	rq.receiver = names.host;
+	/* pct_roll 0: the message is always sampled in unless pct=0 (RFC 7489 6.6.4). */
+	rq.pct_roll = 0;
+	buf_init(&msg, MESSAGE_MAX);
+	if (read_message(o.npos ? o.pos[0] : NULL, &msg) == 0 &&
+	    (u = open_resolver(conf, conf_given, o.val[O_RESOLVER])) != NULL) {
+		r = dns_unbound_resolver(u);
+		rc = dmarc_run(&r, &rq, &msg);
+		dns_unbound_free(u);
+	}
+	buf_free(&msg);
+	return rc;
 }

@@ -62,8 +62,17 @@ usage(FILE *out)
 	    "           the mechanism that decided and the explanation. Exit status\n"
 	    "           from the MAIL FROM result: 0 pass, 1 fail, 3 softfail,\n"
 	    "           4 neutral, 5 none, 6 temperror, 7 permerror\n"
+	    "  dmarc check [FILE] --ip IP --helo NAME --mail-from ADDR [--resolver HOST[:PORT]]\n"
+	    "           every check the daemon runs on a message at the MX, on the\n"
+	    "           message in FILE (default stdin): SPF (both identities), each\n"
+	    "           DKIM signature, DMARC (the record and where it was found,\n"
+	    "           policy, SPF and DKIM alignment, disposition; the message is\n"
+	    "           taken as sampled in by pct=) and the Authentication-Results\n"
+	    "           field. Exit status from DMARC: 0 pass, 1 fail, 5 none,\n"
+	    "           6 temperror, 7 permerror\n"
 	    "  -C FILE, -f FILE  configuration (default $TERN_CONFIG or /etc/tern/tern.conf);\n"
-	    "           its dns_server is the DNS server of dkim verify and spf check\n"
+	    "           its dns_server is the DNS server of dkim verify, spf check and\n"
+	    "           dmarc check, its hostname/authserv_id the A-R field's\n"
 	    "           unless --resolver names one (else /etc/resolv.conf's)\n"
 	    "  help     this text\n"
 	    "\n"
@@ -384,9 +393,11 @@ main(int argc, char **argv)
 		return cmd_passwd();
 	if (argc == 2 && strcmp(argv[1], "status") == 0)
 		return cmd_status(conf);
-	if (argc >= 2 && (strcmp(argv[1], "dkim") == 0 || strcmp(argv[1], "spf") == 0)) {
-		r = argv[1][0] == 'd' ? authcmd_dkim(conf, given, argc - 2, argv + 2) :
-		    authcmd_spf(conf, given, argc - 2, argv + 2);
+	if (argc >= 2 && (strcmp(argv[1], "dkim") == 0 || strcmp(argv[1], "spf") == 0 ||
+	    strcmp(argv[1], "dmarc") == 0)) {
+		r = strcmp(argv[1], "dkim") == 0 ? authcmd_dkim(conf, given, argc - 2, argv + 2) :
+		    strcmp(argv[1], "spf") == 0 ? authcmd_spf(conf, given, argc - 2, argv + 2) :
+		    authcmd_dmarc(conf, given, argc - 2, argv + 2);
 		if (r == AUTHCMD_USAGE)
 			usage(stderr);
 		return r;

@@ -72,7 +72,9 @@ run_dmarc(const struct dns_resolver *dns, const struct orgdomain *od,
 
 	memset(&in, 0, sizeof(in));
 	/* 3.1.2: the SPF identity is MAIL FROM's domain, or HELO for <>. */
-	in.spf_domain = req->mailfrom[0] ? domain_of(req->mailfrom) : req->helo;
+	snprintf(out->dmarc_spf_domain, sizeof(out->dmarc_spf_domain), "%s",
+	    req->mailfrom[0] ? domain_of(req->mailfrom) : req->helo);
+	in.spf_domain = out->dmarc_spf_domain;
 	in.spf_result = dmarc_auth_from_str(spf_result_str(out->spf.result));
 	for (i = 0; i < out->ndkim; i++) {
 		d[i].d = out->dkim[i].domain;

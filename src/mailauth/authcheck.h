@@ -43,6 +43,8 @@ struct authcheck_result {
 	struct dkim_sig_result dkim[DKIM_MAX_SIGS];
 	size_t                 ndkim;
 	int                    dmarc_run;	/* a header section was given */
+	/* the SPF identity DMARC aligns (3.1.2): MAIL FROM's domain, or HELO for <> */
+	char                   dmarc_spf_domain[DNS_NAME_MAX + 1];
 	struct dmarc_outcome   dmarc;
 	struct buf             header;	/* "Authentication-Results: ...\r\n" */
 };

@@ -342,9 +342,12 @@ enum lookup {
 };
 
 static enum lookup
-lookup(const struct dns_resolver *r, const char *domain, struct dmarc_record *rec,
-    enum dmarc_rec_status *status, char *why, size_t whylen)
+lookup(const struct dns_resolver *r, const char *domain, struct dmarc_outcome *out,
+    enum dmarc_rec_status *status)
 {
+	struct dmarc_record *rec = &out->record;
+	char *why = out->reason;
+	size_t whylen = sizeof(out->reason);
 	char qname[DNS_NAME_MAX + 1];
 	struct dmarc_record tmp;
 	struct dns_answer a;
@@ -371,6 +374,8 @@ lookup(const struct dns_resolver *r, const char *domain, struct dmarc_record *re
 		if (found++ == 0) {
 			*rec = tmp;
 			*status = st;
+			snprintf(out->record_txt, sizeof(out->record_txt), "%.*s",
+			    (int)a.rrs[i].len, (const char *)a.rrs[i].data);
 		}
 	}
 	dns_answer_free(&a);
@@ -405,9 +410,13 @@ align_all(const struct orgdomain *od, const struct dmarc_input *in,
 
 	out->spf_aligned = in->spf_result == DMARC_AUTH_PASS &&
 	    aligned(od, in->spf_domain, out->header_from, rec->aspf);
-	for (i = 0; i < in->ndkim && !out->dkim_aligned; i++) {
+	for (i = 0; i < in->ndkim; i++) {
 		if (in->dkim[i].result != DMARC_AUTH_PASS ||
 		    !aligned(od, in->dkim[i].d, out->header_from, rec->adkim))
+			continue;
+		if (i < 32)
+			out->dkim_aligned_set |= (uint32_t)1 << i;
+		if (out->dkim_aligned)
 			continue;
 		out->dkim_aligned = 1;
 		snprintf(out->dkim_domain, sizeof(out->dkim_domain), "%s", in->dkim[i].d);
@@ -442,6 +451,7 @@ apply_policy(const struct dmarc_input *in, int at_org, struct dmarc_outcome *out
 	const struct dmarc_record *rec = &out->record;
 
 	/* sp= governs subdomains found through the Organizational Domain (6.3) */
+	out->at_org = at_org;
 	out->policy = at_org ? rec->sp : rec->p;
 	out->result = out->spf_aligned || out->dkim_aligned ? DMARC_RESULT_PASS :
 	    DMARC_RESULT_FAIL;
@@ -480,7 +490,7 @@ discover(const struct dns_resolver *r, const struct orgdomain *od,
 
 	*at_org = 0;
 	snprintf(out->policy_domain, sizeof(out->policy_domain), "%s", out->header_from);
-	lk = lookup(r, out->header_from, &out->record, st, out->reason, sizeof(out->reason));
+	lk = lookup(r, out->header_from, out, st);
 	if (lk != LOOKUP_NONE)
 		return lk;
 	if (orgdomain_get(od, out->header_from, strlen(out->header_from), org, sizeof(org)) == -1 ||
@@ -488,7 +498,7 @@ discover(const struct dns_resolver *r, const struct orgdomain *od,
 		return LOOKUP_NONE;
 	*at_org = 1;
 	snprintf(out->policy_domain, sizeof(out->policy_domain), "%s", org);
-	return lookup(r, org, &out->record, st, out->reason, sizeof(out->reason));
+	return lookup(r, org, out, st);
 }
 
 int
@@ -514,6 +524,7 @@ dmarc_evaluate(const struct dns_resolver *r, const struct orgdomain *od,
 		return 0;
 	}
 	out->policy_domain[0] = '\0';
+	out->record_txt[0] = '\0';
 	record_defaults(&out->record);
 	align_all(od, in, &out->record, out);	/* for reports: relaxed defaults */
 	out->result = lk == LOOKUP_TEMP || lk == LOOKUP_NOMEM ? DMARC_RESULT_TEMPERROR :

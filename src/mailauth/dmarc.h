@@ -38,6 +38,7 @@ enum dmarc_align {
 
 #define DMARC_URI_MAX	8	/* reporting URIs kept per tag; more are dropped */
 #define DMARC_URI_LEN	256	/* longer URIs are dropped as invalid */
+#define DMARC_TXT_MAX	512	/* record text kept in an outcome, for people */
 
 struct dmarc_uri {
 	char     uri[DMARC_URI_LEN];
@@ -115,10 +116,15 @@ struct dmarc_outcome {
 	enum dmarc_policy   disposition;	/* what to do: policy after pct, NONE on pass */
 	int                 sampled_out;	/* pct excluded the message (6.6.4) */
 	int                 spf_aligned, dkim_aligned;
+	/* bit i: in->dkim[i] passed and is aligned (the first 32 signatures) */
+	uint32_t            dkim_aligned_set;
+	/* the record came from the Organizational Domain: sp= applies (6.6.3 step 3) */
+	int                 at_org;
 	char                header_from[DNS_NAME_MAX + 1];	/* lower case */
 	char                policy_domain[DNS_NAME_MAX + 1];	/* where the record was */
 	char                dkim_domain[DNS_NAME_MAX + 1];	/* the aligned d=, if any */
 	struct dmarc_record record;		/* valid when policy_domain[0] */
+	char                record_txt[DMARC_TXT_MAX];	/* its text, cut if longer */
 	char                reason[256];	/* one line for logs and ternctl */
 };
 

@@ -289,12 +289,33 @@ enqueue(struct checkd *d, struct job *j)
 	pthread_mutex_unlock(&d->lock);
 }
 
+int
+checkd_request_decode(const uint8_t *p, size_t len, struct checkd_request *out)
+{
+	struct ipc_msg m = { 0, 0, p, len, 0, -1, 0 };
+	const uint8_t *bv;
+	size_t nb;
+
+	memset(out, 0, sizeof(*out));
+	out->seq = ipc_get_u32(&m);
+	ipc_get_str(&m, out->ip, sizeof(out->ip));
+	ipc_get_str(&m, out->helo, sizeof(out->helo));
+	ipc_get_str(&m, out->mailfrom, sizeof(out->mailfrom));
+	out->hdr = ipc_get_bytes(&m, &out->hdrlen);
+	bv = ipc_get_bytes(&m, &nb);
+	if (ipc_get_end(&m) == -1 || nb > DKIM_MAX_SIGS)
+		return -1;
+	if (nb > 0)
+		memcpy(out->body, bv, nb);
+	out->nbody = nb;
+	return 0;
+}
+
 static void
 on_check(struct checkd *d, struct chan *ch, struct ipc_msg *m)
 {
 	struct job *j = take_partial(ch, m->reqid);
-	const uint8_t *p, *bv;
-	size_t n, nb;
+	struct checkd_request rq;
 
 	if (j == NULL && (j = job_new(d, ch, m->reqid)) == NULL) {
 		/* Too many at once: answer temperror now rather than queue without bound. */
@@ -310,17 +331,18 @@ on_check(struct checkd *d, struct chan *ch, struct ipc_msg *m)
 		buf_free(&tmp.out);
 		return;
 	}
-	j->seq = ipc_get_u32(m);
-	ipc_get_str(m, j->ip, sizeof(j->ip));
-	ipc_get_str(m, j->helo, sizeof(j->helo));
-	ipc_get_str(m, j->mailfrom, sizeof(j->mailfrom));
-	p = ipc_get_bytes(m, &n);
-	bv = ipc_get_bytes(m, &nb);
-	if (ipc_get_end(m) == -1 || nb > DKIM_MAX_SIGS || buf_append(&j->hdr, p, n) == -1)
+	if (checkd_request_decode(m->data, m->len, &rq) == -1 ||
+	    buf_append(&j->hdr, rq.hdr, rq.hdrlen) == -1) {
+		/* the seq, if there is one, so that the answer is not ignored */
+		j->seq = m->len >= 4 ? ipc_get_u32(m) : 0;
 		j->bad = 1;
-	else {
-		memcpy(j->body, bv, nb);
-		j->nbody = nb;
+	} else {
+		j->seq = rq.seq;
+		memcpy(j->ip, rq.ip, sizeof(j->ip));
+		memcpy(j->helo, rq.helo, sizeof(j->helo));
+		memcpy(j->mailfrom, rq.mailfrom, sizeof(j->mailfrom));
+		memcpy(j->body, rq.body, rq.nbody);
+		j->nbody = rq.nbody;
 	}
 	if (j->bad) {
 		/* A worker is not trusted: a malformed request gets an answer, no check. */

@@ -5,7 +5,12 @@
  *
  * Input: byte 0 chooses the queue's behaviour and the limits, byte 1
  * seeds the generator that cuts the rest into pieces and decides when a
- * pending answer is given; the rest is what the client sends.
+ * pending answer is given; with its low bit set the session is on a
+ * checked mx listener (ops->check) whose fake check process answers one of
+ * four fixed results (bits 1-2: pass, SPF fail under spf_fail reject,
+ * DMARC reject, DMARC quarantine) now or later, sometimes first with a
+ * stale sequence number that must change nothing; the rest is what the
+ * client sends.
  *
  * After every step: each reply line is "DDD" (200..599) then ' ' or '-',
  * printable, CRLF-ended, multi-line replies well formed and complete; the
@@ -14,6 +19,11 @@
  * end of data ("\r\n.\r\n" or a BDAT ... LAST command) seen in the input,
  * and the stored message holds no bare CR or LF. At the end every file
  * handed out was committed or given back, and everything is freed.
+ * Checked: a request comes only for a whole message with its file open,
+ * one at a time, numbered upwards, its header section within bounds;
+ * forged Authentication-Results fields (authserv-id test.example) never
+ * reach the stored message; an answer after the session ended (or timed
+ * out the check) is ignored.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -24,6 +34,9 @@
 
 #include "common/buf.h"
 #include "daemon/config.h"
+#include "mailauth/dkim.h"
+#include "mailauth/dmarc.h"
+#include "mailauth/spf.h"
 #include "queue/envelope.h"
 #include "server/session.h"
 #include "server/table.h"
@@ -59,6 +72,11 @@ struct fz {
 	unsigned        opened, closed;	/* files handed out / committed or given back */
 	unsigned        commits, ends;	/* commits / ends of data seen in the input */
 	struct buf      stored;
+	/* the fake check process */
+	int             checked;	/* the session is on a checked listener */
+	int             check_pending;
+	uint32_t        check_seq;	/* of the last request */
+	unsigned        verdict;	/* which fixed answer */
 	/* Input scanner (scan_input). */
 	size_t          dotmatch;	/* how much of "\r\n.\r\n" is matched */
 	char            line[4];	/* last non-blank characters of the line */
@@ -191,6 +209,54 @@ f_log(void *ctx, struct session *s, const char *line)
 
 static const struct session_ops fz_ops = { f_open, f_write, f_commit, f_abort, f_log, NULL, NULL };
 
+/* RFC 8601 5: a field claiming our authserv-id, as the message stored it. */
+static int
+has_our_authres(const struct buf *b)
+{
+	static const char f[] = "\r\nAuthentication-Results: test.example;";
+	const char *end = b->len ? memmem(b->data, b->len, "\r\n\r\n", 4) : NULL;
+	size_t hl = end ? (size_t)(end - b->data) + 2 : b->len;
+
+	return hl > 0 && memmem(b->data, hl, f, sizeof(f) - 1) != NULL;
+}
+
+static void
+f_check(void *ctx, struct session *s, const struct session_check *q)
+{
+	struct fz *z = ctx;
+
+	CHECK(s == z->s && z->checked);
+	CHECK(z->fstate == F_OPEN && !z->check_pending);
+	CHECK(q->seq > z->check_seq);
+	CHECK(q->nbody <= DKIM_MAX_SIGS);
+	CHECK(q->hdr != NULL && q->hdrlen <= 2 * 1024 * 1024);
+	CHECK(strcmp(q->ip, "192.0.2.1") == 0 && q->mailfrom != NULL && q->helo != NULL);
+	z->check_seq = q->seq;
+	z->check_pending = 1;
+	/* The forged fields were left out of what was written. */
+	CHECK(!has_our_authres(&z->stored));
+}
+
+static void
+give_check(struct fz *z, uint32_t seq)
+{
+	static const char ar[] = "Authentication-Results: test.example;\r\n\tspf=pass\r\n";
+	static const struct { uint32_t spf, dmarc, disposition; } v[4] = {
+		{ SPF_PASS, DMARC_RESULT_PASS, DMARC_POLICY_NONE },
+		{ SPF_FAIL, DMARC_RESULT_NONE, DMARC_POLICY_NONE },
+		{ SPF_FAIL, DMARC_RESULT_FAIL, DMARC_POLICY_REJECT },
+		{ SPF_PASS, DMARC_RESULT_FAIL, DMARC_POLICY_QUARANTINE },
+	};
+	struct session_check_answer a = { seq, v[z->verdict].spf, v[z->verdict].dmarc,
+	    v[z->verdict].disposition, ar, sizeof(ar) - 1 };
+
+	session_check_done(z->s, &a);
+}
+
+static const struct session_ops fz_check_ops = {
+	f_open, f_write, f_commit, f_abort, f_log, NULL, NULL, f_check
+};
+
 /* ---- invariants on what the session says ---- */
 
 /* Checks and drops the output: whole, well-formed replies only. */
@@ -297,8 +363,21 @@ static void
 answer_some(struct fz *z, int all)
 {
 	for (;;) {
+		if (z->check_pending && rnd(z) % 5 == 0) {
+			/* A stale answer (an earlier message's) changes nothing. */
+			unsigned commits = z->commits;
+			size_t out = session_output(z->s)->len;
+
+			give_check(z, z->check_seq - 1);
+			CHECK(z->commits == commits && session_output(z->s)->len == out);
+			CHECK(session_waiting(z->s) == SESSION_WAIT_CHECK);
+		}
 		if (z->fstate == F_PENDING && (all || rnd(z) % 3 == 0))
 			give_open(z);
+		else if (z->check_pending && (all || rnd(z) % 3 == 0)) {
+			z->check_pending = 0;
+			give_check(z, z->check_seq);
+		}
 		else if (z->commit_pending && (all || rnd(z) % 3 == 0))
 			give_commit(z);
 		else
@@ -364,8 +443,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (make_config(&cfg, z.mode) == -1)
 		abort();
 	buf_init(&z.stored, STORE_MAX);
-	z.s = session_new(&cfg, &fz_ops, &z, "192.0.2.1", 1);
+	z.checked = data[1] & 0x01;
+	z.verdict = (data[1] >> 1) & 0x03;
+	if (z.verdict == 1)
+		cfg.checks.spf_fail = CHECK_REJECT;
+	z.s = session_new(&cfg, z.checked ? &fz_check_ops : &fz_ops, &z, "192.0.2.1", 1);
 	CHECK(z.s != NULL);
+	if (z.checked) {
+		CHECK(cfg.nlisten == 1 && cfg.listen[0].mode == LISTEN_MX);
+		session_set_listener(z.s, &cfg.listen[0], 0);
+	}
 	session_greet(z.s);
 	check_output(&z);
 	data += 2;
@@ -384,14 +471,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	answer_some(&z, (z.mode & 0x03) == 0x03);
+	if (z.check_pending && rnd(&z) % 2 == 0) {
+		/* No answer in time: accepted with temperror; the answer comes late. */
+		uint32_t stale = z.check_seq;
+		unsigned commits;
+
+		CHECK(session_waiting(z.s) == SESSION_WAIT_CHECK);
+		z.check_pending = 0;
+		session_timeout(z.s);	/* may go on to the next message's check */
+		check_output(&z);
+		commits = z.commits;
+		give_check(&z, stale);
+		CHECK(z.commits == commits);
+		check_output(&z);
+		answer_some(&z, 0);
+	}
 	/* The client goes (or times out first); late answers come after. */
-	if (rnd(&z) % 4 == 0) {
+	if (rnd(&z) % 4 == 0 && !z.check_pending) {
 		session_timeout(z.s);
 		CHECK(session_waiting(z.s) == SESSION_WAIT_CLOSE);
 		check_output(&z);
 	}
 	session_hangup(z.s);
 	CHECK(session_waiting(z.s) == SESSION_WAIT_CLOSE);
+	if (z.check_pending) {
+		/* After the session ended: ignored (a commit now would fail f_commit). */
+		z.check_pending = 0;
+		give_check(&z, z.check_seq);
+		CHECK(session_waiting(z.s) == SESSION_WAIT_CLOSE);
+	}
 	if (z.fstate == F_COMMITTING) {
 		/* The queue commits it anyway (or ignored an abort). */
 		z.fstate = F_NONE;

@@ -169,9 +169,11 @@ class UnboundServer:
         conf += ["remote-control:", "    control-enable: no"]
         return "\n".join(conf + forwards) + "\n"
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, port=None):
+        """port: a given one (53 in a network namespace of its own,
+        opendkim_ns.py), else a free high port."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         conf = self.workdir / "unbound.conf"
         conf.write_text(self._config())
         log = open(self.workdir / "unbound.stderr", "wb")

@@ -3,7 +3,8 @@ keys from `ternctl dkim keygen`, mail submitted with AUTH (or by
 tern-sendmail) and relayed to a peer (a second tern, with CHUNKING or,
 through a relay that hides it, with DATA) is signed for its From: domain
 and verifies with dkimpy and with `ternctl dkim verify` against a local
-unbound publishing the printed records; mail relayed from the Internet
+unbound publishing the printed records, and with OpenDKIM's library
+(opendkim_ns.py); mail relayed from the Internet
 (the mx listener) is not signed; `tern -n` checks the key files."""
 
 import re
@@ -310,3 +311,48 @@ def test_config_checks_keys(tmp_path):
     rc, out = check_conf(tmp_path, "dkim_canonicalization loose/simple\n")
     assert (rc, out) == (1, f'{conf}:3: dkim_canonicalization: "loose/simple" is not '
                             f'relaxed|simple[/relaxed|simple]')
+
+
+# ---- OpenDKIM as a second, independent verifier (opendkim_ns.py says how)
+
+OPENDKIM_NS = Path(__file__).parent / "opendkim_ns.py"
+
+
+def opendkim_verify(workdir, msg, records):
+    """libopendkim's verdict on msg with records served to it on port 53
+    in a namespace of its own: (exit status, its status line)."""
+    r = subprocess.run(["unshare", "-m", "-n", "/usr/bin/python3", str(OPENDKIM_NS),
+                        str(workdir), *records], input=msg, capture_output=True, timeout=60)
+    return r.returncode, r.stdout.decode().strip() or r.stderr.decode()[-300:]
+
+
+def opendkim_usable():
+    try:
+        import ctypes
+        ctypes.CDLL("libopendkim.so.11")
+    except OSError:
+        return "libopendkim not installed (opendkim-tools, scripts/deps.sh)"
+    if subprocess.run(["unshare", "-m", "-n", "true"], capture_output=True).returncode != 0:
+        return "cannot make a mount+network namespace (needs root)"
+    return None
+
+
+@pytest.mark.parametrize("kind", ["ed", "rsa"])
+def test_signed_verifies_with_opendkim(tmp_path, tern_factory, tls_certs, password_hashes,
+                                       kind):
+    """The issue's oracle: what tern signs verifies with OpenDKIM; a
+    changed body does not."""
+    why = opendkim_usable()
+    if why:
+        pytest.skip(why)
+    keys = Keys(tmp_path, kind)
+    a, b = signing_pair(tern_factory, tls_certs, password_hashes, keys)
+    qid = submit_auth(a, tls_certs, message(f"opendkim {kind}"))
+    wait_log(a, rf"event=removed id={qid} delivered=1 failed=0")
+    [got] = received_by_b(b)
+    [sig] = signatures(got)
+    assert tags(sig)["a"] == ("ed25519-sha256" if kind == "ed" else "rsa-sha256")
+    records = list(keys.records.values())
+    assert opendkim_verify(tmp_path, got, records) == (0, "Success -")
+    assert opendkim_verify(tmp_path, got.replace(b"Hello Bob", b"Hello Eve"),
+                           records) == (1, "Bad signature -")

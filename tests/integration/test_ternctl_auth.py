@@ -254,5 +254,237 @@ def test_help_lists_the_commands():
     r = ternctl("--help")
     assert r.returncode == 0
     for words in (b"dkim keygen DOMAIN SELECTOR", b"dkim verify [FILE]",
-                  b"spf check IP HELO MAILFROM", b"--resolver HOST[:PORT]"):
+                  b"spf check IP HELO MAILFROM", b"--resolver HOST[:PORT]",
+                  b"dmarc check [FILE] --ip IP --helo NAME --mail-from ADDR"):
         assert words in r.stdout, words
+
+
+# ---- dmarc check
+
+DMARC_ZONE = [
+    # SPF: 192.0.2.0/24 may send for every domain here.
+    'dpass.test TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+    '_dmarc.dpass.test TXT "v=DMARC1; p=reject"',
+    'reject.test TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+    '_dmarc.reject.test TXT "v=DMARC1; p=reject; pct=100"',
+    'nodmarc.test TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+    # Alignment: mail comes from a subdomain of the From domain.
+    'bounce.rel.test TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+    '_dmarc.rel.test TXT "v=DMARC1; p=reject"',
+    'bounce.strict.test TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+    '_dmarc.strict.test TXT "v=DMARC1; p=reject; adkim=s; aspf=s"',
+    # Organizational domain: no record at news.org.test, sp= at org.test.
+    'news.org.test TXT "v=spf1 -all"',
+    '_dmarc.org.test TXT "v=DMARC1; p=reject; sp=quarantine"',
+    'mx.helo.test A 192.0.2.9',
+    'mx.helo.test TXT "v=spf1 a -all"',
+]
+
+
+def dmsg(from_addr):
+    return (f"From: Alice <{from_addr}>\r\nTo: bob@peer.test\r\n"
+            f"Subject: dmarc\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n"
+            f"Message-ID: <d1@x.test>\r\n\r\nHello.\r\n").encode()
+
+
+@pytest.fixture
+def dmarc_env(tmp_path, unbound_server):  # noqa: F811
+    """The zone above plus one ed25519 key per signing domain, and a
+    configuration naming the resolver and the authserv-id."""
+    keys, recs = {}, []
+    for d in ("dpass.test", "sub.rel.test", "sub.strict.test", "strict.test"):
+        key, rec = keygen(tmp_path, d, "k" + d.replace(".", ""), "--type", "ed25519")
+        keys[d] = key.read_bytes()
+        recs.append(rec)
+    srv = unbound_server(DMARC_ZONE + recs)
+    conf = tmp_path / "tern.conf"
+    conf.write_text(f"listen 127.0.0.1:2525\nhostname mx.tern.test\n"
+                    f"dns_server {srv.address}\n"
+                    f"domain localhost {{ maildir mail/%u }}\n")
+    return srv, conf, keys
+
+
+def sign_as(msg, keys, d):
+    return dkimpy_sign(msg, ("k" + d.replace(".", "")).encode(), d.encode(), keys[d])
+
+
+def dmarc_check(conf, msg, ip, mailfrom, helo="mx.helo.test", *extra):
+    return ternctl("dmarc", "check", "--ip", ip, "--helo", helo, "--mail-from", mailfrom,
+                   *extra, stdin=msg, conf=conf)
+
+
+def dmarc_section(r):
+    """The lines from "dmarc:" up to the A-R field."""
+    out = r.stdout.decode()
+    return out[out.index("dmarc: "):out.index("Authentication-Results:")].splitlines()
+
+
+def ar_field(r):
+    out = r.stdout.decode()
+    return out[out.index("Authentication-Results:"):]
+
+
+def test_dmarc_check_pass(dmarc_env):
+    srv, conf, keys = dmarc_env
+    msg = sign_as(dmsg("alice@dpass.test"), keys, "dpass.test")
+    r = dmarc_check(conf, msg, "192.0.2.9", "alice@dpass.test")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert out.startswith(
+        "spf mailfrom: pass\n"
+        "  identity: alice@dpass.test (domain dpass.test)\n"
+        "  record: v=spf1 ip4:192.0.2.0/24 -all\n"
+        "  mechanism: ip4:192.0.2.0/24\n"
+        "  lookups: 0 (void 0)\n"
+        "spf helo: pass\n"
+        "  identity: postmaster@mx.helo.test (domain mx.helo.test)\n"
+        "  record: v=spf1 a -all\n"
+        "  mechanism: a\n"
+        "  lookups: 1 (void 0)\n"
+        "dkim signature 1: d=dpass.test s=kdpasstest a=ed25519-sha256 result=pass bits=256\n"
+        "dmarc: pass\n"), out
+    assert dmarc_section(r) == [
+        "dmarc: pass",
+        "  from domain: dpass.test",
+        "  record: _dmarc.dpass.test (From domain): v=DMARC1; p=reject",
+        "  policy: reject (p=reject sp=reject pct=100; p= applies to the From domain)",
+        "  spf alignment: relaxed, mailfrom domain dpass.test, spf pass: aligned",
+        "  dkim alignment: relaxed, signature 1 d=dpass.test, dkim pass: aligned",
+        "  disposition: none",
+        "  reason: record at _dmarc.dpass.test: policy reject, disposition none; "
+        "spf dpass.test aligned; dkim aligned d=dpass.test",
+    ]
+    b = re.search(rb"\bb=([A-Za-z0-9+/]{8})", msg).group(1).decode()
+    # The field the daemon would prepend: the configuration's hostname is the authserv-id.
+    assert ar_field(r) == (
+        "Authentication-Results: mx.tern.test;\n"
+        "\tspf=pass smtp.mailfrom=alice@dpass.test;\n"
+        "\tspf=pass smtp.helo=mx.helo.test;\n"
+        f"\tdkim=pass header.d=dpass.test header.s=kdpasstest header.b={b};\n"
+        "\tdmarc=pass (p=reject sp=reject dis=none) header.from=dpass.test\n"
+        "\tpolicy.dmarc=none\n")
+    # A file, and --resolver instead of the configuration's dns_server.
+    f = conf.parent / "m.eml"
+    f.write_bytes(msg)
+    r2 = ternctl("dmarc", "check", str(f), "--ip", "192.0.2.9", "--helo", "mx.helo.test",
+                 "--mail-from", "<alice@dpass.test>", "--resolver", f"127.0.0.1:{srv.port}")
+    assert r2.returncode == 0, r2.stderr
+    assert dmarc_section(r2) == dmarc_section(r)
+
+
+def test_dmarc_check_fail_reject(dmarc_env):
+    """SPF fails and there is no signature: p=reject applies."""
+    _, conf, _ = dmarc_env
+    r = dmarc_check(conf, dmsg("ceo@reject.test"), "203.0.113.5", "ceo@reject.test")
+    assert r.returncode == 1, r.stdout
+    assert r.stdout.decode().startswith("spf mailfrom: fail\n")
+    assert "dkim: no DKIM-Signature\n" in r.stdout.decode()
+    assert dmarc_section(r) == [
+        "dmarc: fail",
+        "  from domain: reject.test",
+        "  record: _dmarc.reject.test (From domain): v=DMARC1; p=reject; pct=100",
+        "  policy: reject (p=reject sp=reject pct=100; p= applies to the From domain)",
+        "  spf alignment: relaxed, mailfrom domain reject.test, spf fail: "
+        "does not count (not pass)",
+        "  dkim alignment: no signature",
+        "  disposition: reject",
+        "  reason: record at _dmarc.reject.test: policy reject, disposition reject; "
+        "spf reject.test not aligned or not pass; dkim no aligned passing signature",
+    ]
+    assert ar_field(r) == (
+        "Authentication-Results: mx.tern.test;\n"
+        "\tspf=fail smtp.mailfrom=ceo@reject.test;\n"
+        "\tspf=fail smtp.helo=mx.helo.test;\n"
+        "\tdkim=none;\n"
+        "\tdmarc=fail (p=reject sp=reject dis=reject) header.from=reject.test\n"
+        "\tpolicy.dmarc=reject\n")
+
+
+def test_dmarc_check_no_record(dmarc_env):
+    _, conf, _ = dmarc_env
+    r = dmarc_check(conf, dmsg("x@nodmarc.test"), "192.0.2.9", "x@nodmarc.test")
+    assert r.returncode == 5, r.stdout
+    assert dmarc_section(r) == [
+        "dmarc: none",
+        "  from domain: nodmarc.test",
+        "  record: none",
+        "  spf alignment: relaxed, mailfrom domain nodmarc.test, spf pass: aligned",
+        "  dkim alignment: no signature",
+        "  disposition: none",
+        "  reason: no DMARC record for nodmarc.test",
+    ]
+    assert "\tdmarc=none header.from=nodmarc.test\n" in ar_field(r)
+
+
+def test_dmarc_check_relaxed_and_strict_alignment(dmarc_env):
+    """Mail from bounce.D, signed by sub.D, From D: aligned under relaxed
+    (same organizational domain), not under strict (adkim=s aspf=s)."""
+    _, conf, keys = dmarc_env
+    msg = sign_as(dmsg("alice@rel.test"), keys, "sub.rel.test")
+    r = dmarc_check(conf, msg, "192.0.2.9", "x@bounce.rel.test")
+    assert r.returncode == 0, r.stdout
+    assert dmarc_section(r)[4:6] == [
+        "  spf alignment: relaxed, mailfrom domain bounce.rel.test, spf pass: aligned",
+        "  dkim alignment: relaxed, signature 1 d=sub.rel.test, dkim pass: aligned",
+    ]
+    msg = sign_as(dmsg("alice@strict.test"), keys, "sub.strict.test")
+    r = dmarc_check(conf, msg, "192.0.2.9", "x@bounce.strict.test")
+    assert r.returncode == 1, r.stdout
+    assert dmarc_section(r)[:7] == [
+        "dmarc: fail",
+        "  from domain: strict.test",
+        "  record: _dmarc.strict.test (From domain): v=DMARC1; p=reject; adkim=s; aspf=s",
+        "  policy: reject (p=reject sp=reject pct=100; p= applies to the From domain)",
+        "  spf alignment: strict, mailfrom domain bounce.strict.test, spf pass: not aligned",
+        "  dkim alignment: strict, signature 1 d=sub.strict.test, dkim pass: not aligned",
+        "  disposition: reject",
+    ]
+    # A second signature by the From domain itself aligns strictly.
+    msg = sign_as(msg, keys, "strict.test")
+    r = dmarc_check(conf, msg, "192.0.2.9", "x@bounce.strict.test")
+    assert r.returncode == 0, r.stdout
+    assert dmarc_section(r)[5:8] == [
+        "  dkim alignment: strict, signature 1 d=strict.test, dkim pass: aligned",
+        "  dkim alignment: strict, signature 2 d=sub.strict.test, dkim pass: not aligned",
+        "  disposition: none",
+    ]
+
+
+def test_dmarc_check_org_domain_sp(dmarc_env):
+    """No record at news.org.test: the one at org.test applies, with sp=."""
+    _, conf, _ = dmarc_env
+    r = dmarc_check(conf, dmsg("n@news.org.test"), "192.0.2.9", "n@news.org.test")
+    assert r.returncode == 1, r.stdout
+    assert dmarc_section(r)[:7] == [
+        "dmarc: fail",
+        "  from domain: news.org.test",
+        "  record: _dmarc.org.test (organizational domain): v=DMARC1; p=reject; sp=quarantine",
+        "  policy: quarantine (p=reject sp=quarantine pct=100; "
+        "sp= applies below the organizational domain)",
+        "  spf alignment: relaxed, mailfrom domain news.org.test, spf fail: "
+        "does not count (not pass)",
+        "  dkim alignment: no signature",
+        "  disposition: quarantine",
+    ]
+    assert "\tdmarc=fail (p=reject sp=quarantine dis=quarantine) header.from=news.org.test\n" \
+        in ar_field(r)
+
+
+def test_dmarc_check_permerror_and_usage(dmarc_env):
+    _, conf, _ = dmarc_env
+    msg = b"To: bob@peer.test\r\nSubject: no from\r\n\r\nHi.\r\n"
+    r = dmarc_check(conf, msg, "192.0.2.9", "<>")
+    assert r.returncode == 7, r.stdout
+    assert dmarc_section(r) == ["dmarc: permerror", "  disposition: none",
+                                "  reason: no From field"]
+    # <>: SPF checks postmaster@HELO, and DMARC aligns the HELO name.
+    r = dmarc_check(conf, dmsg("a@helo.test"), "192.0.2.9", "<>")
+    assert r.stdout.decode().startswith(
+        "spf mailfrom: pass\n  identity: <> (postmaster@HELO) (domain mx.helo.test)\n")
+    assert "  spf alignment: relaxed, helo domain mx.helo.test, spf pass: aligned\n" \
+        in r.stdout.decode()
+    assert ternctl("dmarc", "check", "--ip", "192.0.2.9", "--helo", "h.test").returncode == 2
+    r = ternctl("dmarc", "check", "--ip", "nope", "--helo", "h", "--mail-from", "a@b.test")
+    assert r.returncode == 2 and b"is not an IP address" in r.stderr
+    r = ternctl("dmarc", "verify", "--ip", "192.0.2.9")
+    assert r.returncode == 2 and b"usage: ternctl" in r.stderr

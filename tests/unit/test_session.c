@@ -16,6 +16,8 @@
 
 #include "common/buf.h"
 #include "daemon/config.h"
+#include "mailauth/dmarc.h"
+#include "mailauth/spf.h"
 #include "queue/envelope.h"
 #include "server/session.h"
 #include "server/table.h"
@@ -64,6 +66,11 @@ struct fake {
 	struct buf      log;		/* every committed message, date masked */
 	struct buf      out;		/* replies taken by take() */
 	char            exp[4096];	/* expand() result */
+	/* the fake check process */
+	int             checks;		/* requests seen */
+	uint32_t        check_seq;	/* of the last request */
+	char            check_from[256];
+	struct buf      check_hdr;	/* header section of the last request */
 };
 
 /* ---- the fake queue ---- */
@@ -170,6 +177,24 @@ f_log(void *ctx, struct session *s, const char *line)
 
 static const struct session_ops fake_ops = { f_open, f_write, f_commit, f_abort, f_log, NULL, NULL, NULL };
 
+/* The check process: records the request; the test answers with session_check_done(). */
+static void
+f_check(void *ctx, struct session *s, const struct session_check *q)
+{
+	struct fake *f = ctx;
+
+	assert_ptr_equal(s, f->s);
+	f->checks++;
+	f->check_seq = q->seq;
+	snprintf(f->check_from, sizeof(f->check_from), "%s", q->mailfrom);
+	buf_reset(&f->check_hdr);
+	assert_int_equal(buf_append(&f->check_hdr, q->hdr, q->hdrlen), 0);
+}
+
+static const struct session_ops check_ops = {
+	f_open, f_write, f_commit, f_abort, f_log, NULL, NULL, f_check
+};
+
 /* ---- fixture ---- */
 
 static void
@@ -212,6 +237,7 @@ setup(void **state)
 	buf_init(&f->env, BIG);
 	buf_init(&f->log, BIG);
 	buf_init(&f->out, BIG);
+	buf_init(&f->check_hdr, BIG);
 	fake_start(f);
 	*state = f;
 	return 0;
@@ -229,6 +255,7 @@ teardown(void **state)
 	buf_free(&f->env);
 	buf_free(&f->log);
 	buf_free(&f->out);
+	buf_free(&f->check_hdr);
 	free(f);
 	return 0;
 }
@@ -1321,6 +1348,220 @@ test_smtputf8(void **state)
 	envelope_free(&e);
 }
 
+/* ---- inbound checks (mx listener with ops->check) ---- */
+
+/* A session on the configuration's mx listener whose messages are checked. */
+static void
+checked_start(struct fake *f)
+{
+	fake_stop(f);
+	fake_start(f);
+	session_free(f->s);
+	f->s = session_new(&f->cfg, &check_ops, f, "192.0.2.1", 43);
+	assert_non_null(f->s);
+	assert_int_equal(f->cfg.listen[0].mode, LISTEN_MX);
+	session_set_listener(f->s, &f->cfg.listen[0], 0);
+	f->checks = 0;
+}
+
+/* MAIL, RCPT and the message: the session then waits on the check. */
+static void
+checked_message(struct fake *f, const char *msg)
+{
+	mail_rcpt(f);
+	assert_string_equal(say(f, "DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+	assert_string_equal(say(f, msg), "");
+	assert_int_equal(session_waiting(f->s), SESSION_WAIT_CHECK);
+	assert_string_equal(f->check_from, "sender@example.org");
+	assert_int_equal(f->commits, 0);
+}
+
+static void
+answer_check(struct fake *f, uint32_t seq, enum spf_result spf, enum dmarc_result dmarc,
+    enum dmarc_policy disposition, const char *header)
+{
+	struct session_check_answer a = { seq, spf, dmarc, disposition, header, strlen(header) };
+
+	session_check_done(f->s, &a);
+}
+
+/* The stored message after tern's Received field. */
+static const char *
+stored_after_received(struct fake *f)
+{
+	const char *p = f->msg.data, *end = p + f->msg.len;
+
+	assert_non_null(p);
+	for (; p + 2 < end; p++)
+		if (p[0] == '\r' && p[1] == '\n' && p[2] != '\t')
+			break;
+	assert_true(p + 2 < end);
+	assert_int_equal(buf_appendc(&f->msg, '\0'), 0);
+	f->msg.len--;
+	return p + 2;
+}
+
+/* Decodes the last envelope: the sender and the one recipient of these tests. */
+static void
+decode_last(struct fake *f, struct envelope *e)
+{
+	const char *why = NULL;
+
+	if (envelope_decode(f->env.data, f->env.len, e, &why) == -1)
+		fail_msg("envelope_decode: %s", why);
+	assert_string_equal(e->id, f->id);
+	assert_string_equal(e->sender, "sender@example.org");
+	assert_int_equal(e->nrcpts, 1);
+}
+
+static const char ar_pass[] =
+    "Authentication-Results: test.example;\r\n\tspf=pass smtp.mailfrom=sender@example.org\r\n";
+
+static void
+test_check_forged_authres_removed(void **state)
+{
+	struct fake *f = *state;
+	struct envelope e;
+	static const char msg[] =
+	    "Authentication-Results: test.example; spf=pass smtp.mailfrom=x@example.org\r\n"
+	    "Authentication-Results: other.example; dkim=pass header.d=example.org\r\n"
+	    "Authentication-Results:TEST.Example ;;; ((( malformed\r\n"
+	    "Authentication-Results: test.example;\r\n\tdmarc=pass header.from=example.org\r\n"
+	    "Authentication-Results: test.example.evil; spf=pass\r\n"
+	    "From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n.\r\n";
+
+	checked_start(f);
+	checked_message(f, msg);
+	assert_int_equal(f->checks, 1);
+	/* The check process sees the header section as received, blank line included. */
+	assert_int_equal(f->check_hdr.len, strlen(msg) - strlen("body\r\n.\r\n"));
+	assert_memory_equal(f->check_hdr.data, msg, f->check_hdr.len);
+	answer_check(f, f->check_seq, SPF_PASS, DMARC_RESULT_PASS, DMARC_POLICY_NONE, ar_pass);
+	assert_string_equal(take(f), expand(f, "250 2.0.0 Ok: queued as @ID@\r\n"));
+	assert_int_equal(f->commits, 1);
+	/* Ours (well-formed, folded or malformed) are gone; foreign ones stay. */
+	assert_string_equal(stored_after_received(f),
+	    "Authentication-Results: other.example; dkim=pass header.d=example.org\r\n"
+	    "Authentication-Results: test.example.evil; spf=pass\r\n"
+	    "From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n");
+	check_env(f, &e, "sender@example.org", "ESMTP", 1,
+	    strlen(stored_after_received(f)) + strlen(ar_pass));
+	assert_string_equal(e.prepend, ar_pass);
+	assert_int_equal(e.quarantine, 0);
+	envelope_free(&e);
+}
+
+static void
+test_check_spf_reject(void **state)
+{
+	struct fake *f = *state;
+
+	f->cfg.checks.spf_fail = CHECK_REJECT;
+	checked_start(f);
+	checked_message(f, "From: a@example.org\r\n\r\nhi\r\n.\r\n");
+	answer_check(f, f->check_seq, SPF_FAIL, DMARC_RESULT_NONE, DMARC_POLICY_NONE, ar_pass);
+	assert_string_equal(take(f), "550 5.7.23 SPF validation failed: the sender's domain "
+	    "does not authorize this host\r\n");
+	assert_int_equal(f->commits, 0);
+	assert_int_equal(f->aborts, 1);
+	assert_string_equal(f->aborted, f->id);
+	assert_int_equal(session_waiting(f->s), SESSION_WAIT_COMMAND);
+	/* The session goes on. */
+	assert_string_equal(say(f, "MAIL FROM:<b@example.org>\r\n"), "250 2.1.0 Ok\r\n");
+	/* Recorded only (the default): the same answer is accepted. */
+	f->cfg.checks.spf_fail = CHECK_RECORD;
+	checked_start(f);
+	checked_message(f, "From: a@example.org\r\n\r\nhi\r\n.\r\n");
+	answer_check(f, f->check_seq, SPF_FAIL, DMARC_RESULT_NONE, DMARC_POLICY_NONE, ar_pass);
+	assert_string_equal(take(f), expand(f, "250 2.0.0 Ok: queued as @ID@\r\n"));
+}
+
+static void
+test_check_dmarc_reject_and_quarantine(void **state)
+{
+	struct fake *f = *state;
+	struct envelope e;
+	char want[512];
+
+	checked_start(f);
+	checked_message(f, "From: a@example.org\r\n\r\nhi\r\n.\r\n");
+	answer_check(f, f->check_seq, SPF_FAIL, DMARC_RESULT_FAIL, DMARC_POLICY_REJECT, ar_pass);
+	assert_string_equal(take(f),
+	    "550 5.7.1 Message rejected by the DMARC policy of the From: domain\r\n");
+	assert_int_equal(f->commits, 0);
+	assert_int_equal(f->aborts, 1);
+
+	/* p=quarantine: accepted, marked, filed as junk. */
+	assert_string_equal(say(f, "MAIL FROM:<sender@example.org>\r\n"), "250 2.1.0 Ok\r\n");
+	assert_string_equal(say(f, "RCPT TO:<alice@localhost>\r\n"), "250 2.1.5 Ok\r\n");
+	assert_string_equal(say(f, "DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+	assert_string_equal(say(f, "From: a@example.org\r\n\r\nhi\r\n.\r\n"), "");
+	assert_int_equal(f->checks, 2);
+	answer_check(f, f->check_seq, SPF_PASS, DMARC_RESULT_FAIL, DMARC_POLICY_QUARANTINE,
+	    ar_pass);
+	assert_string_equal(take(f), expand(f, "250 2.0.0 Ok: queued as @ID@\r\n"));
+	decode_last(f, &e);
+	snprintf(want, sizeof(want), "%sX-Tern-Quarantine: DMARC policy quarantine\r\n", ar_pass);
+	assert_string_equal(e.prepend, want);
+	assert_int_equal(e.quarantine, 1);
+	envelope_free(&e);
+
+	/* dmarc_reject quarantine: p=reject is filed as junk instead. */
+	f->cfg.checks.dmarc_reject = CHECK_QUARANTINE;
+	checked_start(f);
+	checked_message(f, "From: a@example.org\r\n\r\nhi\r\n.\r\n");
+	answer_check(f, f->check_seq, SPF_FAIL, DMARC_RESULT_FAIL, DMARC_POLICY_REJECT, ar_pass);
+	assert_string_equal(take(f), expand(f, "250 2.0.0 Ok: queued as @ID@\r\n"));
+	decode_last(f, &e);
+	assert_int_equal(e.quarantine, 1);
+	envelope_free(&e);
+}
+
+static void
+test_check_timeout_then_late_answer(void **state)
+{
+	struct fake *f = *state;
+	struct envelope e;
+	uint32_t first;
+	static const char temperror[] =
+	    "Authentication-Results: test.example;\r\n"
+	    "\tspf=temperror reason=\"checks did not complete\"\r\n"
+	    "\tsmtp.mailfrom=sender@example.org;\r\n"
+	    "\tdmarc=temperror reason=\"checks did not complete\"\r\n";
+
+	checked_start(f);
+	checked_message(f, "From: a@example.org\r\n\r\nhi\r\n.\r\n");
+	first = f->check_seq;
+	/* No answer in time: temperror, and the message is accepted (never refused). */
+	session_timeout(f->s);
+	assert_string_equal(take(f), expand(f, "250 2.0.0 Ok: queued as @ID@\r\n"));
+	decode_last(f, &e);
+	assert_string_equal(e.prepend, temperror);
+	envelope_free(&e);
+	/* The next message is checked under a new number. */
+	assert_string_equal(say(f, "MAIL FROM:<sender@example.org>\r\n"), "250 2.1.0 Ok\r\n");
+	assert_string_equal(say(f, "RCPT TO:<alice@localhost>\r\n"), "250 2.1.5 Ok\r\n");
+	assert_string_equal(say(f, "DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+	assert_string_equal(say(f, "From: a@example.org\r\n\r\nagain\r\n.\r\n"), "");
+	assert_int_equal(f->checks, 2);
+	assert_int_not_equal(f->check_seq, first);
+	/* The first message's answer arrives late: ignored, the session still waits. */
+	answer_check(f, first, SPF_FAIL, DMARC_RESULT_FAIL, DMARC_POLICY_REJECT, ar_pass);
+	assert_string_equal(take(f), "");
+	assert_int_equal(session_waiting(f->s), SESSION_WAIT_CHECK);
+	assert_int_equal(f->commits, 1);
+	answer_check(f, f->check_seq, SPF_PASS, DMARC_RESULT_PASS, DMARC_POLICY_NONE, ar_pass);
+	assert_string_equal(take(f), expand(f, "250 2.0.0 Ok: queued as @ID@\r\n"));
+	assert_int_equal(f->commits, 2);
+	decode_last(f, &e);
+	assert_string_equal(e.prepend, ar_pass);
+	envelope_free(&e);
+	/* An answer when nothing waits changes nothing. */
+	answer_check(f, f->check_seq, SPF_FAIL, DMARC_RESULT_FAIL, DMARC_POLICY_REJECT, ar_pass);
+	assert_string_equal(take(f), "");
+	assert_int_equal(f->commits, 2);
+}
+
 int
 main(void)
 {
@@ -1356,6 +1597,10 @@ main(void)
 		T(test_timeout),
 		T(test_refuse),
 		T(test_smtputf8),
+		T(test_check_forged_authres_removed),
+		T(test_check_spf_reject),
+		T(test_check_dmarc_reject_and_quarantine),
+		T(test_check_timeout_then_late_answer),
 #undef T
 	};
 
