@@ -20,6 +20,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
+#include "common/syncpool.h"
 #include "queue/dsn.h"
 #include "queue/envelope.h"
 #include "queue/maildrop.h"
@@ -33,6 +34,7 @@
 #define ENV_TEXT_MAX   (8 * 1024 * 1024)
 #define DELIVER_WINDOW 32	/* requests in flight to the deliver process */
 #define RETRY_MAX      3600
+#define SYNC_THREADS   16	/* fdatasyncs in parallel at a commit */
 
 struct wchan;
 
@@ -88,6 +90,7 @@ struct queue {
 	unsigned             nsent;
 	char                 last_id[QUEUE_ID_LEN + 1];
 	int                  dirfd;
+	struct syncpool     *syncpool;	/* the commits' fdatasyncs */
 };
 
 static void schedule(struct queue *);
@@ -208,13 +211,18 @@ msg_free(struct qmsg *m)
 	free(m);
 }
 
-/* Rewrites the envelope (write, fsync, rename): recipient states persist. */
+/*
+ * The first half of env_store: writes tmp/ID.env and starts its writeback
+ * (see on_commit_batch). Returns the open file, or -1 with errno set.
+ */
 static int
-env_store(struct queue *q, const struct envelope *env, int sync_dir)
+env_write_tmp(const struct envelope *env)
 {
-	char tmp[64], dst[64];
+	char tmp[64];
 	struct buf b;
-	int fd, r = -1, e = 0;
+	size_t off = 0;
+	ssize_t n = 0;
+	int fd, e;
 
 	buf_init(&b, ENV_TEXT_MAX);
 	if (envelope_encode(env, &b) == -1) {
@@ -223,27 +231,56 @@ env_store(struct queue *q, const struct envelope *env, int sync_dir)
 		return -1;
 	}
 	snprintf(tmp, sizeof(tmp), QUEUE_TMP "/%s.env", env->id);
-	path_of(dst, sizeof(dst), env->id, "env");
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) != -1) {
-		size_t off = 0;
-
 		while (off < b.len) {
-			ssize_t n = write(fd, b.data + off, b.len - off);
+			n = write(fd, b.data + off, b.len - off);
 			if (n == -1 && errno == EINTR)
 				continue;
 			if (n <= 0)
 				break;
 			off += (size_t)n;
 		}
-		if (off == b.len && fdatasync(fd) == 0 && rename(tmp, dst) == 0)
-			r = 0;
-		e = errno;
-		close(fd);
-		if (r == -1)
+		if (off != b.len) {
+			e = n == 0 ? EIO : errno;
+			close(fd);
 			unlink(tmp);
-	} else
-		e = errno;
+			fd = -1;
+			errno = e;
+		}
+	}
 	buf_free(&b);
+	return fd;
+}
+
+/* The second half: fdatasync (unless `synced`), rename into queue/; closes fd. */
+static int
+env_publish(const struct envelope *env, int fd, int synced)
+{
+	char tmp[64], dst[64];
+	int r = -1, e;
+
+	snprintf(tmp, sizeof(tmp), QUEUE_TMP "/%s.env", env->id);
+	path_of(dst, sizeof(dst), env->id, "env");
+	if ((synced || fdatasync(fd) == 0) && rename(tmp, dst) == 0)
+		r = 0;
+	e = errno;
+	close(fd);
+	if (r == -1)
+		unlink(tmp);
+	errno = e;
+	return r;
+}
+
+/* Rewrites the envelope (write, fsync, rename): recipient states persist. */
+static int
+env_store(struct queue *q, const struct envelope *env, int sync_dir)
+{
+	int fd, r, e = 0;
+
+	if ((fd = env_write_tmp(env)) == -1)
+		return -1;
+	r = env_publish(env, fd, 0);
+	e = errno;
 	if (r == 0 && sync_dir && fsync(q->dirfd) == -1) {
 		e = errno;
 		r = -1;
@@ -900,26 +937,51 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue *q = arg;
 	struct envelope *envs;
-	int *errs;
+	int *errs, *fds, *serrs;
 	size_t i, n = q->nbatch;
 
 	if (n == 0)
 		return;
 	envs = calloc(n, sizeof(*envs));
 	errs = calloc(n, sizeof(*errs));
-	if (!envs || !errs)
+	fds = calloc(2 * n, sizeof(*fds));	/* contents, then envelopes */
+	serrs = calloc(2 * n, sizeof(*serrs));
+	if (!envs || !errs || !fds || !serrs)
 		log_panic("event=oom where=commit");
+	/*
+	 * Every content and envelope file of the batch is written first, then
+	 * all are fdatasync'd at once (syncpool.h: the disk merges their cache
+	 * flushes), then each envelope whose two files synced is renamed into
+	 * queue/, then one fsync of queue/. No 250 before all of that.
+	 */
 	for (i = 0; i < n; i++) {
 		struct qfile *f = q->batch[i];
 		const char *why = NULL;
 
 		envelope_init(&envs[i]);
+		fds[i] = fds[n + i] = -1;
 		if (env_check(f, &envs[i], &why) == -1) {
 			log_warn("event=commit-refused id=%s reason=\"%s\"", f->id, why);
 			errs[i] = EINVAL;
 			continue;
 		}
-		if (fdatasync(f->fd) == -1 || env_store(q, &envs[i], 0) == -1)
+		if ((fds[n + i] = env_write_tmp(&envs[i])) == -1)
+			errs[i] = errno ? errno : EIO;
+		else
+			fds[i] = f->fd;
+	}
+	syncpool_run(q->syncpool, fds, serrs, 2 * n, 1);
+	for (i = 0; i < n; i++) {
+		if (fds[n + i] == -1)
+			continue;
+		if (serrs[i] || serrs[n + i]) {
+			char tmp[64];
+
+			errs[i] = serrs[i] ? serrs[i] : serrs[n + i];
+			close(fds[n + i]);
+			snprintf(tmp, sizeof(tmp), QUEUE_TMP "/%s.env", envs[i].id);
+			unlink(tmp);
+		} else if (env_publish(&envs[i], fds[n + i], 1) == -1)
 			errs[i] = errno ? errno : EIO;
 	}
 	if (fsync(q->dirfd) == -1)
@@ -953,6 +1015,8 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 	q->nbatch = 0;
 	free(envs);
 	free(errs);
+	free(fds);
+	free(serrs);
 }
 
 static void
@@ -1434,6 +1498,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 		log_fatal("event=spool-open-failed error=\"%s\"", strerror(errno));
 	if ((q.base = event_base_new()) == NULL)
 		log_fatal("event=event-base-failed");
+	q.syncpool = syncpool_new(SYNC_THREADS);
 	q.ev_commit = event_new(q.base, -1, 0, on_commit_batch, &q);
 	q.parent = ipc_new(q.base, parent_fd, on_parent, &q);
 	q.deliver = ipc_new(q.base, deliver_fd, on_deliver, &q);
@@ -1457,6 +1522,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	pickup_scan(&q);
 	event_base_dispatch(q.base);
 	on_commit_batch(-1, 0, &q);
+	syncpool_free(q.syncpool);
 	log_info("event=stop");
 	return 0;
 }
