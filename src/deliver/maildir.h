@@ -28,11 +28,11 @@ int maildir_deliver(const char *path, int src_fd, const char *prefix,
  * The same delivery in steps, so that a batch of deliveries can have its
  * fsyncs done together (see common/syncpool.h): maildir_begin for every
  * message (write into tmp/), then maildir_sync for every one (or fsync
- * j->fd yourself and report with maildir_synced), maildir_publish (link
+ * m->fd yourself and report with maildir_synced), maildir_publish (link
  * into new/), maildir_sync_new (or maildir_new_synced) once per distinct
  * Maildir, and maildir_end. Every message is still fsync'd before its
  * link, and new/ before success is reported. A step on a failed job does
- * nothing and returns -1; j->res says why. maildir_end undoes a failed
+ * nothing and returns -1; m->res says why. maildir_end undoes a failed
  * job's files. The *_synced calls take 0 or the fsync's errno.
  */
 struct maildir_job {
@@ -48,14 +48,14 @@ struct maildir_job {
 	struct maildir_result res;
 };
 
-int  maildir_begin(struct maildir_job *j, const char *path, int src_fd,
+int  maildir_begin(struct maildir_job *m, const char *path, int src_fd,
     const char *prefix, size_t prefixlen);
-int  maildir_sync(struct maildir_job *j);
-int  maildir_synced(struct maildir_job *j, int err);
-int  maildir_publish(struct maildir_job *j);
-int  maildir_sync_new(struct maildir_job *j);
-int  maildir_new_synced(struct maildir_job *j, int err);
-void maildir_end(struct maildir_job *j);
+int  maildir_sync(struct maildir_job *m);
+int  maildir_synced(struct maildir_job *m, int err);
+int  maildir_publish(struct maildir_job *m);
+int  maildir_sync_new(struct maildir_job *m);
+int  maildir_new_synced(struct maildir_job *m, int err);
+void maildir_end(struct maildir_job *m);
 
 /*
  * Expands a maildir template: %u user, %d domain, %% a percent sign.
