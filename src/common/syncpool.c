@@ -128,7 +128,9 @@ syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasy
 	p->n = p->left = n;
 	p->next = 0;
 	p->datasync = datasync;
-	pthread_cond_broadcast(&p->work);
+	/* Only as many helpers as there is work for: each wakeup costs. */
+	for (i = 1; i < n && i <= p->nthreads; i++)
+		pthread_cond_signal(&p->work);
 	drain(p);
 	while (p->left > 0)
 		pthread_cond_wait(&p->done, &p->lock);
