@@ -115,9 +115,11 @@ syncpool_free(struct syncpool *p)
 void
 syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasync)
 {
-	size_t i;
+	size_t i, busy = 0;
 
-	if (p == NULL || n < 2) {
+	for (i = 0; i < n; i++)
+		busy += fds[i] != -1;
+	if (p == NULL || busy < 2) {
 		for (i = 0; i < n; i++)
 			errs[i] = fds[i] == -1 ? 0 : sync_one(fds[i], datasync);
 		return;
@@ -129,7 +131,7 @@ syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasy
 	p->next = 0;
 	p->datasync = datasync;
 	/* Only as many helpers as there is work for: each wakeup costs. */
-	for (i = 1; i < n && i <= p->nthreads; i++)
+	for (i = 1; i < busy && i <= p->nthreads; i++)
 		pthread_cond_signal(&p->work);
 	drain(p);
 	while (p->left > 0)
