@@ -248,7 +248,32 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Copies all of src from offset 0 with pread: src's offset is untouched. */
+/*
+ * The kernel copies from page cache to page cache (no pass through our
+ * buffers) where it can; 0 when all of src is copied, 1 to copy by hand
+ * from *off on (copy_file_range not possible here), -1 on an error.
+ */
+static int
+copy_in_kernel(int dst, int src, off_t *off)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = copy_file_range(src, off, dst, NULL, (size_t)1 << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n > 0)
+			continue;
+		if (errno == EINTR)
+			continue;
+		if (*off == 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+		    errno == EOPNOTSUPP || errno == EBADF))
+			return 1;
+		return -1;
+	}
+}
+
+/* Copies all of src from offset 0 (pread or the like): src's offset is untouched. */
 static int
 copy_content(int dst, int src, const char **what)
 {
@@ -257,6 +282,12 @@ copy_content(int dst, int src, const char **what)
 	ssize_t n;
 	int rc = -1, saved;
 
+	if ((rc = copy_in_kernel(dst, src, &off)) != 1) {
+		if (rc == -1)
+			*what = "copy";
+		return rc;
+	}
+	rc = -1;
 	if ((buf = malloc(COPY_CHUNK)) == NULL) {
 		*what = "copy";
 		return -1;
