@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,38 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
+#include "common/syncpool.h"
 #include "deliver/maildir.h"
 #include "queue/envelope.h"
+
+/*
+ * Requests handled together: every request that arrived in one event-loop
+ * turn shares the fsyncs' journal commits (the queue keeps at most 32 in
+ * flight; a larger burst is cut into batches).
+ */
+#define BATCH_MAX    64
+#define SYNC_THREADS 16	/* fsyncs in parallel */
+
+/* One request of the batch; `status` is set at once when it is refused. */
+struct job {
+	uint32_t           status;	/* DELIVER_*, or 0 while delivering */
+	char               text[300];
+	char               id[QUEUE_ID_LEN + 1];
+	char               path[PATH_MAX];
+	const char        *where;	/* path, or relative to the cwd */
+	int                staged;	/* md is in use */
+	struct maildir_job md;
+};
 
 struct deliverd {
 	const struct config *cfg;
 	struct event_base   *base;
 	const char          *root;	/* cwd's absolute name, "" if none */
+	struct ipc          *ipc;
+	struct event        *ev_batch;
+	struct syncpool     *syncpool;
+	struct job          *jobs;
+	size_t               njobs;
 };
 
 int
@@ -63,14 +89,22 @@ append_folder(char *path, size_t size, const char *folder)
 }
 
 static void
-deliver_one(struct deliverd *d, struct ipc *ipc, struct ipc_msg *m)
+refuse(struct job *j, uint32_t status, const char *text)
+{
+	j->status = status;
+	snprintf(j->text, sizeof(j->text), "%s", text);
+}
+
+/* Checks one request and writes its message into tmp/ (maildir_begin). */
+static void
+deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 {
 	char id[QUEUE_ID_LEN + 1], user[SMTP_LOCAL_MAX + 1], domain[SMTP_DOMAIN_MAX + 1];
-	char sender[SMTP_PATH_MAX + 1], path[PATH_MAX];
+	char sender[SMTP_PATH_MAX + 1];
+	char *path = j->path;
 	char *prepend = malloc(ENVELOPE_PREPEND_MAX + 1);
 	uint32_t quarantine;
 	const struct domain_cfg *dom;
-	struct maildir_result res;
 	const char *where = path;
 	struct buf prefix;
 	size_t rootlen = strlen(d->root);
@@ -81,24 +115,24 @@ deliver_one(struct deliverd *d, struct ipc *ipc, struct ipc_msg *m)
 	ipc_get_str(m, domain, sizeof(domain));
 	ipc_get_str(m, sender, sizeof(sender));
 	if (prepend == NULL) {
-		answer(ipc, DELIVER_TEMPFAIL, "out of memory");
+		refuse(j, DELIVER_TEMPFAIL, "out of memory");
 		return;
 	}
 	ipc_get_str(m, prepend, ENVELOPE_PREPEND_MAX + 1);
 	quarantine = ipc_get_u32(m);
 	if (ipc_get_end(m) == -1 || m->fd == -1) {
-		answer(ipc, DELIVER_TEMPFAIL, "malformed request");
+		refuse(j, DELIVER_TEMPFAIL, "malformed request");
 		free(prepend);
 		return;
 	}
 	if ((dom = config_find_domain(d->cfg, domain, strlen(domain))) == NULL) {
-		answer(ipc, DELIVER_PERMFAIL, "5.1.2 domain is not local");
+		refuse(j, DELIVER_PERMFAIL, "5.1.2 domain is not local");
 		free(prepend);
 		return;
 	}
-	if (maildir_expand(dom->maildir, user, domain, path, sizeof(path)) == -1 ||
-	    (quarantine && append_folder(path, sizeof(path), d->cfg->checks.junk_folder) == -1)) {
-		answer(ipc, DELIVER_PERMFAIL, "5.1.3 unsafe mailbox name");
+	if (maildir_expand(dom->maildir, user, domain, path, sizeof(j->path)) == -1 ||
+	    (quarantine && append_folder(path, sizeof(j->path), d->cfg->checks.junk_folder) == -1)) {
+		refuse(j, DELIVER_PERMFAIL, "5.1.3 unsafe mailbox name");
 		free(prepend);
 		return;
 	}
@@ -110,17 +144,93 @@ deliver_one(struct deliverd *d, struct ipc *ipc, struct ipc_msg *m)
 	/* What the inbound checks added (Authentication-Results), above our Received. */
 	buf_appends(&prefix, prepend);
 	free(prepend);
-	if (maildir_deliver(where, m->fd, prefix.data, prefix.len, &res) == 0) {
-		char text[300];
-
-		snprintf(text, sizeof(text), "%s/new/%s", path, res.name);
-		answer(ipc, DELIVER_OK, text);
-	} else {
-		log_warn("event=maildir-failed id=%s user=%s domain=%s temporary=%d error=\"%s\"",
-		    id, user, domain, res.temporary, res.error);
-		answer(ipc, res.temporary ? DELIVER_TEMPFAIL : DELIVER_PERMFAIL, res.error);
-	}
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->where = where;
+	j->staged = 1;
+	maildir_begin(&j->md, where, m->fd, prefix.data, prefix.len);
 	buf_free(&prefix);
+}
+
+/* An earlier job of the batch that fsyncs the same new/ (after all links), or i. */
+static size_t
+same_new(const struct deliverd *d, size_t i)
+{
+	size_t k;
+
+	for (k = 0; k < i; k++)
+		if (d->jobs[k].staged && !d->jobs[k].md.failed &&
+		    strcmp(d->jobs[k].where, d->jobs[i].where) == 0)
+			return k;
+	return i;
+}
+
+static void
+job_answer(struct deliverd *d, struct job *j)
+{
+	struct maildir_result *res = &j->md.res;
+
+	if (j->status == 0 && !j->md.failed) {
+		snprintf(j->text, sizeof(j->text), "%s/new/%s", j->path, j->md.name);
+		j->status = DELIVER_OK;
+	} else if (j->status == 0) {
+		log_warn("event=maildir-failed id=%s path=%s temporary=%d error=\"%s\"",
+		    j->id, j->path, res->temporary, res->error);
+		refuse(j, res->temporary ? DELIVER_TEMPFAIL : DELIVER_PERMFAIL, res->error);
+	}
+	answer(d->ipc, j->status, j->text);
+}
+
+/*
+ * The batch, step by step over all its messages (see maildir.h): every
+ * file fsync'd (all at once), then linked, then each distinct new/
+ * fsync'd (all at once), then the answers in request order.
+ */
+static void
+on_batch(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliverd *d = arg;
+	int fds[BATCH_MAX], errs[BATCH_MAX];
+	size_t i, src[BATCH_MAX];
+
+	for (i = 0; i < d->njobs; i++)
+		fds[i] = d->jobs[i].staged && !d->jobs[i].md.failed ? d->jobs[i].md.fd : -1;
+	syncpool_run(d->syncpool, fds, errs, d->njobs, 0);
+	for (i = 0; i < d->njobs; i++)
+		if (fds[i] != -1)
+			maildir_synced(&d->jobs[i].md, errs[i]);
+	for (i = 0; i < d->njobs; i++) {
+		if (d->jobs[i].staged)
+			maildir_publish(&d->jobs[i].md);
+		fds[i] = -1;
+	}
+	for (i = 0; i < d->njobs; i++)
+		if (d->jobs[i].staged && !d->jobs[i].md.failed &&
+		    (src[i] = same_new(d, i)) == i)
+			fds[i] = d->jobs[i].md.newfd;
+	syncpool_run(d->syncpool, fds, errs, d->njobs, 0);
+	for (i = 0; i < d->njobs; i++)
+		if (d->jobs[i].staged && !d->jobs[i].md.failed)
+			maildir_new_synced(&d->jobs[i].md, errs[src[i]]);
+	for (i = 0; i < d->njobs; i++) {
+		job_answer(d, &d->jobs[i]);
+		if (d->jobs[i].staged)
+			maildir_end(&d->jobs[i].md);
+	}
+	d->njobs = 0;
+}
+
+/* Leaves nothing of an unfinished batch behind: the queue sends it again. */
+static void
+batch_abort(struct deliverd *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->njobs; i++)
+		if (d->jobs[i].staged) {
+			d->jobs[i].md.failed = 1;
+			maildir_end(&d->jobs[i].md);
+		}
+	d->njobs = 0;
 }
 
 static void
@@ -128,14 +238,21 @@ on_queue(struct ipc *ipc, struct ipc_msg *m, void *arg)
 {
 	struct deliverd *d = arg;
 
+	struct job *j;
+
 	if (m == NULL) {
 		event_base_loopbreak(d->base);
 		return;
 	}
+	if (d->njobs == BATCH_MAX)
+		on_batch(-1, 0, d);
+	j = &d->jobs[d->njobs++];
+	memset(j, 0, offsetof(struct job, md));
 	if (m->type == MSG_D_DELIVER)
-		deliver_one(d, ipc, m);
+		deliver_one(d, j, m);
 	else
-		answer(ipc, DELIVER_TEMPFAIL, "unknown request");
+		refuse(j, DELIVER_TEMPFAIL, "unknown request");
+	event_active(d->ev_batch, EV_TIMEOUT, 0);
 	if (m->fd != -1)
 		close(m->fd);
 }
@@ -150,7 +267,6 @@ int
 deliver_main(const struct config *cfg, int queue_fd, const char *base)
 {
 	struct deliverd d;
-	struct ipc *ipc;
 	struct event *ev;
 
 	log_set_proc("deliver");
@@ -158,14 +274,23 @@ deliver_main(const struct config *cfg, int queue_fd, const char *base)
 	signal(SIGHUP, SIG_IGN);
 	d.cfg = cfg;
 	d.root = base ? base : "";
+	d.njobs = 0;
+	if ((d.jobs = calloc(BATCH_MAX, sizeof(*d.jobs))) == NULL)
+		log_fatal("event=oom");
 	if ((d.base = event_base_new()) == NULL)
 		log_fatal("event=event-base-failed");
-	if ((ipc = ipc_new(d.base, queue_fd, on_queue, &d)) == NULL)
+	d.ev_batch = event_new(d.base, -1, 0, on_batch, &d);
+	d.syncpool = syncpool_new(SYNC_THREADS);
+	if ((d.ipc = ipc_new(d.base, queue_fd, on_queue, &d)) == NULL)
 		log_fatal("event=ipc-failed");
 	ev = evsignal_new(d.base, SIGTERM, on_term, d.base);
 	evsignal_add(ev, NULL);
 	event_base_dispatch(d.base);
-	ipc_free(ipc);
+	batch_abort(&d);
+	ipc_free(d.ipc);
+	event_free(d.ev_batch);
+	free(d.jobs);
+	syncpool_free(d.syncpool);
 	event_free(ev);
 	event_base_free(d.base);
 	return 0;

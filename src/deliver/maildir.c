@@ -27,18 +27,6 @@
 #define NAME_TRIES	4	/* fresh names to try when one exists already */
 #define HOST_PART_MAX	128	/* escaped hostname in a file name */
 
-/* One delivery in progress; the flags say what to undo on failure. */
-struct md {
-	const char *path;
-	int	dirfd;		/* the Maildir */
-	int	tmpfd;		/* its tmp/ */
-	int	newfd;		/* its new/ */
-	int	fd;		/* the message file being written */
-	int	in_tmp;		/* tmp/name exists */
-	int	in_new;		/* new/name exists */
-	char	name[sizeof(((struct maildir_result *)0)->name)];
-};
-
 /*
  * Whether retrying later can help. Errors that describe the path itself
  * (a file where a directory should be, a symlink loop, a name too long)
@@ -64,8 +52,9 @@ errno_temporary(int err)
 }
 
 static int
-md_fail(struct md *m, struct maildir_result *res, int err, const char *what)
+md_fail(struct maildir_job *m, struct maildir_result *res, int err, const char *what)
 {
+	m->failed = 1;
 	res->temporary = errno_temporary(err);
 	snprintf(res->error, sizeof(res->error), "maildir %s: %s: %s",
 	    m->path, what, strerror(err));
@@ -132,7 +121,7 @@ open_dir_at(int at, const char *name)
 
 /* Opens the Maildir and its tmp/ and new/, creating what is missing. */
 static int
-md_open_dirs(struct md *m, struct maildir_result *res)
+md_open_dirs(struct maildir_job *m, struct maildir_result *res)
 {
 	static const char *const subs[] = { "tmp", "new", "cur" };
 	size_t i;
@@ -148,6 +137,15 @@ md_open_dirs(struct md *m, struct maildir_result *res)
 	}
 	if (m->dirfd == -1)
 		return md_fail(m, res, errno, "open");
+	/* An existing Maildir (the usual case) needs no mkdir at all. */
+	if ((m->tmpfd = open_dir_at(m->dirfd, "tmp")) != -1 &&
+	    (m->newfd = open_dir_at(m->dirfd, "new")) != -1)
+		return 0;
+	if (errno != ENOENT)
+		return md_fail(m, res, errno, m->tmpfd == -1 ? "open tmp" : "open new");
+	if (m->tmpfd != -1)
+		close(m->tmpfd);
+	m->tmpfd = -1;
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (mkdirat(m->dirfd, subs[i], 0700) == 0)
 			made = 1;
@@ -250,7 +248,32 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Copies all of src from offset 0 with pread: src's offset is untouched. */
+/*
+ * The kernel copies from page cache to page cache (no pass through our
+ * buffers) where it can; 0 when all of src is copied, 1 to copy by hand
+ * from *off on (copy_file_range not possible here), -1 on an error.
+ */
+static int
+copy_in_kernel(int dst, int src, off_t *off)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = copy_file_range(src, off, dst, NULL, (size_t)1 << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n > 0)
+			continue;
+		if (errno == EINTR)
+			continue;
+		if (*off == 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+		    errno == EOPNOTSUPP || errno == EBADF))
+			return 1;
+		return -1;
+	}
+}
+
+/* Copies all of src from offset 0 (pread or the like): src's offset is untouched. */
 static int
 copy_content(int dst, int src, const char **what)
 {
@@ -259,6 +282,12 @@ copy_content(int dst, int src, const char **what)
 	ssize_t n;
 	int rc = -1, saved;
 
+	if ((rc = copy_in_kernel(dst, src, &off)) != 1) {
+		if (rc == -1)
+			*what = "copy";
+		return rc;
+	}
+	rc = -1;
 	if ((buf = malloc(COPY_CHUNK)) == NULL) {
 		*what = "copy";
 		return -1;
@@ -288,7 +317,7 @@ copy_content(int dst, int src, const char **what)
 }
 
 static int
-md_create_file(struct md *m, struct maildir_result *res)
+md_create_file(struct maildir_job *m, struct maildir_result *res)
 {
 	int i;
 
@@ -308,11 +337,10 @@ md_create_file(struct md *m, struct maildir_result *res)
 }
 
 static int
-md_write(struct md *m, int src_fd, const char *prefix, size_t prefixlen,
+md_write(struct maildir_job *m, int src_fd, const char *prefix, size_t prefixlen,
     struct maildir_result *res)
 {
 	const char *what = "write";
-	int rc;
 
 	if (md_create_file(m, res) == -1)
 		return -1;
@@ -320,20 +348,42 @@ md_write(struct md *m, int src_fd, const char *prefix, size_t prefixlen,
 		return md_fail(m, res, errno, "write");
 	if (copy_content(m->fd, src_fd, &what) == -1)
 		return md_fail(m, res, errno, what);
-	if (fsync(m->fd) == -1)
-		return md_fail(m, res, errno, "fsync");
+	return 0;
+}
+
+int
+maildir_sync(struct maildir_job *m)
+{
+	if (m->failed)
+		return -1;
+	return maildir_synced(m, fsync(m->fd) == -1 ? errno : 0);
+}
+
+int
+maildir_synced(struct maildir_job *m, int err)
+{
+	int rc;
+
+	if (m->failed)
+		return -1;
+	if (err)
+		return md_fail(m, &m->res, err, "fsync");
 	/* close() can report a deferred write error (NFS): check it. */
 	rc = close(m->fd);
 	m->fd = -1;
 	if (rc == -1)
-		return md_fail(m, res, errno, "close");
+		return md_fail(m, &m->res, errno, "close");
 	return 0;
 }
 
-/* Moves tmp/name to new/name and makes that durable. */
-static int
-md_publish(struct md *m, struct maildir_result *res)
+/* Moves tmp/name to new/name; maildir_sync_new makes that durable. */
+int
+maildir_publish(struct maildir_job *m)
 {
+	struct maildir_result *res = &m->res;
+
+	if (m->failed)
+		return -1;
 	if (linkat(m->tmpfd, m->name, m->newfd, m->name, 0) == 0) {
 		m->in_new = 1;
 		/*
@@ -351,20 +401,48 @@ md_publish(struct md *m, struct maildir_result *res)
 	} else {
 		return md_fail(m, res, errno, "link into new");
 	}
-	if (fsync(m->newfd) == -1)
-		return md_fail(m, res, errno, "fsync new");
 	return 0;
 }
 
-static void
-md_close(struct md *m, int failed)
+int
+maildir_sync_new(struct maildir_job *m)
+{
+	if (m->failed)
+		return -1;
+	return maildir_new_synced(m, fsync(m->newfd) == -1 ? errno : 0);
+}
+
+int
+maildir_new_synced(struct maildir_job *m, int err)
+{
+	if (m->failed)
+		return -1;
+	if (err)
+		return md_fail(m, &m->res, err, "fsync new");
+	return 0;
+}
+
+int
+maildir_begin(struct maildir_job *m, const char *path, int src_fd,
+    const char *prefix, size_t prefixlen)
+{
+	memset(m, 0, sizeof(*m));
+	m->path = path;
+	m->dirfd = m->tmpfd = m->newfd = m->fd = -1;
+	if (md_open_dirs(m, &m->res) == -1)
+		return -1;
+	return md_write(m, src_fd, prefix, prefixlen, &m->res);
+}
+
+void
+maildir_end(struct maildir_job *m)
 {
 	if (m->fd != -1)
 		close(m->fd);
 	/* On failure nothing of ours stays: the caller will retry or bounce. */
-	if (failed && m->in_new)
+	if (m->failed && m->in_new)
 		unlinkat(m->newfd, m->name, 0);
-	if (failed && m->in_tmp)
+	if (m->failed && m->in_tmp)
 		unlinkat(m->tmpfd, m->name, 0);
 	if (m->newfd != -1)
 		close(m->newfd);
@@ -378,21 +456,20 @@ int
 maildir_deliver(const char *path, int src_fd, const char *prefix,
     size_t prefixlen, struct maildir_result *res)
 {
-	struct md m;
+	struct maildir_job m;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	memset(&m, 0, sizeof(m));
-	m.path = path;
-	m.dirfd = m.tmpfd = m.newfd = m.fd = -1;
-	rc = md_open_dirs(&m, res);
+	rc = maildir_begin(&m, path, src_fd, prefix, prefixlen);
 	if (rc == 0)
-		rc = md_write(&m, src_fd, prefix, prefixlen, res);
+		rc = maildir_sync(&m);
 	if (rc == 0)
-		rc = md_publish(&m, res);
+		rc = maildir_publish(&m);
 	if (rc == 0)
-		memcpy(res->name, m.name, sizeof(res->name));
-	md_close(&m, rc == -1);
+		rc = maildir_sync_new(&m);
+	if (rc == 0)
+		memcpy(m.res.name, m.name, sizeof(m.res.name));
+	maildir_end(&m);
+	*res = m.res;
 	return rc;
 }
 

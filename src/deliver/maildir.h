@@ -25,6 +25,39 @@ int maildir_deliver(const char *path, int src_fd, const char *prefix,
     size_t prefixlen, struct maildir_result *res);
 
 /*
+ * The same delivery in steps, so that a batch of deliveries can have its
+ * fsyncs done together (see common/syncpool.h): maildir_begin for every
+ * message (write into tmp/), then maildir_sync for every one (or fsync
+ * m->fd yourself and report with maildir_synced), maildir_publish (link
+ * into new/), maildir_sync_new (or maildir_new_synced) once per distinct
+ * Maildir, and maildir_end. Every message is still fsync'd before its
+ * link, and new/ before success is reported. A step on a failed job does
+ * nothing and returns -1; m->res says why. maildir_end undoes a failed
+ * job's files. The *_synced calls take 0 or the fsync's errno.
+ */
+struct maildir_job {
+	const char *path;
+	int	dirfd;		/* the Maildir */
+	int	tmpfd;		/* its tmp/ */
+	int	newfd;		/* its new/ */
+	int	fd;		/* the message file being written */
+	int	in_tmp;		/* tmp/name exists */
+	int	in_new;		/* new/name exists */
+	int	failed;
+	char	name[sizeof(((struct maildir_result *)0)->name)];
+	struct maildir_result res;
+};
+
+int  maildir_begin(struct maildir_job *m, const char *path, int src_fd,
+    const char *prefix, size_t prefixlen);
+int  maildir_sync(struct maildir_job *m);
+int  maildir_synced(struct maildir_job *m, int err);
+int  maildir_publish(struct maildir_job *m);
+int  maildir_sync_new(struct maildir_job *m);
+int  maildir_new_synced(struct maildir_job *m, int err);
+void maildir_end(struct maildir_job *m);
+
+/*
  * Expands a maildir template: %u user, %d domain, %% a percent sign.
  * User and domain must not contain '/' or start with '.' (checked here,
  * -1 if so). Returns 0, or -1 if out is too small or the input is unsafe.

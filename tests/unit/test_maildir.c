@@ -231,6 +231,48 @@ test_two_deliveries_distinct(void **state)
 	close(fd);
 }
 
+/*
+ * The steps over a batch: nothing shows in new/ before the links, a failed
+ * job is not linked and leaves nothing, one new/ fsync serves the batch.
+ */
+static void
+test_staged_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_job j[3];
+	size_t got;
+	char *out;
+	int i, fd[3];
+
+	for (i = 0; i < 3; i++) {
+		fd[i] = make_source(f, "abc", 3, 0);
+		assert_int_equal(maildir_begin(&j[i], f->md, fd[i], "P:", 2), 0);
+		close(fd[i]);	/* the content was copied at begin */
+	}
+	assert_int_equal(count_sub(f, "tmp"), 3);
+	assert_int_equal(count_sub(f, "new"), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(maildir_sync(&j[i]), 0);
+	assert_int_equal(count_sub(f, "new"), 0);
+	/* Job 1 fails (an fsync error is reported): not linked, nothing left. */
+	assert_int_equal(maildir_publish(&j[0]), 0);
+	assert_int_equal(maildir_publish(&j[2]), 0);
+	assert_int_equal(maildir_sync_new(&j[0]), 0);
+	assert_int_equal(maildir_new_synced(&j[2], 0), 0);
+	assert_int_equal(maildir_new_synced(&j[1], EIO), -1);
+	assert_int_equal(j[1].res.temporary, 1);
+	assert_int_equal(maildir_publish(&j[1]), -1);
+	for (i = 0; i < 3; i++)
+		maildir_end(&j[i]);
+	assert_int_equal(count_sub(f, "new"), 2);
+	assert_int_equal(count_sub(f, "tmp"), 0);
+	assert_string_not_equal(j[0].name, j[2].name);
+	out = read_delivered(f, j[2].name, &got);
+	assert_int_equal(got, 5);
+	assert_memory_equal(out, "P:abc", 5);
+	free(out);
+}
+
 static void
 test_existing_maildir(void **state)
 {
@@ -420,6 +462,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_two_deliveries_distinct,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staged_batch, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_existing_maildir, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_path_under_file, setup,

@@ -1,0 +1,143 @@
+/* syncpool — many fsyncs at once (see syncpool.h). */
+#include "common/syncpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define STACK_SIZE (64 * 1024)	/* the threads only call fsync */
+
+struct syncpool {
+	pthread_mutex_t lock;
+	pthread_cond_t  work;	/* a new batch, or stop */
+	pthread_cond_t  done;	/* the batch's last file finished */
+	pthread_t      *threads;
+	unsigned        nthreads;
+	int             stop;
+	/* The batch being synced; guarded by lock. */
+	const int      *fds;
+	int            *errs;
+	size_t          n, next, left;
+	int             datasync;
+};
+
+static int
+sync_one(int fd, int datasync)
+{
+	int rc;
+
+	do
+		rc = datasync ? fdatasync(fd) : fsync(fd);
+	while (rc == -1 && errno == EINTR);
+	return rc == -1 ? errno : 0;
+}
+
+/* Takes files of the current batch until none is left; called locked. */
+static void
+drain(struct syncpool *p)
+{
+	while (p->next < p->n) {
+		size_t i = p->next++;
+		int err = 0;
+
+		if (p->fds[i] != -1) {
+			pthread_mutex_unlock(&p->lock);
+			err = sync_one(p->fds[i], p->datasync);
+			pthread_mutex_lock(&p->lock);
+		}
+		p->errs[i] = err;
+		if (--p->left == 0)
+			pthread_cond_signal(&p->done);
+	}
+}
+
+static void *
+worker(void *arg)
+{
+	struct syncpool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		drain(p);
+		pthread_cond_wait(&p->work, &p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+struct syncpool *
+syncpool_new(unsigned threads)
+{
+	struct syncpool *p = calloc(1, sizeof(*p));
+	pthread_attr_t attr;
+
+	if (p == NULL || (p->threads = calloc(threads, sizeof(*p->threads))) == NULL) {
+		free(p);
+		return NULL;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, STACK_SIZE);
+	while (p->nthreads < threads &&
+	    pthread_create(&p->threads[p->nthreads], &attr, worker, p) == 0)
+		p->nthreads++;
+	pthread_attr_destroy(&attr);
+	if (p->nthreads == 0) {
+		syncpool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+syncpool_free(struct syncpool *p)
+{
+	unsigned i;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->lock);
+	free(p->threads);
+	free(p);
+}
+
+void
+syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasync)
+{
+	size_t i, busy = 0;
+
+	for (i = 0; i < n; i++)
+		busy += fds[i] != -1;
+	if (p == NULL || busy < 2) {
+		for (i = 0; i < n; i++)
+			errs[i] = fds[i] == -1 ? 0 : sync_one(fds[i], datasync);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->fds = fds;
+	p->errs = errs;
+	p->n = p->left = n;
+	p->next = 0;
+	p->datasync = datasync;
+	/* Only as many helpers as there is work for: each wakeup costs. */
+	for (i = 1; i < busy && i <= p->nthreads; i++)
+		pthread_cond_signal(&p->work);
+	drain(p);
+	while (p->left > 0)
+		pthread_cond_wait(&p->done, &p->lock);
+	p->fds = NULL;
+	p->errs = NULL;
+	p->n = p->next = 0;
+	pthread_mutex_unlock(&p->lock);
+}

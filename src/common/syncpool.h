@@ -1,0 +1,31 @@
+/*
+ * syncpool — fsync (or fdatasync) of many files at once from a few
+ * threads. fsyncs issued one after the other each wait for their own cache
+ * flush of the disk; issued together, the block layer merges the flushes
+ * and one serves many (a batch of 32 small files: about 5-30 ms instead of
+ * 80-130 ms on the benchmark machine). The semantics of each call are
+ * those of fsync(2): when syncpool_run returns, every file whose error is
+ * 0 is on stable storage.
+ */
+#ifndef TERN_SYNCPOOL_H
+#define TERN_SYNCPOOL_H
+
+#include <stddef.h>
+
+struct syncpool;
+
+/*
+ * A pool of `threads` helper threads (the caller works too). Returns NULL
+ * if no thread could be started; syncpool_run(NULL, ...) then syncs one
+ * file after the other.
+ */
+struct syncpool *syncpool_new(unsigned threads);
+void syncpool_free(struct syncpool *p);
+
+/*
+ * fsync(fds[i]) (fdatasync if datasync) for every i < n with fds[i] != -1;
+ * errs[i] = 0 or the errno. Returns when all are done.
+ */
+void syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasync);
+
+#endif
