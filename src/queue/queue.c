@@ -825,6 +825,8 @@ msg_check_done(struct qmsg *m)
 		struct timeval tv = { delay > RETRY_MAX ? RETRY_MAX : delay, 0 };
 
 		m->retries++;
+		/* Kept on disk so that a restart waits too (no burst of retries). */
+		m->env.next_attempt = (int64_t)time(NULL) + tv.tv_sec;
 		if (env_store(m->q, &m->env, 0) == -1)
 			log_warn("event=envelope-store-failed id=%s error=\"%s\"", m->env.id, strerror(errno));
 		if (m->retry == NULL)
@@ -1478,6 +1480,39 @@ is_id(const char *s, size_t n)
 	return 1;
 }
 
+/*
+ * A recovered message is tried at the time its envelope says (the retry
+ * schedule survives a restart), at once if that time has come or nothing
+ * is pending (held recipients, reports owed), and never
+ * later than RETRY_MAX from now (the clock may have been set back).
+ */
+static void
+msg_resume(struct qmsg *m)
+{
+	int64_t now = (int64_t)time(NULL), wait = m->env.next_attempt - now;
+	struct timeval tv = { 0, 0 };
+	size_t i, pending = 0;
+
+	for (i = 0; i < m->env.nrcpts; i++)
+		if (m->env.rcpts[i].state == RCPT_PENDING) {
+			pending++;
+			if (m->env.rcpts[i].attempts > m->retries)
+				m->retries = m->env.rcpts[i].attempts;
+		}
+	if (wait <= 0 || pending == 0) {
+		m->retries = 0;
+		msg_schedule(m);
+		return;
+	}
+	tv.tv_sec = wait > RETRY_MAX ? RETRY_MAX : (time_t)wait;
+	if (m->retry == NULL && (m->retry = evtimer_new(m->q->base, on_retry, m)) == NULL) {
+		msg_schedule(m);
+		return;
+	}
+	evtimer_add(m->retry, &tv);
+	log_info("event=deferred id=%s retry_in=%lds", m->env.id, (long)tv.tv_sec);
+}
+
 static void
 recover_one(struct queue *q, const char *id)
 {
@@ -1500,7 +1535,7 @@ recover_one(struct queue *q, const char *id)
 			why = "id mismatch";
 		} else if ((m = msg_add(q, &env)) != NULL) {
 			log_info("event=recovered id=%s nrcpt=%zu", id, m->env.nrcpts);
-			msg_schedule(m);
+			msg_resume(m);
 			return;
 		}
 	}

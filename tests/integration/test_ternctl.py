@@ -158,3 +158,23 @@ def test_status(tern):
     assert "connections 1" in lines
     assert lines[-3:] == ["queue active 0", "queue deferred 0", "queue held 0"]
     c.close()
+
+
+def test_retry_time_survives_restart(tern_factory):
+    """A deferred message keeps its next attempt time across a restart (no
+    burst of retries at start); a flush still tries it at once."""
+    t = tern_factory(extra="route * { via 127.0.0.1:9 }\nretry_interval 1h")
+    qid = queued_id(t)
+    assert re.search(rf"event=deferred id={qid} pending=1 retry_in=3600s", t.log()), t.log()
+    t.restart()
+    t.wait_log(rf"event=recovered id={qid}")
+    t.wait_log(rf"(?s)event=recovered id={qid}.*event=deferred id={qid} retry_in=")
+    after = t.log().split(f"event=recovered id={qid}")[-1]
+    wait = int(re.search(rf"event=deferred id={qid} retry_in=(\d+)s", after).group(1))
+    assert 3500 <= wait <= 3600, after
+    time.sleep(1)
+    after = t.log().split(f"event=recovered id={qid}")[-1]
+    assert "pending=1" not in after, after  # no attempt was made
+    r = ctl(t, "queue", "flush")
+    assert r.returncode == 0, r
+    t.wait_log(rf"(?s)event=recovered id={qid}.*event=deferred id={qid} pending=1 retry_in=")
