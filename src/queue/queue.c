@@ -1725,6 +1725,35 @@ write_pidfile(void)
 	close(fd);
 }
 
+/* At exit, after the last commit: what is in memory goes, the spool stays
+ * (recovery reads it at the next start), so a leak checker sees every
+ * block freed. */
+static void
+queue_free(struct queue *q)
+{
+	struct work *w;
+
+	while (q->workers)
+		wchan_free(q->workers);
+	while ((w = q->todo) != NULL) {
+		q->todo = w->next;
+		free(w);
+	}
+	while ((w = q->sent) != NULL) {
+		q->sent = w->next;
+		free(w);
+	}
+	while (q->msgs)
+		msg_free(q->msgs);
+	free(q->batch);
+	event_free(q->ev_commit);
+	ipc_free(q->mta);
+	ipc_free(q->deliver);
+	ipc_free(q->parent);
+	close(q->dirfd);
+	event_base_free(q->base);
+}
+
 int
 queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 {
@@ -1775,5 +1804,14 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	if (q.journal != -1)
 		close(q.journal);
 	log_info("event=stop");
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_usr1);
+	event_free(ev_pick);
+	if (ev_ino)
+		event_free(ev_ino);
+	if (ino != -1)
+		close(ino);
+	queue_free(&q);
 	return 0;
 }
