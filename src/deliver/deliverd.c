@@ -166,6 +166,9 @@ deliver_main(const struct config *cfg, int queue_fd, const char *base)
 	evsignal_add(ev, NULL);
 	event_base_dispatch(d.base);
 	ipc_free(ipc);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent must not kill the process halfway through. */
+	signal(SIGTERM, SIG_IGN);
 	event_free(ev);
 	event_base_free(d.base);
 	return 0;

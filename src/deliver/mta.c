@@ -1420,6 +1420,9 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 		close(m.journal);
 	log_info("event=stop");
 	SSL_CTX_free(m.tls);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent must not kill the process halfway through. */
+	signal(SIGTERM, SIG_IGN);
 	ipc_free(m.queue);
 	event_free(m.ev_wake);
 	event_free(ev);

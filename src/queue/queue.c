@@ -1804,6 +1804,11 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	if (q.journal != -1)
 		close(q.journal);
 	log_info("event=stop");
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent must not kill the process halfway through. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_usr1);

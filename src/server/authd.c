@@ -257,6 +257,9 @@ authd_main(const struct config *cfg, int parent_fd)
 	ev = evsignal_new(a.base, SIGTERM, on_term, a.base);
 	evsignal_add(ev, NULL);
 	event_base_dispatch(a.base);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent must not kill the process halfway through. */
+	signal(SIGTERM, SIG_IGN);
 	/* Everything freed, so that a leak checker sees no block lost. */
 	while (a.nworkers > 0)
 		ipc_free(a.workers[--a.nworkers]);

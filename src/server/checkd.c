@@ -497,6 +497,9 @@ checkd_main(const struct config *cfg, int parent_fd)
 	if (!d.orphan)
 		ipc_free(parent);
 	event_free(ev_wake);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent must not kill the process halfway through. */
+	signal(SIGTERM, SIG_IGN);
 	event_free(ev_term);
 	orgdomain_close(d.od);
 	close(d.wake[0]);

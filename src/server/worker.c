@@ -925,6 +925,10 @@ worker_main(const struct worker_args *args)
 	evsignal_add(ev_retire, NULL);
 	event_base_dispatch(w.base);
 	log_info("event=stop open_sessions=%u", w.live);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent must not kill the process halfway through. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
 	event_free(ev_term);
 	event_free(ev_retire);
 	worker_free(&w);
