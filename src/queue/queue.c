@@ -1731,20 +1731,39 @@ write_pidfile(void)
 static void
 queue_free(struct queue *q)
 {
-	struct work *w;
+	struct wchan *wc, *wnext;
+	struct qfile *f, *fnext;
+	struct qmsg *m, *mnext;
+	struct work *w, *next;
 
-	while (q->workers)
-		wchan_free(q->workers);
-	while ((w = q->todo) != NULL) {
-		q->todo = w->next;
+	/* Files of open transactions stay on disk: recovery removes them. */
+	for (wc = q->workers; wc; wc = wnext) {
+		wnext = wc->next;
+		for (f = wc->files; f; f = fnext) {
+			fnext = f->next;
+			close(f->fd);
+			buf_free(&f->env);
+			free(f);
+		}
+		ipc_free(wc->ipc);
+		free(wc);
+	}
+	for (w = q->todo; w; w = next) {
+		next = w->next;
 		free(w);
 	}
-	while ((w = q->sent) != NULL) {
-		q->sent = w->next;
+	for (w = q->sent; w; w = next) {
+		next = w->next;
 		free(w);
 	}
-	while (q->msgs)
-		msg_free(q->msgs);
+	for (m = q->msgs; m; m = mnext) {
+		mnext = m->next;
+		if (m->retry)
+			event_free(m->retry);
+		free(m->dsn_now);
+		envelope_free(&m->env);
+		free(m);
+	}
 	free(q->batch);
 	event_free(q->ev_commit);
 	ipc_free(q->mta);

@@ -180,7 +180,7 @@ worker_keep(struct authd *a, struct ipc *ipc)
 }
 
 static void
-worker_forget(struct authd *a, struct ipc *ipc)
+worker_forget(struct authd *a, const struct ipc *ipc)
 {
 	unsigned i;
 
