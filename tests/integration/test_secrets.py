@@ -28,6 +28,8 @@ def memory_has(pid, needle):
             if not perms.startswith("rw"):
                 continue
             lo, hi = (int(x, 16) for x in addr.split("-"))
+            if hi - lo > 1 << 30:
+                continue    # a reservation (sanitizer shadow), not data
             try:
                 mem.seek(lo)
                 data = mem.read(hi - lo)
@@ -62,6 +64,9 @@ def test_secrets_only_where_needed(tern_factory, unbound_server, tls_certs, pass
         f"dns_server {dns.address}\n"
         "auth_checks on {\n    authserv_id mx.tern.test\n}\n"))
     t.wait_log(r"event=check-ready")
+    with open(f"/proc/{t.pid}/maps") as f:
+        if "libasan" in f.read():
+            pytest.skip("ASan keeps freed memory in quarantine and its heap apart")
     hash_bytes = password_hashes["alice"].split("}", 1)[1].encode()
     procs = pids_by_proc(t)
     for name in ("smtp", "queue", "deliver", "mta", "auth", "check"):
