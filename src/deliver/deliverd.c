@@ -167,8 +167,15 @@ deliver_main(const struct config *cfg, int queue_fd, const char *base)
 	event_base_dispatch(d.base);
 	ipc_free(ipc);
 	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent must not kill the process halfway through. */
-	signal(SIGTERM, SIG_IGN);
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		sigprocmask(SIG_BLOCK, &ss, NULL);
+	}
 	event_free(ev);
 	event_base_free(d.base);
 	return 0;

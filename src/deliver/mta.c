@@ -1421,8 +1421,15 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 	log_info("event=stop");
 	SSL_CTX_free(m.tls);
 	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent must not kill the process halfway through. */
-	signal(SIGTERM, SIG_IGN);
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	}
 	ipc_free(m.queue);
 	event_free(m.ev_wake);
 	event_free(ev);

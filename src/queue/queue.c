@@ -1824,10 +1824,17 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 		close(q.journal);
 	log_info("event=stop");
 	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent must not kill the process halfway through. */
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGUSR1, SIG_IGN);
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		sigaddset(&ss, SIGINT);
+		sigaddset(&ss, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &ss, NULL);
+	}
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_usr1);

@@ -258,8 +258,15 @@ authd_main(const struct config *cfg, int parent_fd)
 	evsignal_add(ev, NULL);
 	event_base_dispatch(a.base);
 	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent must not kill the process halfway through. */
-	signal(SIGTERM, SIG_IGN);
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		sigprocmask(SIG_BLOCK, &ss, NULL);
+	}
 	/* Everything freed, so that a leak checker sees no block lost. */
 	while (a.nworkers > 0)
 		ipc_free(a.workers[--a.nworkers]);

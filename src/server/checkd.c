@@ -498,8 +498,15 @@ checkd_main(const struct config *cfg, int parent_fd)
 		ipc_free(parent);
 	event_free(ev_wake);
 	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent must not kill the process halfway through. */
-	signal(SIGTERM, SIG_IGN);
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	}
 	event_free(ev_term);
 	orgdomain_close(d.od);
 	close(d.wake[0]);

@@ -926,9 +926,16 @@ worker_main(const struct worker_args *args)
 	event_base_dispatch(w.base);
 	log_info("event=stop open_sessions=%u", w.live);
 	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent must not kill the process halfway through. */
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGUSR1, SIG_IGN);
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		sigaddset(&ss, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &ss, NULL);
+	}
 	event_free(ev_term);
 	event_free(ev_retire);
 	worker_free(&w);
