@@ -278,6 +278,26 @@ free_worker_slot(struct parent *p)
 	return -1;
 }
 
+/*
+ * In a child other than a worker, right after fork: what it does not need
+ * of the secrets the parent read goes, so that owning it does not give
+ * them away. The TLS server contexts (private keys) serve only the
+ * workers; password hashes only auth; route AUTH passwords only the mta.
+ */
+static void
+child_forget(struct parent *p, int keep_hashes, int keep_routes)
+{
+	size_t i;
+
+	tls_server_free(p->tls);
+	p->tls = NULL;
+	if (!keep_hashes)
+		for (i = 0; i < p->cfg->ndomains; i++)
+			table_wipe_values(p->cfg->domains[i].users);
+	if (!keep_routes)
+		config_wipe_secrets(p->cfg);
+}
+
 static int
 spawn_deliver(struct parent *p, int *queue_end)
 {
@@ -289,6 +309,7 @@ spawn_deliver(struct parent *p, int *queue_end)
 	if ((pid = fork_child(p, ROLE_DELIVER, -1)) == 0) {
 		child_setup(&sp[0], 1);
 		log_set_proc("deliver");
+		child_forget(p, 0, 0);
 		become(p, &p->deliver_user, p->mail_base[0] ? p->mail_base : NULL, NULL);
 		_exit(deliver_main(p->cfg, sp[0], p->mail_base));
 	}
@@ -318,6 +339,7 @@ spawn_mta(struct parent *p, int *queue_end)
 
 		child_setup(&sp[0], 1);
 		log_set_proc("mta");
+		child_forget(p, 0, 1);
 		/* DKIM keys are read before dropping root; only this process holds them. */
 		if ((sg = signer_new(p->cfg, err, sizeof(err))) == NULL)
 			log_warn("event=dkim-keys-failed error=\"%s\" note=\"mail goes out unsigned\"",
@@ -348,6 +370,7 @@ spawn_auth(struct parent *p)
 	if ((pid = fork_child(p, ROLE_AUTH, -1)) == 0) {
 		child_setup(&sp[0], 1);
 		log_set_proc("auth");
+		child_forget(p, 1, 0);
 		become(p, &p->deliver_user, "/", NULL);
 		_exit(authd_main(p->cfg, sp[0]));
 	}
@@ -385,6 +408,7 @@ spawn_check(struct parent *p)
 	if ((pid = fork_child(p, ROLE_CHECK, -1)) == 0) {
 		child_setup(&sp[0], 1);
 		log_set_proc("check");
+		child_forget(p, 0, 0);
 		become(p, &p->smtp_user, "/", NULL);
 		_exit(checkd_main(p->cfg, sp[0]));
 	}
@@ -409,6 +433,7 @@ spawn_all(struct parent *p)
 
 		child_setup(keep, 3);
 		log_set_proc("queue");
+		child_forget(p, 0, 0);
 		become(p, &p->deliver_user, p->cfg->spool_dir, NULL);
 		_exit(queue_main(p->cfg, pq[0], dq, mq));
 	}
@@ -434,6 +459,7 @@ role_name(enum role r)
 	case ROLE_DELIVER: return "deliver";
 	case ROLE_AUTH: return "auth";
 	case ROLE_MTA: return "mta";
+	case ROLE_CHECK: return "check";
 	default: return "none";
 	}
 }
@@ -541,9 +567,7 @@ static void
 child_exited(struct parent *p, struct child *c, int status)
 {
 	struct child dead = *c;
-	const char *what = dead.role == ROLE_WORKER ? "smtp" : dead.role == ROLE_QUEUE ? "queue" :
-	    dead.role == ROLE_AUTH ? "auth" : dead.role == ROLE_MTA ? "mta" :
-	    dead.role == ROLE_CHECK ? "check" : "deliver";
+	const char *what = role_name(dead.role);
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
 	memset(c, 0, sizeof(*c));

@@ -1396,6 +1396,75 @@ make_verify_ctxs(struct mta *m)
 			    m->cfg->routes[i].tls_ca_len, m->cfg->routes[i].tls_ca);
 }
 
+/* ---- exit ---- */
+
+/* Jobs still in progress at exit, each once. */
+struct job_set {
+	struct job **v;
+	size_t       n, cap;
+};
+
+static void
+job_set_add(struct job_set *s, struct job *j)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i] == j)
+			return;
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 64;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+		struct job **p = realloc(s->v, nc * sizeof(*p));
+
+		if (p == NULL)
+			return;	/* exiting anyway: that job stays unfreed */
+		s->v = p;
+		s->cap = nc;
+	}
+	s->v[s->n++] = j;
+}
+
+/* A job on a connection is reachable only through its pending events. */
+static int
+collect_job_event(const struct event_base *base, const struct event *ev, void *arg)
+{
+	event_callback_fn cb = event_get_callback(ev);
+
+	if (cb == on_read || cb == on_write || cb == on_timer)
+		job_set_add(arg, event_get_callback_arg(ev));
+	return 0;
+}
+
+/*
+ * At exit (SIGTERM, or the queue gone), after the resolver thread ended:
+ * the jobs in progress are dropped without a result (the queue tries those
+ * recipients again) and freed, so that a leak checker sees every block freed.
+ */
+static void
+jobs_free(struct mta *m)
+{
+	struct job_set s = { NULL, 0, 0 };
+	struct job *j;
+	size_t i;
+
+	for (j = m->wait_head; j; j = j->wnext)
+		job_set_add(&s, j);
+	for (j = m->todo; j; j = j->next)
+		job_set_add(&s, j);
+	for (j = m->done; j; j = j->next)
+		job_set_add(&s, j);
+	event_base_foreach_event(m->base, collect_job_event, &s);
+	m->wait_head = m->wait_tail = m->todo = m->done = NULL;
+	for (i = 0; i < s.n; i++) {
+		/* Cut short by us: no back-off counted against the destination. */
+		s.v[i]->attempted = 0;
+		s.v[i]->session_ok = 0;
+		job_free(s.v[i]);
+	}
+	free(s.v);
+}
+
 int
 mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 {
@@ -1438,6 +1507,7 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 	pthread_mutex_unlock(&m.lock);
 	pthread_join(m.thread, NULL);
 	pthread_join(m.sign_thread, NULL);
+	jobs_free(&m);
 	event_free(m.ev_pump);
 	signer_free(m.signer);
 	for (size_t i = 0; i < CONFIG_MAX_ROUTES; i++)
@@ -1454,5 +1524,22 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 	if (m.journal != -1)
 		close(m.journal);
 	log_info("event=stop");
+	SSL_CTX_free(m.tls);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	}
+	ipc_free(m.queue);
+	event_free(m.ev_wake);
+	event_free(ev);
+	close(m.wake[0]);
+	close(m.wake[1]);
+	event_base_free(m.base);
 	return 0;
 }

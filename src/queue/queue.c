@@ -1927,6 +1927,54 @@ write_pidfile(void)
 	close(fd);
 }
 
+/* At exit, after the last commit: what is in memory goes, the spool stays
+ * (recovery reads it at the next start), so a leak checker sees every
+ * block freed. */
+static void
+queue_free(struct queue *q)
+{
+	struct wchan *wc, *wnext;
+	struct qfile *f, *fnext;
+	struct qmsg *m, *mnext;
+	struct work *w, *next;
+
+	/* Files of open transactions stay on disk: recovery removes them. */
+	for (wc = q->workers; wc; wc = wnext) {
+		wnext = wc->next;
+		for (f = wc->files; f; f = fnext) {
+			fnext = f->next;
+			close(f->fd);
+			buf_free(&f->env);
+			free(f);
+		}
+		ipc_free(wc->ipc);
+		free(wc);
+	}
+	for (w = q->todo; w; w = next) {
+		next = w->next;
+		free(w);
+	}
+	for (w = q->sent; w; w = next) {
+		next = w->next;
+		free(w);
+	}
+	for (m = q->msgs; m; m = mnext) {
+		mnext = m->next;
+		if (m->retry)
+			event_free(m->retry);
+		free(m->dsn_now);
+		envelope_free(&m->env);
+		free(m);
+	}
+	free(q->batch);
+	event_free(q->ev_commit);
+	ipc_free(q->mta);
+	ipc_free(q->deliver);
+	ipc_free(q->parent);
+	close(q->dirfd);
+	event_base_free(q->base);
+}
+
 int
 queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 {
@@ -1981,5 +2029,26 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	syncpool_free(q.syncpool);
 	free(q.pool);
 	log_info("event=stop");
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		sigaddset(&ss, SIGINT);
+		sigaddset(&ss, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &ss, NULL);
+	}
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_usr1);
+	event_free(ev_pick);
+	if (ev_ino)
+		event_free(ev_ino);
+	if (ino != -1)
+		close(ino);
+	queue_free(&q);
 	return 0;
 }

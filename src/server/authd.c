@@ -35,7 +35,9 @@ struct authd {
 	const struct config   *cfg;
 	struct event_base     *base;
 	struct authd_failures *fails;
-	unsigned               nworkers;
+	struct ipc            *parent;
+	struct ipc           **workers;	/* kept to be freed at exit */
+	unsigned               nworkers, capworkers;
 	int                    orphan;	/* replaced by a reload: serve the old workers, then go */
 };
 
@@ -160,14 +162,44 @@ check(struct authd *a, struct ipc *ipc, struct ipc_msg *m)
 	buf_free(&b);
 }
 
+static int
+worker_keep(struct authd *a, struct ipc *ipc)
+{
+	if (a->nworkers == a->capworkers) {
+		unsigned nc = a->capworkers ? a->capworkers * 2 : 16;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+		struct ipc **p = realloc(a->workers, nc * sizeof(*p));
+
+		if (p == NULL)
+			return -1;
+		a->workers = p;
+		a->capworkers = nc;
+	}
+	a->workers[a->nworkers++] = ipc;
+	return 0;
+}
+
+static void
+worker_forget(struct authd *a, const struct ipc *ipc)
+{
+	unsigned i;
+
+	for (i = 0; i < a->nworkers; i++)
+		if (a->workers[i] == ipc) {
+			a->workers[i] = a->workers[--a->nworkers];
+			return;
+		}
+}
+
 static void
 on_worker(struct ipc *ipc, struct ipc_msg *m, void *arg)
 {
 	struct authd *a = arg;
 
 	if (m == NULL) {
+		worker_forget(a, ipc);
 		ipc_free(ipc);
-		if (--a->nworkers == 0 && a->orphan)
+		if (a->nworkers == 0 && a->orphan)
 			event_base_loopbreak(a->base);
 		return;
 	}
@@ -183,6 +215,7 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	struct authd *a = arg;
 
 	if (m == NULL) {
+		a->parent = NULL;
 		ipc_free(ipc);
 		a->orphan = 1;
 		if (a->nworkers == 0)
@@ -190,10 +223,12 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		return;
 	}
 	if (m->type == MSG_P_WORKER && m->fd != -1) {
-		if (ipc_new(a->base, m->fd, on_worker, a) == NULL)
+		struct ipc *w = ipc_new(a->base, m->fd, on_worker, a);
+
+		if (w == NULL)
 			close(m->fd);
-		else
-			a->nworkers++;
+		else if (worker_keep(a, w) == -1)
+			ipc_free(w);
 	} else if (m->fd != -1)
 		close(m->fd);
 }
@@ -217,10 +252,28 @@ authd_main(const struct config *cfg, int parent_fd)
 	a.cfg = cfg;
 	if ((a.base = event_base_new()) == NULL || (a.fails = authd_failures_new(AUTHD_SLOTS)) == NULL)
 		log_fatal("event=auth-init-failed");
-	if (ipc_new(a.base, parent_fd, on_parent, &a) == NULL)
+	if ((a.parent = ipc_new(a.base, parent_fd, on_parent, &a)) == NULL)
 		log_fatal("event=ipc-failed");
 	ev = evsignal_new(a.base, SIGTERM, on_term, a.base);
 	evsignal_add(ev, NULL);
 	event_base_dispatch(a.base);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		sigprocmask(SIG_BLOCK, &ss, NULL);
+	}
+	/* Everything freed, so that a leak checker sees no block lost. */
+	while (a.nworkers > 0)
+		ipc_free(a.workers[--a.nworkers]);
+	free(a.workers);
+	ipc_free(a.parent);
+	event_free(ev);
+	authd_failures_free(a.fails);
+	event_base_free(a.base);
 	return 0;
 }

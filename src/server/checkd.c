@@ -29,6 +29,7 @@
 struct checkd;
 
 struct chan {
+	struct chan   *next, *prev;	/* every channel, to free them at exit */
 	struct checkd *d;
 	struct ipc    *ipc;		/* NULL once the worker is gone */
 	unsigned       refs;		/* the channel itself + jobs in the pool */
@@ -65,6 +66,7 @@ struct checkd {
 	unsigned             nthreads;
 	unsigned             pending;
 	unsigned             nchans;
+	struct chan         *chans;
 	int                  orphan;	/* the parent went away */
 };
 
@@ -72,6 +74,12 @@ static void
 chan_unref(struct chan *ch)
 {
 	if (--ch->refs == 0) {
+		if (ch->prev)
+			ch->prev->next = ch->next;
+		else
+			ch->d->chans = ch->next;
+		if (ch->next)
+			ch->next->prev = ch->prev;
 		ch->d->nchans--;
 		if (ch->d->nchans == 0 && ch->d->orphan)
 			event_base_loopbreak(ch->d->base);
@@ -407,6 +415,10 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	}
 	ch->d = d;
 	ch->refs = 1;
+	ch->next = d->chans;
+	if (d->chans)
+		d->chans->prev = ch;
+	d->chans = ch;
 	d->nchans++;
 }
 
@@ -445,11 +457,32 @@ pool_stop(struct checkd *d)
 	free(d->threads);
 	while ((j = d->todo) != NULL) {
 		d->todo = j->next;
+		chan_unref(j->ch);
 		job_free(j);
 	}
 	while ((j = d->done) != NULL) {
 		d->done = j->next;
+		chan_unref(j->ch);
 		job_free(j);
+	}
+}
+
+/* At exit, after pool_stop: the channels of workers still connected, so
+ * that a leak checker sees every block freed. */
+static void
+chans_free(struct checkd *d)
+{
+	struct chan *ch;
+	struct job *j;
+
+	while ((ch = d->chans) != NULL) {
+		while ((j = ch->partial) != NULL) {
+			ch->partial = j->next;
+			job_free(j);
+		}
+		ipc_free(ch->ipc);
+		d->chans = ch->next;
+		free(ch);
 	}
 }
 
@@ -482,9 +515,20 @@ checkd_main(const struct config *cfg, int parent_fd)
 	log_info("event=check-ready threads=%u", d.nthreads);
 	event_base_dispatch(d.base);
 	pool_stop(&d);
+	chans_free(&d);
 	if (!d.orphan)
 		ipc_free(parent);
 	event_free(ev_wake);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	}
 	event_free(ev_term);
 	orgdomain_close(d.od);
 	close(d.wake[0]);

@@ -862,6 +862,30 @@ on_retire(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(w->base);
 }
 
+/* At exit: the sessions the stop deadline cut off, then everything else,
+ * so that a leak checker sees every block freed. */
+static void
+worker_free(struct worker *w)
+{
+	uint32_t k;
+	size_t i;
+
+	w->stopping = 0;	/* no loopbreak from conn_free: the loop is over */
+	w->retiring = 0;
+	for (k = 0; k < w->nconns; k++)
+		if (w->conns[k] != NULL)
+			conn_free(w->conns[k]);
+	free(w->conns);
+	for (i = 0; i < w->args->nlisten; i++)
+		event_free(w->ev_listen[i]);
+	free(w->ev_listen);
+	free(w->listeners);
+	ipc_free(w->check);
+	ipc_free(w->auth);
+	ipc_free(w->queue);
+	event_base_free(w->base);
+}
+
 int
 worker_main(const struct worker_args *args)
 {
@@ -901,5 +925,19 @@ worker_main(const struct worker_args *args)
 	evsignal_add(ev_retire, NULL);
 	event_base_dispatch(w.base);
 	log_info("event=stop open_sessions=%u", w.live);
+	/* Freeing a signal event restores the default action: a late SIGTERM
+	 * from the parent stays blocked, not killing the process halfway
+	 * through (it exits with the signal pending). */
+	{
+		sigset_t ss;
+
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGTERM);
+		sigaddset(&ss, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &ss, NULL);
+	}
+	event_free(ev_term);
+	event_free(ev_retire);
+	worker_free(&w);
 	return 0;
 }

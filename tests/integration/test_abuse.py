@@ -13,6 +13,7 @@ Each test prints `abuse: NAME sessions=K base=.. peak=.. growth=.. KiB`.
 """
 
 import os
+import re
 import socket
 import threading
 import time
@@ -21,12 +22,22 @@ import uuid
 import pytest
 
 from conftest import descendants_of
+from dns_fixture import unbound_server  # noqa: F401
 from smtp_client import Client, simple_body
 
 MIB = 1024 * 1024
 PER_SESSION = 1 * MIB           # 256 + 256 + 64 KiB of buffers, rounded up
 CONSTANT = 4 * MIB              # heap slack of 4 processes, libevent tables
 SAMPLE_EVERY = 0.02
+# A checked mx listener (auth_checks) holds the header section for the
+# check request: SESSION_HDR_MAX (256 KiB, src/server/session.c). On its way
+# it is copied once into the worker's IPC queue, then the check process
+# holds it with its answer (CHECKD_ANSWER_MAX, 16 KiB) for each of at most
+# CHECKD_PENDING_MAX (512) requests (src/server/checkd.c).
+HDR_MAX = 256 * 1024
+CHECK_ANSWER_MAX = 16 * 1024
+CHECK_PENDING_MAX = 512
+PER_CHECKED_SESSION = PER_SESSION + 3 * HDR_MAX + CHECK_ANSWER_MAX
 
 
 # ---- measuring
@@ -417,3 +428,69 @@ def test_slow_client_times_out(tern):
     r.check(421, "4.4.2", "timeout exceeded")
     assert 1.5 <= got <= 4, got
     assert c.closed()
+
+
+def check_pid(t):
+    """The check process: the pid of its log lines."""
+    found = re.findall(r"pid=(\d+) proc=check ", t.log())
+    assert found, t.log()
+    return int(found[-1])
+
+
+def test_checked_large_headers(tern_factory, unbound_server):
+    """K sessions on a checked mx listener each send a header section just
+    under SESSION_HDR_MAX while the check process is stuck on DNS (slow.test
+    never answers; one thread): every request waits in the check process
+    with its header. The daemon grows by less than K sessions' buffers plus
+    the header three times over (session, IPC queue, check process); the
+    check process alone by less than min(K, CHECKD_PENDING_MAX) requests.
+    Each message is then accepted with a temperror result."""
+    k = 40
+    dns = unbound_server(["slow.test TIMEOUT"])
+    t = tern_factory(limits={"connections_per_ip": 100},
+                     extra=f"dns_server {dns.address}\nauth_checks on {{\n"
+                     "    authserv_id mx.tern.test\n    timeout 6s\n    threads 1\n}\n")
+    line = b"X-Pad: " + b"p" * 190 + b"\r\n"
+    header = b"From: a@slow.test\r\nSubject: big\r\n" + \
+        line * ((HDR_MAX - 2048) // len(line)) + b"\r\n"
+    assert HDR_MAX - 8192 < len(header) < HDR_MAX - 1024
+    base = baseline(t)
+    cpid = check_pid(t)
+    check_base = rss_kib(cpid)
+    sent = threading.Barrier(k + 1, timeout=60)
+    codes = []
+    lock = threading.Lock()
+
+    def one():
+        c = attacker(t)
+        try:
+            c.mail_rcpt_data("a@slow.test", ["alice@localhost"])
+            c.send(header + b"body\r\n.\r\n")
+            sent.wait()
+            r = c.reply(60)
+            with lock:
+                codes.append(r.code)
+        finally:
+            c.close()
+
+    check_peak = 0
+    with Sampler(t) as s:
+        th = Threads([one] * k)
+        sent.wait()
+        # Every request reached the check process, none is answered yet.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            check_peak = max(check_peak, rss_kib(cpid))
+            time.sleep(SAMPLE_EVERY)
+        th.join(120)
+    check_growth(t, "checked-headers", k, base, s.peak, per_session=PER_CHECKED_SESSION)
+    per_request = HDR_MAX + CHECK_ANSWER_MAX
+    bound = (min(k, CHECK_PENDING_MAX) * per_request + CONSTANT) // 1024
+    growth = check_peak - check_base
+    print(f"abuse: checked-headers check process base={check_base} peak={check_peak} "
+          f"growth={growth} KiB (bound {bound} KiB)")
+    if not sanitized(t):
+        # The requests did reach it: at least half of their headers are resident.
+        assert k * len(header) // 2048 < growth < bound, (growth, bound)
+    assert codes == [250] * k, codes
+    t.wait_for_messages("alice", n=k + 1, timeout=60)
