@@ -1387,9 +1387,16 @@ static void
 make_verify_ctxs(struct mta *m)
 {
 	size_t i;
+	int need = m->cfg->smtp_tls == 3;
 
-	m->verify = new_verify_ctx(m->cfg->smtp_tls_ca_pem, m->cfg->smtp_tls_ca_len,
-	    m->cfg->smtp_tls_ca ? m->cfg->smtp_tls_ca : "(system)");
+	/* The default context (the system's CA store is large) only when some
+	 * destination is verified without a tls_ca of its own. */
+	for (i = 0; i < m->cfg->nroutes; i++)
+		if (m->cfg->routes[i].tls == 3 && !m->cfg->routes[i].tls_ca_pem)
+			need = 1;
+	if (need)
+		m->verify = new_verify_ctx(m->cfg->smtp_tls_ca_pem, m->cfg->smtp_tls_ca_len,
+		    m->cfg->smtp_tls_ca ? m->cfg->smtp_tls_ca : "(system)");
 	for (i = 0; i < m->cfg->nroutes; i++)
 		if (m->cfg->routes[i].tls_ca_pem)
 			m->route_verify[i] = new_verify_ctx(m->cfg->routes[i].tls_ca_pem,

@@ -25,6 +25,8 @@
 #define CHECKD_HDR_MAX     (512 * 1024)		/* header section per request */
 #define CHECKD_DNS_MS      5000			/* per DNS query */
 #define CHECKD_ANSWER_MAX  16384			/* the A-R field */
+#define CHECKD_REFUSED_MAX 4096			/* refused partial requests per worker */
+#define CHECKD_BACKLOG_MAX 512			/* answers queued to a worker */
 
 struct checkd;
 
@@ -34,6 +36,7 @@ struct chan {
 	struct ipc    *ipc;		/* NULL once the worker is gone */
 	unsigned       refs;		/* the channel itself + jobs in the pool */
 	struct job    *partial;		/* requests whose header is still arriving */
+	unsigned       nrefused;	/* of those, refused ones (no header kept) */
 };
 
 struct job {
@@ -42,6 +45,7 @@ struct job {
 	uint32_t       reqid, seq;
 	time_t         deadline;
 	int            bad;
+	int            refused;	/* the pool was full at its first part */
 	char           ip[64], helo[SMTP_DOMAIN_MAX + 1], mailfrom[SMTP_PATH_MAX + 1];
 	struct buf     hdr;
 	uint8_t        body[DKIM_MAX_SIGS];
@@ -93,6 +97,17 @@ job_free(struct job *j)
 	buf_free(&j->hdr);
 	buf_free(&j->out);
 	free(j);
+}
+
+/* Frees a job not yet in the pool, with the count it holds. */
+static void
+job_release(struct checkd *d, struct job *j)
+{
+	if (j->refused)
+		j->ch->nrefused--;
+	else
+		d->pending--;
+	job_free(j);
 }
 
 /* A temperror answer without running anything. */
@@ -195,7 +210,11 @@ answer(struct checkd *d, struct job *j)
 {
 	struct buf b;
 
-	if (j->ch->ipc != NULL) {
+	if (j->ch->ipc != NULL && ipc_backlog(j->ch->ipc) >= CHECKD_BACKLOG_MAX) {
+		/* A worker that does not read gets no more: its session times out
+		 * to temperror on its own, and our memory stays bounded. */
+		log_warn("event=check-answer-dropped reqid=%u reason=\"worker not reading\"", j->reqid);
+	} else if (j->ch->ipc != NULL) {
 		buf_init(&b, IPC_MAX_MSG);
 		ipc_put_u32(&b, j->seq);
 		ipc_put_u32(&b, j->spf);
@@ -268,10 +287,20 @@ on_part(struct checkd *d, struct chan *ch, struct ipc_msg *m)
 	const uint8_t *p;
 	size_t n;
 
-	if (j == NULL && (j = job_new(d, ch, m->reqid)) == NULL)
-		return;	/* refused at the final part */
+	if (j == NULL && (j = job_new(d, ch, m->reqid)) == NULL) {
+		/* The pool is full: remember the refusal, so that a later part
+		 * cannot start a check of a header section cut at its start. */
+		if (ch->nrefused >= CHECKD_REFUSED_MAX || (j = calloc(1, sizeof(*j))) == NULL)
+			return;
+		j->ch = ch;
+		j->reqid = m->reqid;
+		j->refused = 1;
+		buf_init(&j->hdr, 0);
+		buf_init(&j->out, CHECKD_ANSWER_MAX);
+		ch->nrefused++;
+	}
 	p = ipc_get_bytes(m, &n);
-	if (ipc_get_end(m) == -1 || buf_append(&j->hdr, p, n) == -1)
+	if (!j->refused && (ipc_get_end(m) == -1 || buf_append(&j->hdr, p, n) == -1))
 		j->bad = 1;
 	j->next = ch->partial;
 	ch->partial = j;
@@ -319,24 +348,35 @@ checkd_request_decode(const uint8_t *p, size_t len, struct checkd_request *out)
 	return 0;
 }
 
+/* Too many at once: answer temperror now rather than queue without bound. */
+static void
+refuse_now(struct checkd *d, struct chan *ch, struct ipc_msg *m)
+{
+	struct job tmp;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.ch = ch;
+	tmp.reqid = m->reqid;
+	tmp.seq = ipc_get_u32(m);
+	buf_init(&tmp.out, CHECKD_ANSWER_MAX);
+	job_unavailable(d, &tmp, "too many pending checks");
+	answer(d, &tmp);
+	buf_free(&tmp.out);
+}
+
 static void
 on_check(struct checkd *d, struct chan *ch, struct ipc_msg *m)
 {
 	struct job *j = take_partial(ch, m->reqid);
 	struct checkd_request rq;
 
+	if (j != NULL && j->refused) {
+		job_release(d, j);
+		refuse_now(d, ch, m);
+		return;
+	}
 	if (j == NULL && (j = job_new(d, ch, m->reqid)) == NULL) {
-		/* Too many at once: answer temperror now rather than queue without bound. */
-		struct job tmp;
-
-		memset(&tmp, 0, sizeof(tmp));
-		tmp.ch = ch;
-		tmp.reqid = m->reqid;
-		tmp.seq = ipc_get_u32(m);
-		buf_init(&tmp.out, CHECKD_ANSWER_MAX);
-		job_unavailable(d, &tmp, "too many pending checks");
-		answer(d, &tmp);
-		buf_free(&tmp.out);
+		refuse_now(d, ch, m);
 		return;
 	}
 	if (checkd_request_decode(m->data, m->len, &rq) == -1 ||
@@ -356,8 +396,7 @@ on_check(struct checkd *d, struct chan *ch, struct ipc_msg *m)
 		/* A worker is not trusted: a malformed request gets an answer, no check. */
 		job_unavailable(d, j, "malformed request");
 		answer(d, j);
-		d->pending--;
-		job_free(j);
+		job_release(d, j);
 		return;
 	}
 	enqueue(d, j);
@@ -375,8 +414,7 @@ on_worker(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		ch->ipc = NULL;
 		while ((j = ch->partial) != NULL) {
 			ch->partial = j->next;
-			d->pending--;
-			job_free(j);
+			job_release(d, j);
 		}
 		chan_unref(ch);
 		return;

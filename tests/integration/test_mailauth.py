@@ -249,18 +249,24 @@ def test_check_process_stopped_or_killed(tern_factory, unbound_server, keys):
     while len(re.findall(r"event=check-ready", t.log())) < 2:
         assert time.monotonic() < deadline, t.log()
         time.sleep(0.05)
-    # A new check process and new workers: mail is checked again.
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            send(t, b"From: alice@good.test\r\n\r\nthird\r\n")
+    # A new check process and new workers: mail is checked again. Its first
+    # answers may still miss the 2 s timeout on a loaded machine (cold DNS
+    # cache), so a few messages are allowed before one must pass.
+    deadline = time.monotonic() + 30
+    for i in range(1, 11):
+        body = b"third %d\r\n" % i
+        while True:
+            try:
+                send(t, b"From: alice@good.test\r\n\r\n" + body)
+                break
+            except (AssertionError, OSError):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        msgs = t.wait_for_messages("bob", n=2 + i)
+        _, res = authres([m for m in msgs if m.endswith(body)][0])
+        if res["spf"][0][0] != "temperror" or time.monotonic() > deadline:
             break
-        except (AssertionError, OSError):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-    msgs = t.wait_for_messages("bob", n=3)
-    _, res = authres([m for m in msgs if m.endswith(b"third\r\n")][0])
-    assert res["spf"][0] == ("pass", {"smtp.mailfrom": "alice@good.test"})
+    assert res["spf"][0] == ("pass", {"smtp.mailfrom": "alice@good.test"}), res
 
 
 def test_relayed_message_carries_authres_and_size(tern_factory, unbound_server, keys):
