@@ -295,16 +295,16 @@ same_row(const struct drep_record *x, const struct drep_record *y)
 {
 	size_t i;
 
-	if (strcmp(x->ip, y->ip) || strcmp(x->header_from, y->header_from) ||
+	if (strcmp(x->ip, y->ip) != 0 || strcmp(x->header_from, y->header_from) != 0 ||
 	    x->disposition != y->disposition || x->dkim_aligned != y->dkim_aligned ||
-	    x->spf_aligned != y->spf_aligned || strcmp(x->spf_domain, y->spf_domain) ||
-	    x->spf_helo != y->spf_helo || strcmp(x->spf_result, y->spf_result) ||
+	    x->spf_aligned != y->spf_aligned || strcmp(x->spf_domain, y->spf_domain) != 0 ||
+	    x->spf_helo != y->spf_helo || strcmp(x->spf_result, y->spf_result) != 0 ||
 	    x->ndkim != y->ndkim)
 		return 0;
 	for (i = 0; i < x->ndkim; i++)
-		if (strcmp(x->dkim[i].domain, y->dkim[i].domain) ||
-		    strcmp(x->dkim[i].selector, y->dkim[i].selector) ||
-		    strcmp(x->dkim[i].result, y->dkim[i].result))
+		if (strcmp(x->dkim[i].domain, y->dkim[i].domain) != 0 ||
+		    strcmp(x->dkim[i].selector, y->dkim[i].selector) != 0 ||
+		    strcmp(x->dkim[i].result, y->dkim[i].result) != 0)
 			return 0;
 	return 1;
 }

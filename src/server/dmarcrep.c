@@ -286,6 +286,27 @@ send_one(const struct dmarcrep *rep, const struct dns_resolver *dns, struct repo
 	buf_free(&msg);
 }
 
+/* "PREFIX.B" or "PREFIX.B.E" (e NULL) file names: decimal seconds. */
+static int
+name_times(const char *name, const char *prefix, long long *b, long long *e)
+{
+	size_t n = strlen(prefix);
+	char *end;
+
+	if (strncmp(name, prefix, n) != 0 || name[n] < '0' || name[n] > '9')
+		return -1;
+	errno = 0;
+	*b = strtoll(name + n, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (e == NULL)
+		return *end == '\0' ? 0 : -1;
+	if (end[0] != '.' || end[1] < '0' || end[1] > '9')
+		return -1;
+	*e = strtoll(end + 1, &end, 10);
+	return errno == 0 && *end == '\0' ? 0 : -1;
+}
+
 /* Aggregates the records of one ended interval. */
 static void
 read_records(const char *path, struct drep_agg *agg)
@@ -327,7 +348,7 @@ send_file(const struct dmarcrep *rep, const struct dns_resolver *dns, const char
 	size_t i;
 
 	snprintf(path, sizeof(path), "%s/%s", rep->dir, name);
-	if (sscanf(name, "done.%lld.%lld", &b, &e) != 2) {
+	if (name_times(name, "done.", &b, &e) == -1) {
 		unlink(path);
 		return;
 	}
@@ -416,7 +437,7 @@ close_leftovers(struct dmarcrep *rep, time_t now)
 	if ((dir = opendir(rep->dir)) == NULL)
 		return;
 	while ((de = readdir(dir)) != NULL)
-		if (sscanf(de->d_name, "cur.%lld", &b) == 1) {
+		if (name_times(de->d_name, "cur.", &b, NULL) == 0) {
 			snprintf(from, sizeof(from), "%s/%s", rep->dir, de->d_name);
 			snprintf(to, sizeof(to), "%s/done.%lld.%lld", rep->dir, b, (long long)now);
 			(void)rename(from, to);
