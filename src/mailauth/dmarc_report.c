@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define NFIELDS 17
 
@@ -67,6 +68,18 @@ drep_rua_address(const char *uri, char *out, size_t outsz)
 	return 0;
 }
 
+/* An address listed twice would be counted twice in its report. */
+static int
+rua_dup(const struct drep_record *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcasecmp(r->rua[i], r->rua[n]) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 put(char *out, size_t outsz, size_t *off, const char *s, char sep)
 {
@@ -96,7 +109,7 @@ record_ok(const struct drep_record *r)
 	    r->pct > 100 || word_index(r->spf_result, strlen(r->spf_result), spf_results, 7) < 0)
 		return -1;
 	for (i = 0; i < r->nrua; i++)
-		if (!token_ok(r->rua[i], strlen(r->rua[i]), DREP_ADDR_MAX, 0))
+		if (!token_ok(r->rua[i], strlen(r->rua[i]), DREP_ADDR_MAX, 0) || rua_dup(r, i))
 			return -1;
 	for (i = 0; i < r->ndkim; i++)
 		if (!token_ok(r->dkim[i].domain, strlen(r->dkim[i].domain), DNS_NAME_MAX, 0) ||
@@ -165,7 +178,7 @@ parse_pct(const char *s, size_t n, unsigned *out)
 {
 	size_t i;
 
-	if (n == 0 || n > 3)
+	if (n == 0 || n > 3 || (n > 1 && s[0] == '0'))	/* one spelling per value */
 		return -1;
 	for (*out = 0, i = 0; i < n; i++) {
 		if (s[i] < '0' || s[i] > '9')
@@ -218,7 +231,7 @@ parse_rua(const char *p, size_t len, struct drep_record *out)
 		return -1;
 	for (i = 0; i < (size_t)n; i++)
 		if (take(a[i], alen[i], out->rua[i], sizeof(out->rua[i]), 0) == -1 ||
-		    memchr(a[i], '@', alen[i]) == NULL)
+		    memchr(a[i], '@', alen[i]) == NULL || rua_dup(out, i))
 			return -1;
 	out->nrua = (size_t)n;
 	return 0;

@@ -11,7 +11,7 @@
  *     DKIM_ALIGNED SPF_ALIGNED SPF_DOMAIN SPF_SCOPE SPF_RESULT RUA DKIMS
  * ADKIM/ASPF are r|s; P/SP/DISPOSITION none|quarantine|reject; the
  * alignments pass|fail; SPF_SCOPE mfrom|helo; RUA the report addresses
- * separated by ','; DKIMS "-" or domain/selector/result separated by ','.
+ * separated by ',' (no address twice); DKIMS "-" or domain/selector/result separated by ','.
  */
 #ifndef TERN_DMARC_REPORT_H
 #define TERN_DMARC_REPORT_H

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,10 +67,17 @@ make_record(const struct config *cfg, const char *ip, const char *mailfrom,
 	if (!r->dmarc_run || !o->policy_domain[0] ||
 	    (o->result != DMARC_RESULT_PASS && o->result != DMARC_RESULT_FAIL))
 		return -1;
-	for (i = 0; i < o->record.nrua && out->nrua < DREP_RUA_MAX; i++)
+	for (i = 0; i < o->record.nrua && out->nrua < DREP_RUA_MAX; i++) {
+		size_t k;
+
 		if (drep_rua_address(o->record.rua[i].uri, out->rua[out->nrua],
-		    sizeof(out->rua[0])) == 0)
+		    sizeof(out->rua[0])) == -1)
+			continue;
+		for (k = 0; k < out->nrua && strcasecmp(out->rua[k], out->rua[out->nrua]) != 0; k++)
+			;
+		if (k == out->nrua)	/* listed twice: one report */
 			out->nrua++;
+	}
 	if (out->nrua == 0)
 		return -1;
 	snprintf(out->ip, sizeof(out->ip), "%s", ip);

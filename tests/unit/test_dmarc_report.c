@@ -68,6 +68,8 @@ test_line_bad(void **state)
 		"",
 		"2\t1.2.3.4\ta\ta\tr\tr\tnone\tnone\t100\tnone\tpass\tpass\ta\tmfrom\tpass\tx@a\t-",
 		"1\t1.2.3.4\ta\ta\tr\tr\tnone\tnone\t101\tnone\tpass\tpass\ta\tmfrom\tpass\tx@a\t-",
+		"1\t1.2.3.4\ta\ta\tr\tr\tnone\tnone\t050\tnone\tpass\tpass\ta\tmfrom\tpass\tx@a\t-",
+		"1\t1.2.3.4\ta\ta\tr\tr\tnone\tnone\t50\tnone\tpass\tpass\ta\tmfrom\tpass\tx@a,X@a\t-",
 		"1\t1.2.3.4\ta\ta\tx\tr\tnone\tnone\t100\tnone\tpass\tpass\ta\tmfrom\tpass\tx@a\t-",
 		"1\t1.2.3.4\ta\ta\tr\tr\tnone\tnone\t100\tnone\tpass\tpass\ta\tmfrom\tpass\txa\t-",
 		"1\t1.2.3.4\ta\ta\tr\tr\tnone\tnone\t100\tnone\tpass\tpass\ta\tmfrom\tpass\t\t-",
