@@ -13,6 +13,7 @@ PACKAGES=(
 	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim libseccomp-dev
 	clang-tidy cppcheck valgrind
 	opendkim-tools
+	zlib1g-dev
 )
 
 is_root() { [ "$(id -u)" -eq 0 ]; }

@@ -1741,7 +1741,76 @@ fn_checks_num(struct parser *ps, const struct directive *e, struct dir *d, void 
 	return 0;
 }
 
+/* dmarc_reports { from ADDR; org_name NAME; interval DURATION } */
+static int
+fn_reports_from(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct dmarc_reports_cfg *r = &ps->cfg->checks.reports;
+	const char *v = d->w[1], *at = strrchr(v, '@');
+	size_t i, n = strlen(v);
+
+	if (at == NULL || at == v || n >= sizeof(r->from) || !valid_domain(at + 1, strlen(at + 1)))
+		return perr(ps, d->line, "auth_checks: dmarc_reports: from: \"%s\" is not "
+		    "local-part@domain", v);
+	for (i = 0; i < (size_t)(at - v); i++)
+		if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] > '~' || strchr("\"\\<>()[],;:@", v[i]))
+			return perr(ps, d->line, "auth_checks: dmarc_reports: from: bad character "
+			    "in \"%s\"", v);
+	memcpy(r->from, v, n + 1);
+	return 0;
+}
+
+static int
+fn_reports_org(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct dmarc_reports_cfg *r = &ps->cfg->checks.reports;
+	const char *v = d->w[1];
+	size_t i, n = strlen(v);
+
+	/* It goes into a Subject field and XML: printable ASCII only. */
+	if (n == 0 || n >= sizeof(r->org_name))
+		return perr(ps, d->line, "auth_checks: dmarc_reports: org_name: 1..%zu characters",
+		    sizeof(r->org_name) - 1);
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] < ' ' || (unsigned char)v[i] > '~')
+			return perr(ps, d->line, "auth_checks: dmarc_reports: org_name: bad "
+			    "character in \"%s\"", v);
+	memcpy(r->org_name, v, n + 1);
+	return 0;
+}
+
+static int
+fn_reports_interval(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	return duration_value(ps, d, "auth_checks: dmarc_reports: interval", 1,
+	    &ps->cfg->checks.reports.interval);
+}
+
+static const struct directive reports_tab[] = {
+	{ "from", fn_reports_from, 1, BLOCK_NO, 0, NULL },
+	{ "org_name", fn_reports_org, 1, BLOCK_NO, 0, NULL },
+	{ "interval", fn_reports_interval, 1, BLOCK_NO, 0, NULL },
+};
+
+static int
+fn_checks_reports(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	struct dmarc_reports_cfg *r = &ps->cfg->checks.reports;
+
+	r->enabled = 1;
+	r->line = d->line;
+	if (parse_block(ps, "auth_checks: dmarc_reports", reports_tab,
+	    sizeof(reports_tab) / sizeof(reports_tab[0]), d->line, NULL) == -1)
+		return -1;
+	if (!r->from[0])
+		return perr(ps, d->line, "auth_checks: dmarc_reports: from is required");
+	if (!r->org_name[0])
+		snprintf(r->org_name, sizeof(r->org_name), "%s", strrchr(r->from, '@') + 1);
+	return 0;
+}
+
 static const struct directive checks_tab[] = {
+	{ "dmarc_reports", fn_checks_reports, 0, BLOCK_REQUIRED, 0, NULL },
 	{ "authserv_id", fn_checks_id, 1, BLOCK_NO, 0, NULL },
 	{ "spf_fail", fn_checks_action, 1, BLOCK_NO, 0, NULL },
 	{ "dmarc_reject", fn_checks_action, 1, BLOCK_NO, 0, NULL },
@@ -1848,7 +1917,7 @@ config_defaults(struct config *cfg, const char *name)
 	cfg->checks = (struct checks_cfg){
 		.enabled = 1, .spf_fail = CHECK_RECORD, .dmarc_reject = CHECK_REJECT,
 		.dmarc_quarantine = CHECK_QUARANTINE, .junk_folder = ".Junk",
-		.timeout = 20, .threads = 4,
+		.timeout = 20, .threads = 4, .reports.interval = 86400,
 	};
 	parse_cidr("127.0.0.0/8", &cfg->trusted[0]);
 	parse_cidr("::1/128", &cfg->trusted[1]);

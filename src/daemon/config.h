@@ -92,6 +92,15 @@ struct route_cfg {
 
 #define CONFIG_MAX_ROUTES 64
 
+/* DMARC aggregate reports (RFC 7489 7.2), sent by the check process. */
+struct dmarc_reports_cfg {
+	int      enabled;		/* a dmarc_reports block is present */
+	int      line;
+	char     from[256];		/* envelope and header From: local-part@domain */
+	char     org_name[128];		/* report_metadata/org_name */
+	unsigned interval;		/* seconds per report period: 86400 */
+};
+
 /* Inbound SPF/DKIM/DMARC checks on mx listeners (the check process). */
 enum check_action { CHECK_RECORD = 0, CHECK_REJECT, CHECK_QUARANTINE };
 
@@ -105,6 +114,7 @@ struct checks_cfg {
 	char              junk_folder[64];	/* Maildir++ folder for quarantine: ".Junk" */
 	unsigned          timeout;		/* seconds a session waits for the answer: 20 */
 	unsigned          threads;		/* concurrent checks in the check process: 4 */
+	struct dmarc_reports_cfg reports;
 };
 
 /* DKIM signing of outbound mail (src/deliver/signer.c): one key per line,

@@ -29,6 +29,7 @@
 #include "deliver/mta.h"
 #include "deliver/signer.h"
 #include "queue/maildrop.h"
+#include "server/dmarcrep.h"
 #include "queue/queue.h"
 #include "server/authd.h"
 #include "server/checkd.h"
@@ -409,7 +410,8 @@ spawn_check(struct parent *p)
 		child_setup(&sp[0], 1);
 		log_set_proc("check");
 		child_forget(p, 0, 0);
-		become(p, &p->smtp_user, "/", NULL);
+		/* In the spool when it writes DMARC reports: the path above may be closed to it. */
+		become(p, &p->smtp_user, p->cfg->checks.reports.enabled ? p->cfg->spool_dir : "/", NULL);
 		_exit(checkd_main(p->cfg, sp[0]));
 	}
 	close(sp[0]);
@@ -850,6 +852,25 @@ prepare_maildrop(struct parent *p)
 		log_fatal("event=maildrop-failed dir=\"%s\" error=\"%s\"", drop, strerror(errno));
 }
 
+/*
+ * The DMARC report records (server/dmarcrep.h): only the check process's
+ * user may enter; the smtp workers are chrooted away from the spool.
+ */
+static void
+prepare_reports(struct parent *p)
+{
+	char dir[PATH_MAX];
+
+	if (!p->cfg->checks.reports.enabled)
+		return;
+	if (snprintf(dir, sizeof(dir), "%s/" DMARCREP_DIR, p->cfg->spool_dir) >= (int)sizeof(dir))
+		log_fatal("event=spool-failed dir=\"%s\" error=\"path too long\"", p->cfg->spool_dir);
+	if ((mkdir(dir, 0700) == -1 && errno != EEXIST) ||
+	    (p->root && chown(dir, p->smtp_user.uid, p->smtp_user.gid) == -1) ||
+	    chmod(dir, 0700) == -1)
+		log_fatal("event=dmarc-dir-failed dir=\"%s\" error=\"%s\"", dir, strerror(errno));
+}
+
 static void
 prepare_dirs(struct parent *p)
 {
@@ -864,6 +885,7 @@ prepare_dirs(struct parent *p)
 	if (chmod(p->cfg->spool_dir, 0711) == -1)
 		log_fatal("event=spool-chmod-failed dir=\"%s\" error=\"%s\"", p->cfg->spool_dir, strerror(errno));
 	prepare_maildrop(p);
+	prepare_reports(p);
 	if (p->root && p->cfg->chroot_dir && privsep_mkdirs(p->cfg->chroot_dir, 0755, &created) == -1)
 		log_fatal("event=chroot-dir-failed dir=\"%s\" error=\"%s\"", p->cfg->chroot_dir, strerror(errno));
 	for (i = 0; i < p->cfg->ndomains; i++) {

@@ -19,6 +19,7 @@
 #include "dns/unbound.h"
 #include "mailauth/authcheck.h"
 #include "mailauth/orgdomain.h"
+#include "server/dmarcrep.h"
 #include "smtp/parse.h"
 
 #define CHECKD_PENDING_MAX 512			/* requests held at once */
@@ -72,6 +73,8 @@ struct checkd {
 	unsigned             nchans;
 	struct chan         *chans;
 	int                  orphan;	/* the parent went away */
+	struct dmarcrep     *rep;	/* DMARC aggregate reports, NULL when off */
+	struct event        *ev_rep;
 };
 
 static void
@@ -157,6 +160,8 @@ job_run(struct checkd *d, struct job *j, const struct dns_resolver *dns)
 		job_unavailable(d, j, "out of memory");
 		return;
 	}
+	if (d->rep != NULL)
+		dmarcrep_note(d->rep, j->ip, j->mailfrom, r);
 	j->spf = r->spf.result;
 	j->dmarc = r->dmarc.result;
 	j->disposition = r->dmarc.disposition;
@@ -466,6 +471,36 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* The end of a DMARC report interval (RFC 7489 7.2). */
+static void
+on_report_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct checkd *d = arg;
+	struct timeval tv = { 0, 0 };
+
+	dmarcrep_tick(d->rep, time(NULL));
+	tv.tv_sec = dmarcrep_wait(d->rep, time(NULL));
+	evtimer_add(d->ev_rep, &tv);
+}
+
+static void
+reports_start(struct checkd *d)
+{
+	if ((d->rep = dmarcrep_open(d->cfg, d->od, time(NULL))) == NULL)
+		return;
+	if ((d->ev_rep = evtimer_new(d->base, on_report_timer, d)) == NULL)
+		log_fatal("event=check-init-failed error=oom");
+	on_report_timer(-1, 0, d);
+}
+
+static void
+reports_stop(struct checkd *d)
+{
+	if (d->ev_rep != NULL)
+		event_free(d->ev_rep);
+	dmarcrep_close(d->rep);
+}
+
 static void
 pool_start(struct checkd *d)
 {
@@ -549,11 +584,13 @@ checkd_main(const struct config *cfg, int parent_fd)
 		log_fatal("event=check-init-failed");
 	event_add(ev_wake, NULL);
 	evsignal_add(ev_term, NULL);
+	reports_start(&d);
 	pool_start(&d);
 	log_info("event=check-ready threads=%u", d.nthreads);
 	event_base_dispatch(d.base);
 	pool_stop(&d);
 	chans_free(&d);
+	reports_stop(&d);
 	if (!d.orphan)
 		ipc_free(parent);
 	event_free(ev_wake);
