@@ -817,6 +817,45 @@ dkim_verify_finish(struct dkim_verify *v, const struct dns_resolver *dns)
 	return 0;
 }
 
+enum dkim_result
+dkim_check_digest(const struct dns_resolver *dns, const struct dkim_verify_opts *opts,
+    const char *domain, const char *selector, const unsigned char *dg, size_t dglen,
+    const unsigned char *sig, size_t siglen, char *why, size_t whylen)
+{
+	struct dkim_verify *v = dkim_verify_new(opts);
+	struct vsig *s;
+	enum dkim_result r;
+	EVP_PKEY *k;
+	int n;
+
+	if (v == NULL)
+		return snprintf(why, whylen, "out of memory"), DKIM_TEMPERROR;
+	s = &v->sig[0];
+	s->alg = ALG_RSA_SHA256;
+	snprintf(s->r.domain, sizeof(s->r.domain), "%s", domain);
+	snprintf(s->r.identity, sizeof(s->r.identity), "@%s", domain);
+	s->idom = 1;
+	n = snprintf(s->qname, sizeof(s->qname), "%s._domainkey.%s", selector, domain);
+	if (!valid_domain(domain) || !valid_domain(selector) || n < 0 || (size_t)n > 253)
+		set_result(s, DKIM_PERMERROR, "bad d= or s= value");
+	else if (siglen == 0 || siglen > sizeof(s->b))
+		set_result(s, DKIM_PERMERROR, "bad b= value");
+	else if ((k = fetch_key(v, s, dns)) != NULL) {
+		memcpy(s->b, sig, siglen);
+		s->blen = siglen;
+		if (check_crypto(s, k, dg, (unsigned)dglen))
+			set_result(s, DKIM_PASS, "good signature");
+		else
+			set_result(s, DKIM_FAIL, "signature did not verify");
+		EVP_PKEY_free(k);
+	}
+	r = s->r.result;
+	snprintf(why, whylen, "%s", s->r.reason);
+	dkim_verify_free(v);
+	ERR_clear_error();
+	return r;
+}
+
 size_t
 dkim_verify_count(const struct dkim_verify *v)
 {

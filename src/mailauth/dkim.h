@@ -94,6 +94,18 @@ int    dkim_verify_bodies(struct dkim_verify *v, uint8_t *out, size_t max);
 struct dkim_verify *dkim_verify_prepared(const struct dkim_verify_opts *opts,
     const char *hdr, size_t len, const uint8_t *body, size_t n);
 
+/*
+ * Fetches the key selector._domainkey.domain and checks an rsa-sha256
+ * signature sig over the SHA-256 digest dg (RFC 6376 3.7): the key rules
+ * (RFC 6376 3.6.1, RFC 8301 sizes) of the verifier, for users of DKIM keys
+ * outside a DKIM-Signature (ARC, RFC 8617 4.1.2/4.1.3). The reason for a
+ * result other than pass goes to why.
+ */
+enum dkim_result dkim_check_digest(const struct dns_resolver *dns,
+    const struct dkim_verify_opts *opts, const char *domain, const char *selector,
+    const unsigned char *dg, size_t dglen, const unsigned char *sig, size_t siglen,
+    char *why, size_t whylen);
+
 /* ---- signing (dkim_sign.c) ---- */
 
 enum dkim_key_type {
@@ -115,6 +127,9 @@ enum dkim_key_type dkim_key_type(const struct dkim_key *k);
 /* Appends the key's DNS TXT record text ("v=DKIM1; k=...; p=..."). */
 int    dkim_key_dns_record(const struct dkim_key *k, struct buf *txt);
 void   dkim_key_free(struct dkim_key *k);
+/* Signs the SHA-256 digest dg with k (as for b=) and appends the base64. */
+int    dkim_key_sign_digest(const struct dkim_key *k, const unsigned char *dg, size_t dglen,
+    struct buf *b64);
 
 struct dkim_signer {
 	struct dkim_key *key;		/* not owned */

@@ -515,6 +515,20 @@ sign_digest(const struct dkim_key *k, const unsigned char *dg, unsigned dglen,
 	return ok ? 0 : -1;
 }
 
+int
+dkim_key_sign_digest(const struct dkim_key *k, const unsigned char *dg, size_t dglen,
+    struct buf *b64)
+{
+	unsigned char sig[1024];
+	size_t siglen = sizeof(sig);
+
+	if (sign_digest(k, dg, (unsigned)dglen, sig, &siglen) == -1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return dkim_b64_encode(sig, siglen, b64);
+}
+
 /* The b= value, folded inside itself (FWS is allowed in base64, RFC 6376 3.5). */
 static int
 append_b(struct fold *fo, const struct buf *b64)
