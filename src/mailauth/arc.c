@@ -636,6 +636,9 @@ build_as(const struct arc_seal_opts *o, const struct chain *c, unsigned n, time_
     enum arc_cv cv, const struct buf *aar, const struct buf *ams, struct buf *as)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	/* A failed chain is not vouched for: the seal covers its own set only
+	 * (RFC 8617 5.1.1 as the suite's signer reads it). */
+	int prev = n > 1 && cv != ARC_FAIL;
 	size_t bpos;
 	int rc = -1;
 
@@ -644,11 +647,11 @@ build_as(const struct arc_seal_opts *o, const struct chain *c, unsigned n, time_
 	bpos = as->len;
 	if (buf_printf(as, "b=; cv=%s;\r\n d=%s; i=%u; s=%s;\r\n t=%lld", arc_cv_str(cv),
 	    o->domain, n, o->selector, (long long)t) == -1 ||
-	    (n > 1 ? seal_hash(c, n - 1, md, 0, 0) :
+	    (prev ? seal_hash(c, n - 1, md, 0, 0) :
 	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1) == -1)
 		goto out;
 	/* seal_hash() leaves the previous AS without its CRLF: add it. */
-	if ((n > 1 && EVP_DigestUpdate(md, "\r\n", 2) != 1) ||
+	if ((prev && EVP_DigestUpdate(md, "\r\n", 2) != 1) ||
 	    hash_field(md, DKIM_CANON_RELAXED, aar->data, aar->len - 2, 0, 0, 1) == -1 ||
 	    hash_field(md, DKIM_CANON_RELAXED, ams->data, ams->len - 2, 0, 0, 1) == -1 ||
 	    hash_new(md, as, 0) == -1 || sign_into(o, md, as, bpos) == -1 ||
@@ -679,7 +682,12 @@ seal_chain(const struct arc_seal_opts *o, struct chain *c, const struct dns_reso
 	int rc = -1;
 
 	memset(&r, 0, sizeof(r));
-	validate(c, dns, &vo, &r);
+	if (o->cv == NULL)
+		validate(c, dns, &vo, &r);
+	else if (collect(c, &r) == 0 && c->n > 0)
+		(void)check_cvs(c, &r);
+	if (o->cv != NULL)
+		r.cv = *o->cv;
 	/* RFC 8617 5.1.2: a chain whose newest seal says fail is not extended. */
 	if (r.last_cv_fail)
 		return seal_err(err, errlen, 1, "the newest ARC-Seal says cv=fail");

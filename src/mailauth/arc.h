@@ -55,11 +55,15 @@ struct arc_seal_opts {
 	const char       *authserv_id;	/* the AAR's authserv-id */
 	const char       *results;	/* the AAR's results after the authserv-id ("spf=pass ...") */
 	const char *const *headers;	/* names for the AMS h=, NULL-terminated */
-	unsigned          min_rsa_bits;	/* for validating the chain first; 0: 1024 */
+	/* The chain's cv as validated on reception (the arc= this host wrote
+	 * in its Authentication-Results, RFC 8617 5.1.2 step 2); NULL: the
+	 * chain is validated here. */
+	const enum arc_cv *cv;
+	unsigned          min_rsa_bits;	/* for validating the chain here; 0: 1024 */
 };
 
 /*
- * Seals msg[0..len) (RFC 8617 5.1): validates its chain, then appends to
+ * Seals msg[0..len) (RFC 8617 5.1): takes or finds the chain's cv, then appends to
  * out the ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results
  * of instance N+1, folded, CRLF-terminated, to prepend to the message.
  * Returns 0 if sealed, 1 if not sealed (the newest seal says cv=fail, the
