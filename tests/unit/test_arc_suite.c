@@ -40,6 +40,12 @@ static const struct { const char *name, *cv, *why; } rfc8617_cv[] = {
 	 * missing c= means simple/simple (RFC 6376 3.5), not relaxed; the
 	 * case's AMS was made relaxed, so it does not verify. */
 	{ "ams_fields_c_na", "fail", "c= defaults to simple/simple" },
+	/* The three cases with an empty cv (README: unspecified). RFC 8617 5.2
+	 * decides them: step 2 (the newest seal says cv=fail) and step 3
+	 * (instance 1 must say cv=none). */
+	{ "cv_fail_i1_as_cv_fail", "fail", "5.2 step 2" },
+	{ "cv_fail_i2_as2_fail", "fail", "5.2 step 2" },
+	{ "cv_fail_i2_as1_fail", "fail", "5.2 step 3" },
 	{ NULL, NULL, NULL },
 };
 
