@@ -505,11 +505,11 @@ validate(struct chain *c, const struct dns_resolver *dns, const struct arc_verif
 		set_reason(r, ARC_FAIL, "newest ARC-Message-Signature did not verify");
 		return;
 	}
-	/* Step 5: the oldest AMS that still verifies (for header.oldest-pass). */
+	/* Step 5: going down from N, the last instance before an AMS fails
+	 * (what header.oldest-pass reports). */
 	r->oldest_pass = c->n;
-	for (i = c->n - 1; i >= 1; i--)
-		if (verify_ams(c, i, dns, o) == 0)
-			r->oldest_pass = i;
+	for (i = c->n - 1; i >= 1 && verify_ams(c, i, dns, o) == 0; i--)
+		r->oldest_pass = i;
 	for (i = c->n; i >= 1; i--)
 		if (verify_as(c, i, dns, o) == -1) {
 			set_reason(r, ARC_FAIL, "an ARC-Seal did not verify");

@@ -30,7 +30,7 @@ const char *arc_cv_str(enum arc_cv cv);
 struct arc_result {
 	enum arc_cv cv;
 	unsigned    n;		/* instances found (the newest i=), 0: none */
-	unsigned    oldest_pass;	/* RFC 8617 5.2 step 5: oldest instance whose AMS passes; 0 unknown */
+	unsigned    oldest_pass;	/* RFC 8617 5.2 step 5: the lowest i whose AMS and all newer ones verify; 0: not pass */
 	int         last_cv_fail;	/* the newest ARC-Seal says cv=fail */
 	char        domain[254];	/* d= of the newest ARC-Seal, if parsed */
 	char        reason[128];	/* why, for people */
