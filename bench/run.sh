@@ -19,6 +19,7 @@
 #   BENCH_N_BIG=200    messages per run for the 1 MiB scenario (--quick: 30)
 #   BENCH_RUNS=3       runs per scenario, the median is reported (--quick: 1)
 #   BENCH_TIMEOUT=120  seconds to wait for the last delivery after smtp-source
+#   BENCH_N_IDLE=10000 idle connections held at once (--quick: 2000)
 #
 # Traffic stays on 127.0.0.1.  Every process started here is stopped on exit:
 # tern by the PID of its parent (SIGTERM; its children by PID if they linger),
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1; shift ;;
 	--scenario) PICK=${2:-}; shift 2 ;;
 	--scenario=*) PICK=${1#--scenario=}; shift ;;
-	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -52,8 +53,10 @@ SERVERS="tern postfix"
 
 if [ "$QUICK" = 1 ]; then
 	N=${BENCH_N:-300}; N_BIG=${BENCH_N_BIG:-30}; RUNS=${BENCH_RUNS:-1}
+	N_IDLE=${BENCH_N_IDLE:-2000}
 else
 	N=${BENCH_N:-2000}; N_BIG=${BENCH_N_BIG:-200}; RUNS=${BENCH_RUNS:-3}
+	N_IDLE=${BENCH_N_IDLE:-10000}
 fi
 TIMEOUT=${BENCH_TIMEOUT:-120}
 BUILD=${BUILD:-build}
@@ -74,6 +77,7 @@ SCENARIOS=(
 	"reuse S=20|-d -s 20 -l 5120|N|local"
 	"1 MiB S=10|-s 10 -l 1048576|N_BIG|local"
 	"relay to sink S=20|-s 20 -l 5120|N|relay"
+	"idle connections|-|N_IDLE|idle"
 )
 
 say() { printf '%s\n' "$*" >&2; }
@@ -240,12 +244,14 @@ start_tern() {
 	workers 0
 	listen 127.0.0.1:$TERN_PORT { mode mx }
 	listen 127.0.0.1:$TERN_RPORT { mode submission }
-	limits { connections 5000; connections_per_ip 5000; message_size 50M }
+	limits { connections 15000; connections_per_ip 15000; message_size 50M }
 	domain localhost { users users.passwd; maildir $d/mail/%d/%u }
 	route sink.example { via 127.0.0.1:${S_SINKPORT[tern]} }
 	EOF
 	"$TERN" -n -f "$d/tern.conf" >&2 || die "tern rejects its config"
-	"$TERN" -d -f "$d/tern.conf" >"$d/tern.log" 2>&1 &
+	# Started with the usual soft descriptor limit of 1024 (the hard one
+	# as it is): tern raises it itself, as it must to hold 10,000 clients.
+	(ulimit -Sn 1024 && exec "$TERN" -d -f "$d/tern.conf") >"$d/tern.log" 2>&1 &
 	TERN_PID=$!
 	wait_port "$TERN_PORT" 10 || die "tern did not listen on $TERN_PORT (see $d/tern.log)"
 	S_PORT[tern]=$TERN_PORT
@@ -335,7 +341,7 @@ start_postfix() {
 	virtual_gid_maps = static:$(id -g vmail)
 	message_size_limit = 52428800
 	virtual_mailbox_limit = 0
-	smtpd_client_connection_count_limit = 5000
+	smtpd_client_connection_count_limit = 15000
 	default_transport = error:bench instance delivers locally only
 	relay_transport = error:bench instance delivers locally only
 	transport_maps = texthash:$pc/transport
@@ -562,6 +568,19 @@ run_one() {
 	tail -1 "$RAW" | awk -F'\t' '{ printf "  %-8s %-12s run %s: %8s msg/s  server %6s CPU-s/1000  loadgen %6s CPU-s/1000  sink %s CPU-s/1000  wall %ss  machine busy %s%% iowait %s%% other %s%% kthreads %s CPU-s/1000  %s\n", $1, $2, $3, $5, $6, $7, $13, $8, $9, $10, $11, $12, $14 }' >&2
 }
 
+# run_idle SERVER N RUN: N connections greeted, EHLO'd and held idle by
+# bench/idle.py, which measures the server's PSS and a new client's wait for
+# its greeting meanwhile; appends "server run key=value..." to $IDLE_RAW.
+run_idle() {
+	local server=$1 n=$2 run=$3 line
+	line=$(/usr/bin/python3 "$ROOT/bench/idle.py" "${S_PORT[$server]}" "$n" \
+	    "${S_PID[$server]}" "${BENCH_IDLE_HOLD:-0}") || die "idle.py failed"
+	printf '%s\t%s\t%s\n' "$server" "$run" "$line" >>"$IDLE_RAW"
+	say "  $server idle run $run: $line"
+	# The server needs a moment to see all those clients go.
+	sleep 2
+}
+
 # Log lines that mean something went wrong (tern logs a temporary delivery
 # failure at level info, so its events are named too).
 BAD_LOG='level=(warn|error|crit)|event=(tempfail|deferred|bounced?|failed)|warning:|fatal:|panic:|status=(deferred|bounced)'
@@ -586,6 +605,10 @@ run_all() {
 		[ -z "$PICK" ] || [[ "$name" == *"$PICK"* ]] || continue
 		for ((r = 1; r <= RUNS; r++)); do
 			for s in $SERVERS; do
+				if [ "$kind" = idle ]; then
+					run_idle "$s" "$n" "$r"
+					continue
+				fi
 				run_one "$s" "$name" "$opts" "$n" "$r" "$kind"
 			done
 		done
@@ -602,6 +625,8 @@ report() {
 	import sys, statistics
 	raw, servers = sys.argv[1], sys.argv[2].split()
 	rows = [l.rstrip("\n").split("\t") for l in open(raw) if l.strip()]
+	if not rows:
+	    sys.exit(0)
 	order, res = [], {}
 	for srv, name, run, n, rate, cpu, lg, wall, busy, iow, oth, kth, snk, st in rows:
 	    if name not in order:
@@ -666,6 +691,46 @@ report() {
 	for nt in notes:
 	    print("(!) " + nt)
 	EOF
+	report_idle
+}
+
+# Medians per server of the idle connection runs.
+report_idle() {
+	/usr/bin/python3 - "$IDLE_RAW" "$SERVERS" <<-'EOF'
+	import sys, statistics
+	raw, servers = sys.argv[1], sys.argv[2].split()
+	runs = {}
+	for l in open(raw):
+	    if not l.strip():
+	        continue
+	    srv, run, kv = l.rstrip("\n").split("\t")
+	    runs.setdefault(srv, []).append(dict(x.split("=", 1) for x in kv.split()))
+	if not runs:
+	    sys.exit(0)
+	def med(rs, k, fmt="%d"):
+	    v = [float(r[k]) for r in rs if r[k] not in ("timeout", "")]
+	    return fmt % statistics.median(v) if v else "timeout"
+	print()
+	print("| server | connections | greeted | EHLO answered | still open after | PSS MiB before | PSS MiB held (processes) | bytes per greeted connection | new client's greeting ms | open+greet all s | client CPU s |")
+	print("|---|---|---|---|---|---|---|---|---|---|---|")
+	for s in servers:
+	    rs = runs.get(s)
+	    if not rs:
+	        continue
+	    pss = statistics.median(int(r["pss_kib"]) for r in rs)
+	    base = statistics.median(int(r["pss_base_kib"]) for r in rs)
+	    print("| %s | %s | %s | %s | %s | %.1f | %.1f (%s) | %s | %s | %s | %s |" % (
+	        s, rs[0]["n"], med(rs, "greeted"), med(rs, "ehlo"),
+	        med(rs, "open_after"), base / 1024.0, pss / 1024.0,
+	        med(rs, "nproc"), med(rs, "per_conn_bytes"),
+	        med(rs, "probe_median_ms", "%.1f"), med(rs, "open_s", "%.2f"),
+	        med(rs, "client_cpu_s", "%.2f")))
+	print()
+	print("Median of %d run(s); PSS of all the server's processes while the"
+	    " connections are held (tern's includes its queue, deliver and mta"
+	    " processes; Postfix's its master, smtpd and the other daemons)."
+	    % max(len(r) for r in runs.values()))
+	EOF
 }
 
 # --- main -------------------------------------------------------------------
@@ -687,7 +752,9 @@ trap 'cleanup 130' INT
 trap 'cleanup 143' TERM
 trap 'cleanup 129' HUP
 RAW=$WORK/raw.tsv
+IDLE_RAW=$WORK/idle.tsv
 : >"$RAW"
+: >"$IDLE_RAW"
 
 say "bench: servers=[$SERVERS] runs=$RUNS n=$N n_big=$N_BIG work=$WORK"
 say "machine: $(nproc) CPU, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \
