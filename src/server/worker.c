@@ -482,6 +482,8 @@ conn_after(struct conn *c)
 	}
 	if (c->ssl_want_write)
 		event_add(c->ev_write, NULL);
+	if (out->len == 0)
+		session_trim(c->s);
 	conn_timer(c);
 }
 

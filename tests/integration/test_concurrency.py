@@ -42,3 +42,57 @@ def test_200_concurrent_clients(tern):
                 ids.add(line)
     assert ids == {f"Message-ID: <conc-{i}@example.test>".encode() for i in range(N)}
     tern.wait_spool_empty(timeout=30)
+
+
+def _soft_nofile(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise AssertionError("no Max open files line")
+
+
+def test_nofile_raised_idle_clients_held(tern_factory):
+    """Started with a soft descriptor limit of 128, tern raises it to the hard
+    limit itself, so one worker holds 400 idle clients (issue 6)."""
+    import resource
+    import socket
+    import time
+
+    n = 400
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < n + 200:
+        pytest.skip(f"hard descriptor limit {hard} too low")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+    try:
+        t = tern_factory(workers=1, limits={"connections": n + 10,
+                                            "connections_per_ip": n + 10})
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    t.wait_log(f"event=nofile from=128 to={hard}")
+    (worker,) = t.smtp_workers()
+    assert _soft_nofile(worker) == hard
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection((t.host, t.port), timeout=10)
+            socks.append(s)
+        greeted = 0
+        for s in socks:
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"220 ")
+            s.sendall(b"EHLO idle.example\r\n")
+            while True:
+                line = f.readline()
+                assert line[:3] == b"250", line
+                if line[3:4] == b" ":
+                    break
+            greeted += 1
+        assert greeted == n
+        t0 = time.monotonic()
+        c = t.client()	# reads and checks the 220
+        assert time.monotonic() - t0 < 1.0
+        assert c.cmd("QUIT").code == 221
+    finally:
+        for s in socks:
+            s.close()
