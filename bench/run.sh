@@ -251,7 +251,7 @@ start_tern() {
 	"$TERN" -n -f "$d/tern.conf" >&2 || die "tern rejects its config"
 	# Started with the usual soft descriptor limit of 1024 (the hard one
 	# as it is): tern raises it itself, as it must to hold 10,000 clients.
-	(ulimit -Sn 1024 && exec "$TERN" -d -f "$d/tern.conf") >"$d/tern.log" 2>&1 &
+	(ulimit -Sn 1024 && exec "$TERN" -d -f "$d/tern.conf") >>"$d/tern.log" 2>&1 &
 	TERN_PID=$!
 	wait_port "$TERN_PORT" 10 || die "tern did not listen on $TERN_PORT (see $d/tern.log)"
 	S_PORT[tern]=$TERN_PORT
@@ -577,8 +577,6 @@ run_idle() {
 	    "${S_PID[$server]}" "${BENCH_IDLE_HOLD:-0}") || die "idle.py failed"
 	printf '%s\t%s\t%s\n' "$server" "$run" "$line" >>"$IDLE_RAW"
 	say "  $server idle run $run: $line"
-	# The server needs a moment to see all those clients go.
-	sleep 2
 }
 
 # Log lines that mean something went wrong (tern logs a temporary delivery
@@ -606,6 +604,13 @@ run_all() {
 		for ((r = 1; r <= RUNS; r++)); do
 			for s in $SERVERS; do
 				if [ "$kind" = idle ]; then
+					# A fresh server: memory freed after the
+					# earlier scenarios (or runs) stays in the
+					# processes' heaps and would hide what the
+					# connections cost; Postfix's smtpd from
+					# the last run would still be counted.
+					"stop_$s"
+					"start_$s"
 					run_idle "$s" "$n" "$r"
 					continue
 				fi
