@@ -96,3 +96,39 @@ def test_nofile_raised_idle_clients_held(tern_factory):
     finally:
         for s in socks:
             s.close()
+
+
+def test_out_of_descriptors_pauses_accepting(tern_factory, tmp_path, monkeypatch):
+    """A worker out of descriptors stops accepting for a moment instead of
+    spinning on accept(2) (EMFILE leaves the connection in the backlog and
+    the listening socket readable), and serves new clients once sessions
+    have ended."""
+    import socket
+    import time
+
+    import conftest
+
+    wrapper = tmp_path / "tern-64"
+    wrapper.write_text(f'#!/bin/sh\nulimit -n 64\nexec "{conftest.TERN_BIN}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(conftest, "TERN_BIN", str(wrapper))
+    t = tern_factory(workers=1, limits={"connections": 500, "connections_per_ip": 500})
+    (worker,) = t.smtp_workers()
+    socks = [socket.create_connection((t.host, t.port), timeout=10) for _ in range(100)]
+    try:
+        t.wait_log("event=accept-paused error=\"Too many open files\"")
+        time.sleep(1.0)
+        log = t.log()
+        # At most one pause per 100 ms, not a warning per accept attempt.
+        assert 1 <= log.count("event=accept-paused") <= 15
+        assert "event=accept-failed" not in log
+        with open(f"/proc/{worker}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu_ticks = int(fields[11]) + int(fields[12])
+        assert cpu_ticks < 50, f"worker used {cpu_ticks} ticks while paused"
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.5)
+    c = t.client()	# reads and checks the 220
+    assert c.cmd("QUIT").code == 221
