@@ -944,5 +944,6 @@ worker_main(const struct worker_args *args)
 	evsignal_add(ev_retire, NULL);
 	event_base_dispatch(w.base);
 	log_info("event=stop open_sessions=%u", w.live);
+	event_free(w.ev_resume);
 	return 0;
 }
