@@ -9,7 +9,11 @@
 # it into a Maildir, with their default durability (fsync before the 250).
 # For every scenario the rate is messages / (wall time from the start of
 # smtp-source until the last message is a file in Maildir/new), median of
-# RUNS runs.  See bench/README.md for what each column means.
+# RUNS runs.  "relay to sink" sends to a remote domain that each server
+# relays to its own smtp-sink (timed until the sink counted them all);
+# "idle connections" holds BENCH_N_IDLE greeted clients (bench/idle.py) and
+# reports the servers' PSS and a new client's wait for its greeting.
+# See bench/README.md for what each column means.
 #
 # Environment (all optional):
 #   BUILD=build        make output folder holding the tern binary
@@ -20,11 +24,13 @@
 #   BENCH_RUNS=3       runs per scenario, the median is reported (--quick: 1)
 #   BENCH_TIMEOUT=120  seconds to wait for the last delivery after smtp-source
 #   BENCH_N_IDLE=10000 idle connections held at once (--quick: 2000)
+#   BENCH_IDLE_HOLD=0  seconds to keep holding them after the measurements
 #
 # Traffic stays on 127.0.0.1.  Every process started here is stopped on exit:
 # tern by the PID of its parent (SIGTERM; its children by PID if they linger),
-# Postfix with `postfix -c DIR stop` (then `abort`).  The system Postfix
-# instance (/etc/postfix) is never configured, started or stopped.
+# Postfix with `postfix -c DIR stop` (then `abort`), the sinks by PID.
+# The system Postfix instance (/etc/postfix) is never configured, started
+# or stopped.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +46,7 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1; shift ;;
 	--scenario) PICK=${2:-}; shift 2 ;;
 	--scenario=*) PICK=${1#--scenario=}; shift ;;
-	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -51,6 +57,7 @@ esac
 SERVERS="tern postfix"
 [ -n "$ONLY" ] && SERVERS=$ONLY
 
+# shellcheck disable=SC2034 # N_IDLE is read through ${!var} in run_all
 if [ "$QUICK" = 1 ]; then
 	N=${BENCH_N:-300}; N_BIG=${BENCH_N_BIG:-30}; RUNS=${BENCH_RUNS:-1}
 	N_IDLE=${BENCH_N_IDLE:-2000}
