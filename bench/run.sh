@@ -2,13 +2,18 @@
 # bench/run.sh: load harness, tern side by side with a private Postfix instance.
 #
 #   bash bench/run.sh [--only tern|postfix] [--quick] [--keep]
+#                     [--scenario SUBSTRING]
 #   make bench [ONLY=tern]
 #
 # Both servers accept mail on 127.0.0.1 from Postfix's smtp-source and deliver
 # it into a Maildir, with their default durability (fsync before the 250).
 # For every scenario the rate is messages / (wall time from the start of
 # smtp-source until the last message is a file in Maildir/new), median of
-# RUNS runs.  See bench/README.md for what each column means.
+# RUNS runs.  "relay to sink" sends to a remote domain that each server
+# relays to its own smtp-sink (timed until the sink counted them all);
+# "idle connections" holds BENCH_N_IDLE greeted clients (bench/idle.py) and
+# reports the servers' PSS and a new client's wait for its greeting.
+# See bench/README.md for what each column means.
 #
 # Environment (all optional):
 #   BUILD=build        make output folder holding the tern binary
@@ -18,24 +23,30 @@
 #   BENCH_N_BIG=200    messages per run for the 1 MiB scenario (--quick: 30)
 #   BENCH_RUNS=3       runs per scenario, the median is reported (--quick: 1)
 #   BENCH_TIMEOUT=120  seconds to wait for the last delivery after smtp-source
+#   BENCH_N_IDLE=10000 idle connections held at once (--quick: 2000)
+#   BENCH_IDLE_HOLD=0  seconds to keep holding them after the measurements
 #
 # Traffic stays on 127.0.0.1.  Every process started here is stopped on exit:
 # tern by the PID of its parent (SIGTERM; its children by PID if they linger),
-# Postfix with `postfix -c DIR stop` (then `abort`).  The system Postfix
-# instance (/etc/postfix) is never configured, started or stopped.
+# Postfix with `postfix -c DIR stop` (then `abort`), the sinks by PID.
+# The system Postfix instance (/etc/postfix) is never configured, started
+# or stopped.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ONLY=""
 QUICK=0
 KEEP=0
+PICK=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--only) ONLY=${2:-}; shift 2 ;;
 	--only=*) ONLY=${1#--only=}; shift ;;
 	--quick) QUICK=1; shift ;;
 	--keep) KEEP=1; shift ;;
-	-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+	--scenario) PICK=${2:-}; shift 2 ;;
+	--scenario=*) PICK=${1#--scenario=}; shift ;;
+	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -46,26 +57,34 @@ esac
 SERVERS="tern postfix"
 [ -n "$ONLY" ] && SERVERS=$ONLY
 
+# shellcheck disable=SC2034 # N_IDLE is read through ${!var} in run_all
 if [ "$QUICK" = 1 ]; then
 	N=${BENCH_N:-300}; N_BIG=${BENCH_N_BIG:-30}; RUNS=${BENCH_RUNS:-1}
+	N_IDLE=${BENCH_N_IDLE:-2000}
 else
 	N=${BENCH_N:-2000}; N_BIG=${BENCH_N_BIG:-200}; RUNS=${BENCH_RUNS:-3}
+	N_IDLE=${BENCH_N_IDLE:-10000}
 fi
 TIMEOUT=${BENCH_TIMEOUT:-120}
 BUILD=${BUILD:-build}
 TERN=$ROOT/$BUILD/tern
 SOURCE=/usr/sbin/smtp-source
+SINK=/usr/sbin/smtp-sink
 TICK=$(getconf CLK_TCK)
 
-# name | smtp-source options | message count variable.  All from the issue:
-# -l 5120 = 5 KiB bodies; -s = parallel sessions; without -d every message
-# gets its own connection, with -d a session sends message after message.
+# name | smtp-source options | message count variable | kind.  All from the
+# issue: -l 5120 = 5 KiB bodies; -s = parallel sessions; without -d every
+# message gets its own connection, with -d a session sends message after
+# message.  kind "local": delivered into the Maildir; "relay": addressed to
+# a remote domain that the server sends on to its own smtp-sink.
 SCENARIOS=(
-	"S=1|-s 1 -l 5120|N"
-	"S=20|-s 20 -l 5120|N"
-	"S=100|-s 100 -l 5120|N"
-	"reuse S=20|-d -s 20 -l 5120|N"
-	"1 MiB S=10|-s 10 -l 1048576|N_BIG"
+	"S=1|-s 1 -l 5120|N|local"
+	"S=20|-s 20 -l 5120|N|local"
+	"S=100|-s 100 -l 5120|N|local"
+	"reuse S=20|-d -s 20 -l 5120|N|local"
+	"1 MiB S=10|-s 10 -l 1048576|N_BIG|local"
+	"relay to sink S=20|-s 20 -l 5120|N|relay"
+	"idle connections|-|N_IDLE|idle"
 )
 
 say() { printf '%s\n' "$*" >&2; }
@@ -171,9 +190,47 @@ nap() {
 	read -r -t 0.01 -u "$NAP_FD" _ || true
 }
 
+# --- sinks ------------------------------------------------------------------
+# Each server relays to its own smtp-sink (accepts and discards, no disk),
+# started before the server and kept for the whole bench.  -c makes it print
+# its counters ("sess=N quit=N mesg=N", CR between updates) on stdout at
+# every "." and session end: mesg counts every message whose data ended,
+# which is exact and costs no file per message (-d would).
+declare -A S_SINKPORT S_SINKPID S_SINKOUT
+SINK_PIDS=""
+start_sink() {	# server
+	local port out=$WORK/sink.$1.out
+	port=$(free_port)
+	"$SINK" -u nobody -c "127.0.0.1:$port" 1024 >"$out" 2>&1 &
+	S_SINKPID[$1]=$!
+	SINK_PIDS="$SINK_PIDS $!"
+	S_SINKPORT[$1]=$port
+	S_SINKOUT[$1]=$out
+	wait_port "$port" 10 || die "smtp-sink did not listen on $port"
+}
+
+sink_count() {	# server: sets COUNT to the sink's message counter
+	local t
+	t=$(tail -c 80 "${S_SINKOUT[$1]}")
+	t=${t##*mesg=}
+	t=${t%%[!0-9]*}
+	COUNT=${t:-0}
+}
+
+stop_sinks() {
+	local p
+	for p in $SINK_PIDS; do
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	SINK_PIDS=""
+}
+
 # --- tern -------------------------------------------------------------------
-# Per server: port, PID of the top process, Maildir, queue folders, log.
-declare -A S_PORT S_PID S_MAILDIR S_SPOOL S_LOG
+# Per server: port, PID of the top process, Maildir, queue folders, log,
+# and the port on which it relays (tern: a submission listener; Postfix:
+# the same smtpd, which relays for mynetworks).
+declare -A S_PORT S_PID S_MAILDIR S_SPOOL S_LOG S_RPORT
 
 TERN_PID=""
 start_tern() {
@@ -182,19 +239,30 @@ start_tern() {
 	chown vmail:vmail "$d/mail"	# deliver_user writes the Maildirs
 	echo 'bench:{PLAIN}x' >"$d/users.passwd"
 	TERN_PORT=$(free_port)
+	TERN_RPORT=$(free_port)
+	start_sink tern
+	# Relay: a submission listener (no auth block, so 127.0.0.0/8 is a
+	# trusted network and may relay) and a route to the sink; the relay
+	# settings are tern's defaults (10 connections to one destination,
+	# each reused for up to 100 messages).
 	cat >"$d/tern.conf" <<-EOF
 	hostname bench.example
 	spool $d/spool
 	workers 0
 	listen 127.0.0.1:$TERN_PORT { mode mx }
-	limits { connections 5000; connections_per_ip 5000; message_size 50M }
+	listen 127.0.0.1:$TERN_RPORT { mode submission }
+	limits { connections 15000; connections_per_ip 15000; message_size 50M }
 	domain localhost { users users.passwd; maildir $d/mail/%d/%u }
+	route sink.example { via 127.0.0.1:${S_SINKPORT[tern]} }
 	EOF
 	"$TERN" -n -f "$d/tern.conf" >&2 || die "tern rejects its config"
-	"$TERN" -d -f "$d/tern.conf" >"$d/tern.log" 2>&1 &
+	# Started with the usual soft descriptor limit of 1024 (the hard one
+	# as it is): tern raises it itself, as it must to hold 10,000 clients.
+	(ulimit -Sn 1024 && exec "$TERN" -d -f "$d/tern.conf") >>"$d/tern.log" 2>&1 &
 	TERN_PID=$!
 	wait_port "$TERN_PORT" 10 || die "tern did not listen on $TERN_PORT (see $d/tern.log)"
 	S_PORT[tern]=$TERN_PORT
+	S_RPORT[tern]=$TERN_RPORT
 	S_PID[tern]=$TERN_PID
 	S_MAILDIR[tern]=$d/mail/localhost/bench
 	S_SPOOL[tern]="$d/spool/queue"
@@ -255,6 +323,7 @@ start_postfix() {
 	mkdir -p "$pc" "$d/mail" "$d/log" "$d/queue"	# queue: root, 755
 	chown vmail:vmail "$d/mail"
 	PF_PORT=$(free_port)
+	start_sink postfix
 	cat >"$pc/main.cf" <<-EOF
 	compatibility_level = 3.6
 	queue_directory = $d/queue
@@ -279,14 +348,20 @@ start_postfix() {
 	virtual_gid_maps = static:$(id -g vmail)
 	message_size_limit = 52428800
 	virtual_mailbox_limit = 0
-	smtpd_client_connection_count_limit = 5000
+	smtpd_client_connection_count_limit = 15000
 	default_transport = error:bench instance delivers locally only
 	relay_transport = error:bench instance delivers locally only
+	transport_maps = texthash:$pc/transport
 	syslog_name = postfix-bench
 	maillog_file = $d/log/postfix.log
 	maillog_file_prefixes = $d/log
 	EOF
 	echo "bench@localhost localhost/bench/" >"$pc/vmailbox"
+	# Relay (8): sink.example goes to the sink, nothing else can leave.
+	# Clients in mynetworks may relay (smtpd_relay_restrictions' default
+	# permit_mynetworks).  smtp(8) keeps its defaults (20 connections per
+	# destination, connection cache on demand).
+	echo "sink.example smtp:[127.0.0.1]:${S_SINKPORT[postfix]}" >"$pc/transport"
 	# type private unpriv chroot wakeup maxproc command (see master(5))
 	cat >"$pc/master.cf" <<-EOF
 	127.0.0.1:$PF_PORT inet n - n - - smtpd
@@ -305,6 +380,7 @@ start_postfix() {
 	retry     unix  - - n -     - error
 	discard   unix  - - n -     - discard
 	virtual   unix  - n n -     - virtual
+	smtp      unix  - - n -     - smtp
 	anvil     unix  - - n -     1 anvil
 	scache    unix  - - n -     1 scache
 	postlog   unix-dgram n - n - 1 postlogd
@@ -324,6 +400,7 @@ start_postfix() {
 	done
 	PF_MASTER=$(tr -d ' \n' <"$d/queue/pid/master.pid")
 	S_PORT[postfix]=$PF_PORT
+	S_RPORT[postfix]=$PF_PORT
 	S_PID[postfix]=$PF_MASTER
 	S_MAILDIR[postfix]=$d/mail/localhost/bench
 	S_SPOOL[postfix]="$d/queue/incoming $d/queue/active $d/queue/deferred $d/queue/maildrop"
@@ -358,6 +435,7 @@ cleanup() {	# [exit status]
 	fi
 	stop_tern
 	stop_postfix
+	stop_sinks
 	if [ -n "${WORK:-}" ] && [ "$KEEP" = 0 ] && [ "$rc" = 0 ]; then
 		rm -rf "$WORK"
 	elif [ -n "${WORK:-}" ]; then
@@ -376,12 +454,25 @@ spool_empty() {	# server
 	return 0
 }
 
-# run_one SERVER NAME "OPTS" COUNT RUN: appends one line to $RAW:
+# Messages that arrived so far: files in Maildir/new for "local", the
+# sink's counter minus BASE for "relay".  Sets COUNT.
+arrived() {	# server kind base
+	if [ "$2" = relay ]; then
+		sink_count "$1"
+		COUNT=$((COUNT - $3))
+	else
+		count_files "${S_MAILDIR[$1]}/new"
+	fi
+}
+
+# run_one SERVER NAME "OPTS" COUNT RUN KIND: appends one line to $RAW:
 # server scenario run n msg/s server-CPU/1000 loadgen-CPU/1000 wall busy%
-# iowait% other% kthreads-CPU/1000 status ("ok" or what went wrong)
+# iowait% other% kthreads-CPU/1000 sink-CPU/1000 status ("ok" or what went
+# wrong)
 run_one() {
-	local server=$1 name=$2 opts=$3 n=$4 run=$5
-	local pid=${S_PID[$1]} md=${S_MAILDIR[$1]}
+	local server=$1 name=$2 opts=$3 n=$4 run=$5 kind=$6
+	local pid=${S_PID[$1]} md=${S_MAILDIR[$1]} port=${S_PORT[$1]}
+	local rcpt=bench@localhost base=0 sk0=0 sk1=0 spid=${S_SINKPID[$1]:-}
 	local c0 c1 k0 k1 m0 m1 t0 t1 got rc i status=ok deadline tf=$WORK/time.out
 	local slog=$WORK/source.$server.$RANDOM.log
 	# The last run's messages are moved aside, not deleted: on ext4 without
@@ -392,7 +483,14 @@ run_one() {
 		mkdir -p "$WORK/delivered.$server"
 		find "$md/new" "$md/cur" "$md/tmp" -type f -exec mv -t "$WORK/delivered.$server" {} +
 	fi
+	if [ "$kind" = relay ]; then
+		rcpt=bench@sink.example
+		port=${S_RPORT[$server]}
+		sink_count "$server"
+		base=$COUNT
+	fi
 	sync
+	[ -n "$spid" ] && sk0=$(tree_ticks "$spid")
 	c0=$(tree_ticks "$pid")
 	k0=$(tree_ticks 2)	# kthreadd's children: jbd2, kworkers (I/O)
 	m0=$(machine_jiffies)
@@ -402,8 +500,8 @@ run_one() {
 	# runs traps only between commands) and cleanup can stop it by PID.
 	# shellcheck disable=SC2086 # opts is a list of options
 	/usr/bin/time -f '%U %S' -o "$tf" \
-	    "$SOURCE" -c $opts -m "$n" -f bench@bench.example -t bench@localhost \
-	    "127.0.0.1:${S_PORT[$server]}" >/dev/null 2>"$slog" &
+	    "$SOURCE" -c $opts -m "$n" -f bench@bench.example -t "$rcpt" \
+	    "127.0.0.1:$port" >/dev/null 2>"$slog" &
 	LOADGEN_PID=$!
 	wait "$LOADGEN_PID" || rc=$?
 	LOADGEN_PID=""
@@ -415,7 +513,7 @@ run_one() {
 		deadline=$(( ${EPOCHREALTIME%.*} + 10 ))
 	fi
 	while :; do
-		count_files "$md/new"
+		arrived "$server" "$kind" "$base"
 		got=$COUNT
 		[ "$got" -ge "$n" ] && break
 		if [ "${EPOCHREALTIME%.*}" -ge "$deadline" ]; then
@@ -435,6 +533,7 @@ run_one() {
 	sleep 0.2
 	c1=$(tree_ticks "$pid")
 	k1=$(tree_ticks 2)
+	[ -n "$spid" ] && sk1=$(tree_ticks "$spid")
 	[ "$rc" = 0 ] || status="source-exit-$rc;$status"
 	if [ -s "$slog" ]; then
 		say "  smtp-source said: $(head -c 300 "$slog" | tr '\n' ' ')"
@@ -442,14 +541,17 @@ run_one() {
 	fi
 	/usr/bin/python3 - "$server" "$name" "$run" "$n" "$t0" "$t1" "$c0" "$c1" \
 	    "$TICK" "$m0" "$m1" "$(nproc)" "$status" "$(tail -1 "$tf")" "$k0" "$k1" \
-	    >>"$RAW" <<-'EOF'
+	    "$kind" "$sk0" "$sk1" >>"$RAW" <<-'EOF'
 	import sys
 	(server, name, run, n, t0, t1, c0, c1, tick, m0, m1, ncpu, status,
-	 lg, k0, k1) = sys.argv[1:]
+	 lg, k0, k1, kind, sk0, sk1) = sys.argv[1:]
 	n = int(n); tick = int(tick); ncpu = int(ncpu)
 	wall = float(t1) - float(t0)
 	srv = (int(c1) - int(c0)) / tick
 	kth = (int(k1) - int(k0)) / tick
+	# The sink is a load generator too (the receiving end), counted only
+	# where it is used.
+	snk = (int(sk1) - int(sk0)) / tick if kind == "relay" else 0.0
 	b0, w0 = map(int, m0.split()); b1, w1 = map(int, m1.split())
 	busy = 100.0 * (b1 - b0) / tick / wall / ncpu
 	iow = 100.0 * (w1 - w0) / tick / wall / ncpu
@@ -461,15 +563,27 @@ run_one() {
 	# CPU of everything else on the machine (other users' jobs), as a
 	# share of all CPUs: a busy neighbour makes the run meaningless.
 	# Kernel threads mostly do the servers' I/O, so they are not "other".
-	other = (b1 - b0) / tick - srv - kth - (lgc if lgc == lgc else 0)
+	other = (b1 - b0) / tick - srv - kth - snk - (lgc if lgc == lgc else 0)
 	other = max(0.0, other)
 	other = 100.0 * other / wall / ncpu
 	print("\t".join([server, name, run, str(n), "%.1f" % (n / wall),
 	    "%.3f" % (srv * 1000 / n), "%.3f" % (lgc * 1000 / n),
 	    "%.2f" % wall, "%.0f" % busy, "%.0f" % iow, "%.0f" % other,
-	    "%.3f" % (kth * 1000 / n), status]))
+	    "%.3f" % (kth * 1000 / n),
+	    "%.3f" % (snk * 1000 / n) if kind == "relay" else "-", status]))
 	EOF
-	tail -1 "$RAW" | awk -F'\t' '{ printf "  %-8s %-12s run %s: %8s msg/s  server %6s CPU-s/1000  loadgen %6s CPU-s/1000  wall %ss  machine busy %s%% iowait %s%% other %s%% kthreads %s CPU-s/1000  %s\n", $1, $2, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13 }' >&2
+	tail -1 "$RAW" | awk -F'\t' '{ printf "  %-8s %-12s run %s: %8s msg/s  server %6s CPU-s/1000  loadgen %6s CPU-s/1000  sink %s CPU-s/1000  wall %ss  machine busy %s%% iowait %s%% other %s%% kthreads %s CPU-s/1000  %s\n", $1, $2, $3, $5, $6, $7, $13, $8, $9, $10, $11, $12, $14 }' >&2
+}
+
+# run_idle SERVER N RUN: N connections greeted, EHLO'd and held idle by
+# bench/idle.py, which measures the server's PSS and a new client's wait for
+# its greeting meanwhile; appends "server run key=value..." to $IDLE_RAW.
+run_idle() {
+	local server=$1 n=$2 run=$3 line
+	line=$(/usr/bin/python3 "$ROOT/bench/idle.py" "${S_PORT[$server]}" "$n" \
+	    "${S_PID[$server]}" "${BENCH_IDLE_HOLD:-0}") || die "idle.py failed"
+	printf '%s\t%s\t%s\n' "$server" "$run" "$line" >>"$IDLE_RAW"
+	say "  $server idle run $run: $line"
 }
 
 # Log lines that mean something went wrong (tern logs a temporary delivery
@@ -491,11 +605,23 @@ run_all() {
 		"start_$s"
 	done
 	for sc in "${SCENARIOS[@]}"; do
-		IFS='|' read -r name opts var <<<"$sc"
+		IFS='|' read -r name opts var kind <<<"$sc"
 		n=${!var}
+		[ -z "$PICK" ] || [[ "$name" == *"$PICK"* ]] || continue
 		for ((r = 1; r <= RUNS; r++)); do
 			for s in $SERVERS; do
-				run_one "$s" "$name" "$opts" "$n" "$r"
+				if [ "$kind" = idle ]; then
+					# A fresh server: memory freed after the
+					# earlier scenarios (or runs) stays in the
+					# processes' heaps and would hide what the
+					# connections cost; Postfix's smtpd from
+					# the last run would still be counted.
+					"stop_$s"
+					"start_$s"
+					run_idle "$s" "$n" "$r"
+					continue
+				fi
+				run_one "$s" "$name" "$opts" "$n" "$r" "$kind"
 			done
 		done
 	done
@@ -511,20 +637,24 @@ report() {
 	import sys, statistics
 	raw, servers = sys.argv[1], sys.argv[2].split()
 	rows = [l.rstrip("\n").split("\t") for l in open(raw) if l.strip()]
+	if not rows:
+	    sys.exit(0)
 	order, res = [], {}
-	for srv, name, run, n, rate, cpu, lg, wall, busy, iow, oth, kth, st in rows:
+	for srv, name, run, n, rate, cpu, lg, wall, busy, iow, oth, kth, snk, st in rows:
 	    if name not in order:
 	        order.append(name)
 	    r = res.setdefault((srv, name), {"rate": [], "cpu": [], "lg": [],
-	        "busy": [], "oth": [], "kth": [], "bad": [], "n": n})
+	        "busy": [], "oth": [], "kth": [], "snk": [], "bad": [], "n": n})
 	    r["rate"].append(float(rate)); r["cpu"].append(float(cpu))
 	    r["lg"].append(float(lg)); r["busy"].append(float(busy))
 	    r["oth"].append(float(oth)); r["kth"].append(float(kth))
+	    if snk != "-":
+	        r["snk"].append(float(snk))
 	    if st != "ok":
 	        r["bad"].append(st)
 	def med(srv, name, k):
 	    r = res.get((srv, name))
-	    return statistics.median(r[k]) if r else None
+	    return statistics.median(r[k]) if r and r[k] else None
 	def f(v, fmt):
 	    return "-" if v is None else fmt % v
 	def ratio(a, b):
@@ -540,6 +670,7 @@ report() {
 	if both:
 	    hdr += ["CPU ratio"]
 	hdr += ["loadgen CPU s/1000 (%s)" % "/".join(servers),
+	    "sink CPU s/1000 (%s)" % "/".join(servers),
 	    "kernel threads CPU s/1000 (%s)" % "/".join(servers),
 	    "machine busy %% (%s)" % "/".join(servers),
 	    "other load %% (%s)" % "/".join(servers)]
@@ -561,6 +692,7 @@ report() {
 	    if both:
 	        row.append(ratio(med("tern", name, "cpu"), med("postfix", name, "cpu")))
 	    row.append(" / ".join(f(med(s, name, "lg"), "%.3f") for s in servers))
+	    row.append(" / ".join(f(med(s, name, "snk"), "%.3f") for s in servers))
 	    row.append(" / ".join(f(med(s, name, "kth"), "%.3f") for s in servers))
 	    row.append(" / ".join(f(med(s, name, "busy"), "%.0f") for s in servers))
 	    row.append(" / ".join(f(med(s, name, "oth"), "%.0f") for s in servers))
@@ -570,6 +702,46 @@ report() {
 	    " median of %d run(s)." % max(len(r["rate"]) for r in res.values()))
 	for nt in notes:
 	    print("(!) " + nt)
+	EOF
+	report_idle
+}
+
+# Medians per server of the idle connection runs.
+report_idle() {
+	/usr/bin/python3 - "$IDLE_RAW" "$SERVERS" <<-'EOF'
+	import sys, statistics
+	raw, servers = sys.argv[1], sys.argv[2].split()
+	runs = {}
+	for l in open(raw):
+	    if not l.strip():
+	        continue
+	    srv, run, kv = l.rstrip("\n").split("\t")
+	    runs.setdefault(srv, []).append(dict(x.split("=", 1) for x in kv.split()))
+	if not runs:
+	    sys.exit(0)
+	def med(rs, k, fmt="%d"):
+	    v = [float(r[k]) for r in rs if r[k] not in ("timeout", "")]
+	    return fmt % statistics.median(v) if v else "timeout"
+	print()
+	print("| server | connections | greeted | EHLO answered | still open after | PSS MiB before | PSS MiB held (processes) | bytes per greeted connection | new client's greeting ms | open+greet all s | client CPU s |")
+	print("|---|---|---|---|---|---|---|---|---|---|---|")
+	for s in servers:
+	    rs = runs.get(s)
+	    if not rs:
+	        continue
+	    pss = statistics.median(int(r["pss_kib"]) for r in rs)
+	    base = statistics.median(int(r["pss_base_kib"]) for r in rs)
+	    print("| %s | %s | %s | %s | %s | %.1f | %.1f (%s) | %s | %s | %s | %s |" % (
+	        s, rs[0]["n"], med(rs, "greeted"), med(rs, "ehlo"),
+	        med(rs, "open_after"), base / 1024.0, pss / 1024.0,
+	        med(rs, "nproc"), med(rs, "per_conn_bytes"),
+	        med(rs, "probe_median_ms", "%.1f"), med(rs, "open_s", "%.2f"),
+	        med(rs, "client_cpu_s", "%.2f")))
+	print()
+	print("Median of %d run(s); PSS of all the server's processes while the"
+	    " connections are held (tern's includes its queue, deliver and mta"
+	    " processes; Postfix's its master, smtpd and the other daemons)."
+	    % max(len(r) for r in runs.values()))
 	EOF
 }
 
@@ -592,7 +764,9 @@ trap 'cleanup 130' INT
 trap 'cleanup 143' TERM
 trap 'cleanup 129' HUP
 RAW=$WORK/raw.tsv
+IDLE_RAW=$WORK/idle.tsv
 : >"$RAW"
+: >"$IDLE_RAW"
 
 say "bench: servers=[$SERVERS] runs=$RUNS n=$N n_big=$N_BIG work=$WORK"
 say "machine: $(nproc) CPU, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \

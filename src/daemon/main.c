@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -39,6 +40,36 @@ usage(FILE *out)
 	    "Started as root, tern drops privileges: smtp workers run as the\n"
 	    "configured `user` inside `chroot`, queue and delivery as `deliver_user`.\n"
 	    "See docs/CONFIG.md for the configuration reference.\n");
+}
+
+/*
+ * Every connection is a descriptor in one smtp worker, and the soft limit is
+ * often 1024 while the hard one is far higher: take all the hard limit
+ * allows, before any child is forked (they inherit it; seccomp would forbid
+ * it later). A limit below the configured connections is logged, not fatal.
+ */
+static void
+raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			log_warn("event=nofile-raise-failed error=\"%s\"", strerror(errno));
+			return;
+		}
+		log_info("event=nofile from=%llu to=%llu", (unsigned long long)old,
+		    (unsigned long long)rl.rlim_cur);
+	}
+	/* Spool, IPC and log descriptors come on top of the sessions. */
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->limits.connections + 64)
+		log_warn("event=nofile-low limit=%llu connections=%zu",
+		    (unsigned long long)rl.rlim_cur, (size_t)cfg->limits.connections);
 }
 
 static void
@@ -126,5 +157,6 @@ main(int argc, char **argv)
 	if (!foreground)
 		daemonize();
 	log_init(foreground, debug);
+	raise_nofile(cfg);
 	return parent_main(cfg, path);
 }

@@ -1616,6 +1616,19 @@ session_idle(const struct session *s)
 	return !s->t.active && (s->st == ST_CMD || s->st == ST_CLOSE);
 }
 
+void
+session_trim(struct session *s)
+{
+	if (!session_idle(s) || s->busy)
+		return;
+	if (s->in.len == 0) {
+		buf_free(&s->in);
+		s->in_off = 0;
+	}
+	if (s->out.len == 0)
+		buf_free(&s->out);
+}
+
 const struct session_stats *
 session_stats(const struct session *s)
 {

@@ -111,5 +111,12 @@ uint64_t session_id(const struct session *s);
 /* True between the end of a transaction and the next MAIL: safe to stop. */
 int session_idle(const struct session *s);
 const struct session_stats *session_stats(const struct session *s);
+/*
+ * Between transactions, gives back the memory of the input and output
+ * buffers if they are empty (the input one may have grown to a whole read
+ * of message data): an idle connection then costs only the session itself.
+ * They grow again with the next command.
+ */
+void session_trim(struct session *s);
 
 #endif

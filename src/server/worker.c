@@ -24,6 +24,7 @@
 #include "server/tls.h"
 
 #define READ_CHUNK     (64 * 1024)
+#define ACCEPT_PAUSE_MS 100	/* no accept() for this long when out of descriptors */
 #define OUT_HIGH       (64 * 1024)	/* stop reading while this much is unsent */
 #define IN_HIGH        (128 * 1024)	/* stop reading while this much is unprocessed */
 #define MAX_CONNS      (1u << 17)
@@ -75,6 +76,8 @@ struct worker {
 	uint64_t                  next_sid;
 	int                       stopping;	/* SIGTERM: sessions are told to go */
 	int                       retiring;	/* SIGUSR1: sessions end by themselves */
+	int                       paused;	/* out of descriptors: not accepting */
+	struct event             *ev_resume;	/* ends the pause */
 };
 
 static void conn_after(struct conn *);
@@ -482,6 +485,8 @@ conn_after(struct conn *c)
 	}
 	if (c->ssl_want_write)
 		event_add(c->ev_write, NULL);
+	if (out->len == 0)
+		session_trim(c->s);
 	conn_timer(c);
 }
 
@@ -641,6 +646,41 @@ accept_one(struct listener *li, int fd, struct sockaddr_storage *ss)
 	conn_after(c);
 }
 
+/*
+ * Out of descriptors (or kernel memory) the pending connection stays in the
+ * backlog and the listening socket stays readable: accepting again at once
+ * would spin. Stop listening for a moment instead; sessions that end in
+ * the meantime free descriptors.
+ */
+static void
+accept_pause(struct worker *w, int err)
+{
+	static const struct timeval pause = { 0, ACCEPT_PAUSE_MS * 1000 };
+	size_t i;
+
+	if (w->paused)
+		return;
+	w->paused = 1;
+	for (i = 0; i < w->args->nlisten; i++)
+		event_del(w->ev_listen[i]);
+	log_warn("event=accept-paused error=\"%s\" open_sessions=%u pause_ms=%d",
+	    strerror(err), w->live, ACCEPT_PAUSE_MS);
+	evtimer_add(w->ev_resume, &pause);
+}
+
+static void
+on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	size_t i;
+
+	w->paused = 0;
+	if (w->stopping || w->retiring)
+		return;
+	for (i = 0; i < w->args->nlisten; i++)
+		event_add(w->ev_listen[i], NULL);
+}
+
 static void
 on_accept(evutil_socket_t lfd, short what, void *arg)
 {
@@ -654,7 +694,9 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				accept_pause(w, errno);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warn("event=accept-failed error=\"%s\"", strerror(errno));
 			return;
 		}
@@ -880,6 +922,7 @@ worker_free(struct worker *w)
 		event_free(w->ev_listen[i]);
 	free(w->ev_listen);
 	free(w->listeners);
+	event_free(w->ev_resume);
 	ipc_free(w->check);
 	ipc_free(w->auth);
 	ipc_free(w->queue);
@@ -911,7 +954,8 @@ worker_main(const struct worker_args *args)
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	w.ev_listen = calloc(args->nlisten ? args->nlisten : 1, sizeof(*w.ev_listen));
 	w.listeners = calloc(args->nlisten ? args->nlisten : 1, sizeof(*w.listeners));
-	if (!w.ev_listen || !w.listeners)
+	w.ev_resume = evtimer_new(w.base, on_accept_resume, &w);
+	if (!w.ev_listen || !w.listeners || !w.ev_resume)
 		log_fatal("event=oom");
 	for (i = 0; i < args->nlisten; i++) {
 		w.listeners[i] = (struct listener){ &w, &args->cfg->listen[i], args->listen_fds[i] };

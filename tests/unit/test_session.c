@@ -433,6 +433,40 @@ test_greeting(void **state)
 	assert_int_equal(session_id(f->s), 42);
 }
 
+/*
+ * Idle connections keep no buffer memory (issue 6: 10,000 of them), and
+ * nothing is trimmed that a transaction or a pending reply still needs.
+ */
+static void
+test_trim(void **state)
+{
+	struct fake *f = *state;
+	struct buf *o = session_output(f->s);
+
+	hello(f);
+	assert_true(o->cap > 0);
+	session_trim(f->s);
+	assert_null(o->data);
+	assert_int_equal(o->cap, 0);
+	assert_int_equal(o->max, 256 * 1024);	/* still bounded */
+	/* It grows again with the next command. */
+	assert_string_equal(say(f, "MAIL FROM:<sender@example.org>\r\n"), "250 2.1.0 Ok\r\n");
+	/* In a transaction nothing is given back. */
+	session_trim(f->s);
+	assert_non_null(o->data);
+	assert_string_equal(say(f, "RCPT TO:<alice@localhost>\r\n"), "250 2.1.5 Ok\r\n");
+	expect(f, "DATA\r\nhi\r\n.\r\n",
+	    "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as @ID@\r\n");
+	/* A reply not yet written is kept. */
+	session_input(f->s, "NOOP\r\n", 6);
+	session_trim(f->s);
+	assert_string_equal(take(f), "250 2.0.0 Ok\r\n");
+	session_trim(f->s);
+	assert_null(o->data);
+	assert_int_equal(f->commits, 1);
+	assert_string_equal(say(f, "QUIT\r\n"), "221 2.0.0 Bye\r\n");
+}
+
 static void
 test_ehlo(void **state)
 {
@@ -1568,6 +1602,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_greeting),
+		T(test_trim),
 		T(test_ehlo),
 		T(test_helo_dialog),
 		T(test_sequence_errors),
