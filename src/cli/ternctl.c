@@ -315,7 +315,7 @@ cmd_control_id(const char *spool, const char *verb, const char *id)
 {
 	char line[CONTROL_LINE_MAX];
 
-	if (strlen(id) != QUEUE_ID_LEN || strspn(id, "0123456789abcdef") != QUEUE_ID_LEN) {
+	if (!envelope_id_valid(id, strlen(id))) {
 		fprintf(stderr, "ternctl: not a queue ID: %s\n", id);
 		return 2;
 	}

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mailauth/dkim_canon.h"
 #include "server/passwd.h"
 
 #define CONFIG_FILE_MAX   (1024 * 1024)
@@ -1583,19 +1584,14 @@ fn_dkim_headers(struct parser *ps, const struct directive *e, struct dir *d, voi
 static int
 fn_dkim_canon(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 {
-	const char *w = d->w[1], *slash = strchr(w, '/');
-	size_t hn = slash ? (size_t)(slash - w) : strlen(w);
-	const char *b = slash ? slash + 1 : "simple";
-	int hc, bc;
+	const char *w = d->w[1];
+	enum dkim_canon hc, bc;
 
-	hc = hn == 7 && strncmp(w, "relaxed", 7) == 0 ? 0 :
-	    hn == 6 && strncmp(w, "simple", 6) == 0 ? 1 : -1;
-	bc = strcmp(b, "relaxed") == 0 ? 0 : strcmp(b, "simple") == 0 ? 1 : -1;
-	if (hc == -1 || bc == -1)
+	if (dkim_canon_parse(w, strlen(w), &hc, &bc) == -1)
 		return perr(ps, d->line, "dkim_canonicalization: \"%s\" is not "
 		    "relaxed|simple[/relaxed|simple]", w);
-	ps->cfg->dkim_hcanon = hc;
-	ps->cfg->dkim_bcanon = bc;
+	ps->cfg->dkim_hcanon = hc == DKIM_CANON_SIMPLE;
+	ps->cfg->dkim_bcanon = bc == DKIM_CANON_SIMPLE;
 	return 0;
 }
 

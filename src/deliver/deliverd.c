@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/exitsig.h"
 #include "common/buf.h"
 #include "common/ipc.h"
 #include "common/log.h"
@@ -291,16 +292,7 @@ deliver_main(const struct config *cfg, int queue_fd, const char *base)
 	event_free(d.ev_batch);
 	free(d.jobs);
 	syncpool_free(d.syncpool);
-	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent stays blocked, not killing the process halfway
-	 * through (it exits with the signal pending). */
-	{
-		sigset_t ss;
-
-		sigemptyset(&ss);
-		sigaddset(&ss, SIGTERM);
-		sigprocmask(SIG_BLOCK, &ss, NULL);
-	}
+	exitsig_block();	/* before the signal events are freed */
 	event_free(ev);
 	event_base_free(d.base);
 	return 0;

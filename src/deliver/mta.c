@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/exitsig.h"
 #include "common/buf.h"
 #include "common/ipc.h"
 #include "common/log.h"
@@ -1532,16 +1533,7 @@ mta_main(const struct config *cfg, struct signer *signer, int queue_fd)
 		close(m.journal);
 	log_info("event=stop");
 	SSL_CTX_free(m.tls);
-	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent stays blocked, not killing the process halfway
-	 * through (it exits with the signal pending). */
-	{
-		sigset_t ss;
-
-		sigemptyset(&ss);
-		sigaddset(&ss, SIGTERM);
-		pthread_sigmask(SIG_BLOCK, &ss, NULL);
-	}
+	exitsig_block();	/* before the signal events are freed */
 	ipc_free(m.queue);
 	event_free(m.ev_wake);
 	event_free(ev);

@@ -253,34 +253,12 @@ check_time(const struct taglist *tl)
 	return 0;
 }
 
-static int
-canon_word(const char *p, size_t n, enum dkim_canon *c)
-{
-	if (n == 6 && memcmp(p, "simple", 6) == 0)
-		*c = DKIM_CANON_SIMPLE;
-	else if (n == 7 && memcmp(p, "relaxed", 7) == 0)
-		*c = DKIM_CANON_RELAXED;
-	else
-		return -1;
-	return 0;
-}
-
 /* c= as in DKIM: absent is simple/simple, "x" alone is x/simple (RFC 6376 3.5). */
 static int
 parse_canon(const struct tag *t, enum dkim_canon *hc, enum dkim_canon *bc)
 {
-	const char *slash;
-	size_t n;
-
 	*hc = *bc = DKIM_CANON_SIMPLE;
-	if (t == NULL)
-		return 0;
-	slash = memchr(t->val, '/', t->vallen);
-	n = slash ? (size_t)(slash - t->val) : t->vallen;
-	if (canon_word(t->val, n, hc) == -1 ||
-	    (slash && canon_word(slash + 1, t->vallen - n - 1, bc) == -1))
-		return -1;
-	return 0;
+	return t == NULL ? 0 : dkim_canon_parse(t->val, t->vallen, hc, bc);
 }
 
 static void

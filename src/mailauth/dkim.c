@@ -241,32 +241,12 @@ parse_alg(struct dkim_verify *v, struct vsig *s, const struct tag *a)
 	return 0;
 }
 
-static int
-parse_canon_word(const char *p, size_t n, enum dkim_canon *c)
-{
-	if (n == 6 && memcmp(p, "simple", 6) == 0)
-		*c = DKIM_CANON_SIMPLE;
-	else if (n == 7 && memcmp(p, "relaxed", 7) == 0)
-		*c = DKIM_CANON_RELAXED;
-	else
-		return -1;
-	return 0;
-}
-
 /* c= header[/body]; absent: simple/simple; "x" alone: x/simple (RFC 6376 3.5). */
 static int
 parse_canon(struct vsig *s, const struct tag *c)
 {
-	const char *slash;
-	size_t n;
-
 	s->hc = s->bc = DKIM_CANON_SIMPLE;
-	if (c == NULL)
-		return 0;
-	slash = memchr(c->val, '/', c->vallen);
-	n = slash ? (size_t)(slash - c->val) : c->vallen;
-	if (parse_canon_word(c->val, n, &s->hc) == -1 ||
-	    (slash && parse_canon_word(slash + 1, c->vallen - n - 1, &s->bc) == -1))
+	if (c != NULL && dkim_canon_parse(c->val, c->vallen, &s->hc, &s->bc) == -1)
 		return set_result(s, DKIM_PERMERROR, "unknown canonicalization");
 	return 0;
 }

@@ -341,6 +341,34 @@ dkim_msg_select(const struct dkim_msg *m, const char *name, size_t n, unsigned c
 	return -1;
 }
 
+/* ---- c= ---- */
+
+static int
+canon_word(const char *p, size_t n, enum dkim_canon *c)
+{
+	if (n == 6 && memcmp(p, "simple", 6) == 0)
+		*c = DKIM_CANON_SIMPLE;
+	else if (n == 7 && memcmp(p, "relaxed", 7) == 0)
+		*c = DKIM_CANON_RELAXED;
+	else
+		return -1;
+	return 0;
+}
+
+int
+dkim_canon_parse(const char *v, size_t n, enum dkim_canon *hc, enum dkim_canon *bc)
+{
+	const char *slash = memchr(v, '/', n);
+	size_t hn = slash ? (size_t)(slash - v) : n;
+	enum dkim_canon h, b = DKIM_CANON_SIMPLE;
+
+	if (canon_word(v, hn, &h) == -1 || (slash && canon_word(slash + 1, n - hn - 1, &b) == -1))
+		return -1;
+	*hc = h;
+	*bc = b;
+	return 0;
+}
+
 /* ---- base64 ---- */
 
 int

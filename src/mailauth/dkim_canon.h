@@ -30,6 +30,13 @@ enum dkim_canon {
 int  dkim_canon_header(enum dkim_canon c, const char *f, size_t len, int crlf, struct buf *out);
 
 /*
+ * A c= value v[0..n) (RFC 6376 3.5): "header/body", each "simple" or
+ * "relaxed"; one word alone is the header's, with a simple body. 0, or -1
+ * (hc, bc unchanged) if it is anything else.
+ */
+int  dkim_canon_parse(const char *v, size_t n, enum dkim_canon *hc, enum dkim_canon *bc);
+
+/*
  * Streaming body canonicalization. Bytes go in any chunking; canonical
  * bytes come out through sink. Trailing empty lines are held back until
  * more content shows they are not trailing. limit (UINT64_MAX: none) caps

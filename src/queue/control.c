@@ -44,19 +44,6 @@ static const struct {
 	{ "STATUS", CTL_STATUS, 0 },
 };
 
-static int
-is_queue_id(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n != QUEUE_ID_LEN)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 int
 control_parse(const char *line, size_t len, struct control_cmd *out, const char **why)
 {
@@ -76,7 +63,7 @@ control_parse(const char *line, size_t len, struct control_cmd *out, const char 
 			}
 			return 0;
 		}
-		if (vlen == len || !is_queue_id(line + vlen + 1, len - vlen - 1)) {
+		if (vlen == len || !envelope_id_valid(line + vlen + 1, len - vlen - 1)) {
 			*why = "a queue ID (16 hex digits) is needed";
 			return -1;
 		}

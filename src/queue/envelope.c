@@ -56,6 +56,19 @@ static const char *const dsn_kind_names[] = {
 #define REQUIRED_KEYS	((1u << K_VERSION) | (1u << K_ID) | \
     (1u << K_CREATED) | (1u << K_SENDER) | (1u << K_END))
 
+int
+envelope_id_valid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n != QUEUE_ID_LEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
 void
 envelope_init(struct envelope *e)
 {

@@ -96,6 +96,9 @@ struct envelope {
 	int      quarantine;		/* deliver into the junk folder */
 };
 
+/* 1 if s[0..n) is a queue ID: QUEUE_ID_LEN lower-case hex digits. */
+int  envelope_id_valid(const char *s, size_t n);
+
 void envelope_init(struct envelope *e);
 void envelope_free(struct envelope *e);
 /* Replaces e->prepend with a copy of p[0..n) (n 0: none); -1 on ENOMEM, a NUL

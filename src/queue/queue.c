@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/exitsig.h"
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
@@ -1467,19 +1468,6 @@ read_file(const char *path, struct buf *out)
 	return n == 0 ? 0 : -1;
 }
 
-static int
-is_id(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n != QUEUE_ID_LEN)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 /*
  * A recovered message is tried at the time its envelope says (the retry
  * schedule survives a restart), at once if that time has come or nothing
@@ -1572,7 +1560,7 @@ recover(struct queue *q)
 		size_t n = strlen(de->d_name);
 		char id[QUEUE_ID_LEN + 1];
 
-		if (n != QUEUE_ID_LEN + 4 || !is_id(de->d_name, QUEUE_ID_LEN))
+		if (n != QUEUE_ID_LEN + 4 || !envelope_id_valid(de->d_name, QUEUE_ID_LEN))
 			continue;
 		memcpy(id, de->d_name, QUEUE_ID_LEN);
 		id[QUEUE_ID_LEN] = '\0';
@@ -2029,18 +2017,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	syncpool_free(q.syncpool);
 	free(q.pool);
 	log_info("event=stop");
-	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent stays blocked, not killing the process halfway
-	 * through (it exits with the signal pending). */
-	{
-		sigset_t ss;
-
-		sigemptyset(&ss);
-		sigaddset(&ss, SIGTERM);
-		sigaddset(&ss, SIGINT);
-		sigaddset(&ss, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &ss, NULL);
-	}
+	exitsig_block();	/* before the signal events are freed */
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_usr1);

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/exitsig.h"
 #include "common/buf.h"
 #include "common/ipc.h"
 #include "common/log.h"
@@ -257,16 +258,7 @@ authd_main(const struct config *cfg, int parent_fd)
 	ev = evsignal_new(a.base, SIGTERM, on_term, a.base);
 	evsignal_add(ev, NULL);
 	event_base_dispatch(a.base);
-	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent stays blocked, not killing the process halfway
-	 * through (it exits with the signal pending). */
-	{
-		sigset_t ss;
-
-		sigemptyset(&ss);
-		sigaddset(&ss, SIGTERM);
-		sigprocmask(SIG_BLOCK, &ss, NULL);
-	}
+	exitsig_block();	/* before the signal events are freed */
 	/* Everything freed, so that a leak checker sees no block lost. */
 	while (a.nworkers > 0)
 		ipc_free(a.workers[--a.nworkers]);

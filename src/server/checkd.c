@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/exitsig.h"
 #include "common/buf.h"
 #include "common/ipc.h"
 #include "common/log.h"
@@ -594,16 +595,7 @@ checkd_main(const struct config *cfg, int parent_fd)
 	if (!d.orphan)
 		ipc_free(parent);
 	event_free(ev_wake);
-	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent stays blocked, not killing the process halfway
-	 * through (it exits with the signal pending). */
-	{
-		sigset_t ss;
-
-		sigemptyset(&ss);
-		sigaddset(&ss, SIGTERM);
-		pthread_sigmask(SIG_BLOCK, &ss, NULL);
-	}
+	exitsig_block();	/* before the signal events are freed */
 	event_free(ev_term);
 	orgdomain_close(d.od);
 	close(d.wake[0]);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/exitsig.h"
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
@@ -969,17 +970,7 @@ worker_main(const struct worker_args *args)
 	evsignal_add(ev_retire, NULL);
 	event_base_dispatch(w.base);
 	log_info("event=stop open_sessions=%u", w.live);
-	/* Freeing a signal event restores the default action: a late SIGTERM
-	 * from the parent stays blocked, not killing the process halfway
-	 * through (it exits with the signal pending). */
-	{
-		sigset_t ss;
-
-		sigemptyset(&ss);
-		sigaddset(&ss, SIGTERM);
-		sigaddset(&ss, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &ss, NULL);
-	}
+	exitsig_block();	/* before the signal events are freed */
 	event_free(ev_term);
 	event_free(ev_retire);
 	worker_free(&w);

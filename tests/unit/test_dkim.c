@@ -1508,11 +1508,42 @@ test_summary(void **state)
 	assert_true(vec_pass > 0);
 }
 
+static int
+canon_of(const char *v, enum dkim_canon *hc, enum dkim_canon *bc)
+{
+	*hc = *bc = (enum dkim_canon)7;	/* untouched on error */
+	return dkim_canon_parse(v, strlen(v), hc, bc);
+}
+
+static void
+test_canon_parse(void **state)
+{
+	enum dkim_canon hc, bc;
+
+	(void)state;
+	assert_int_equal(canon_of("relaxed/relaxed", &hc, &bc), 0);
+	assert_int_equal(hc, DKIM_CANON_RELAXED);
+	assert_int_equal(bc, DKIM_CANON_RELAXED);
+	assert_int_equal(canon_of("relaxed", &hc, &bc), 0);	/* body simple */
+	assert_int_equal(hc, DKIM_CANON_RELAXED);
+	assert_int_equal(bc, DKIM_CANON_SIMPLE);
+	assert_int_equal(canon_of("simple/relaxed", &hc, &bc), 0);
+	assert_int_equal(hc, DKIM_CANON_SIMPLE);
+	assert_int_equal(bc, DKIM_CANON_RELAXED);
+	assert_int_equal(canon_of("relaxed/", &hc, &bc), -1);
+	assert_int_equal(canon_of("/simple", &hc, &bc), -1);
+	assert_int_equal(canon_of("Relaxed", &hc, &bc), -1);
+	assert_int_equal(canon_of("relaxed/simple/x", &hc, &bc), -1);
+	assert_int_equal(hc, (enum dkim_canon)7);
+	assert_int_equal(canon_of("", &hc, &bc), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_taglist),
+		cmocka_unit_test(test_canon_parse),
 		cmocka_unit_test(test_canon_body),
 		cmocka_unit_test(test_canon_header),
 		cmocka_unit_test(test_msg_split),

@@ -769,10 +769,23 @@ test_encode_refuses(void **state)
 	envelope_free(&e);
 }
 
+static void
+test_id_valid(void **state)
+{
+	(void)state;
+	assert_int_equal(envelope_id_valid("0187a3f2c4d1e00a", 16), 1);
+	assert_int_equal(envelope_id_valid("0187a3f2c4d1e00A", 16), 0);
+	assert_int_equal(envelope_id_valid("0187a3f2c4d1e00", 15), 0);
+	assert_int_equal(envelope_id_valid("0187a3f2c4d1e00ab", 17), 0);
+	assert_int_equal(envelope_id_valid("0187a3f2c4d1e00g", 16), 0);
+	assert_int_equal(envelope_id_valid("../a3f2c4d1e00ab", 16), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_id_valid),
 		cmocka_unit_test(test_golden_encode),
 		cmocka_unit_test(test_golden_decode),
 		cmocka_unit_test(test_round_trip_nasty),
