@@ -248,6 +248,21 @@ read_message(const char *path, struct buf *out)
 	return n == 0 ? 0 : -1;
 }
 
+/* One signature's outcome, one line: "LABEL N: d= s= a= result= ...". */
+static void
+print_sig(const char *label, size_t i, const struct dkim_sig_result *s)
+{
+	printf("%s %zu: d=%s s=%s a=%s result=%s", label, i + 1, s->domain, s->selector,
+	    s->algorithm, dkim_result_str(s->result));
+	if (s->key_bits)
+		printf(" bits=%u", s->key_bits);
+	if (s->testing)
+		printf(" testing=y");
+	if (s->result != DKIM_PASS && s->reason[0])
+		printf(" reason=\"%s\"", s->reason);
+	printf("\n");
+}
+
 static int
 dkim_verify_cmd(const char *conf, int conf_given, int argc, char **argv)
 {
@@ -281,15 +296,7 @@ dkim_verify_cmd(const char *conf, int conf_given, int argc, char **argv)
 	for (i = 0; i < n; i++) {
 		const struct dkim_sig_result *s = dkim_verify_result(v, i);
 
-		printf("signature %zu: d=%s s=%s a=%s result=%s", i + 1, s->domain, s->selector,
-		    s->algorithm, dkim_result_str(s->result));
-		if (s->key_bits)
-			printf(" bits=%u", s->key_bits);
-		if (s->testing)
-			printf(" testing=y");
-		if (s->result != DKIM_PASS && s->reason[0])
-			printf(" reason=\"%s\"", s->reason);
-		printf("\n");
+		print_sig("signature", i, s);
 		pass += s->result == DKIM_PASS;
 	}
 	rc = pass ? XS_OK : XS_FAIL;
@@ -442,20 +449,6 @@ body_verdicts(const struct buf *msg, uint8_t *out, size_t *n)
 	return 0;
 }
 
-static void
-print_sig(size_t i, const struct dkim_sig_result *s)
-{
-	printf("dkim signature %zu: d=%s s=%s a=%s result=%s", i + 1, s->domain, s->selector,
-	    s->algorithm, dkim_result_str(s->result));
-	if (s->key_bits)
-		printf(" bits=%u", s->key_bits);
-	if (s->testing)
-		printf(" testing=y");
-	if (s->result != DKIM_PASS && s->reason[0])
-		printf(" reason=\"%s\"", s->reason);
-	printf("\n");
-}
-
 /* dkim_aligned_set has a bit for each signature authcheck keeps. */
 _Static_assert(DKIM_MAX_SIGS <= 32, "dkim_aligned_set holds 32 signatures");
 
@@ -537,7 +530,7 @@ print_result(const struct authcheck_request *rq, const struct authcheck_result *
 	if (r->ndkim == 0)
 		printf("dkim: no DKIM-Signature\n");
 	for (i = 0; i < r->ndkim; i++)
-		print_sig(i, &r->dkim[i]);
+		print_sig("dkim signature", i, &r->dkim[i]);
 	print_dmarc(r, rq->mailfrom[0] == '\0');
 	/* The field as the daemon prepends it, its folding kept. */
 	for (i = 0; i < r->header.len; i++)

@@ -22,6 +22,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "yaml_nodes.h"
+
 #include "dns/dns.h"
 #include "mailauth/arc.h"
 #include "mailauth/dkim.h"
@@ -48,29 +50,6 @@ static const struct { const char *name, *cv, *why; } rfc8617_cv[] = {
 	{ "cv_fail_i2_as1_fail", "fail", "5.2 step 3" },
 	{ NULL, NULL, NULL },
 };
-
-static yaml_node_t *
-map_get(yaml_document_t *d, yaml_node_t *map, const char *key)
-{
-	yaml_node_pair_t *p;
-
-	if (map == NULL || map->type != YAML_MAPPING_NODE)
-		return NULL;
-	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(d, p->key);
-
-		if (k && k->type == YAML_SCALAR_NODE &&
-		    strcmp((const char *)k->data.scalar.value, key) == 0)
-			return yaml_document_get_node(d, p->value);
-	}
-	return NULL;
-}
-
-static const char *
-scalar(yaml_node_t *n)
-{
-	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
 
 /* LF to CRLF. */
 static char *
