@@ -156,9 +156,13 @@ child_setup(const int *keep, size_t nkeep)
 	closedir(d);
 }
 
+static const char *role_name(enum role r);
+
 static pid_t
 fork_child(struct parent *p, enum role role, int slot)
 {
+	char comm[16];
+
 	struct child *c = child_slot(p);
 	sigset_t all, old;
 	pid_t pid;
@@ -176,6 +180,11 @@ fork_child(struct parent *p, enum role role, int slot)
 		c->slot = slot;
 		c->gen = p->gen;
 		c->started = time(NULL);
+	}
+	if (pid == 0) {
+		/* ps, top and perf then tell the processes apart. */
+		snprintf(comm, sizeof(comm), "tern-%s", role_name(role));
+		prctl(PR_SET_NAME, comm, 0, 0, 0);
 	}
 	if (pid != 0)
 		sigprocmask(SIG_SETMASK, &old, NULL);
