@@ -38,7 +38,9 @@
 #define QUEUE_FREE     "free"
 #define POOL_MAX       1024	/* spool files kept in free/ for reuse */
 #define ENV_TEXT_MAX   (8 * 1024 * 1024)
-#define DELIVER_WINDOW 32	/* requests in flight to the deliver process */
+#define DELIVER_WINDOW 128	/* requests in flight to the deliver process */
+#define DIRECT_RCPTS   16	/* most recipients of a message delivered before its 250 */
+#define DIRECT_WAIT_MS 1000	/* then it is stored as any other and acknowledged */
 #define RETRY_MAX      3600
 #define SYNC_THREADS   16	/* fdatasyncs in parallel at a commit */
 
@@ -72,6 +74,15 @@ struct qmsg {
 	char           *dsn_now;	/* per recipient: 'f' failed, 's' succeeded, owed a DSN */
 	unsigned        relaying;	/* jobs at the mta */
 	int             ctl_pending;	/* CTL_HOLD or CTL_DELETE once the attempt ends */
+	/*
+	 * Delivered before acknowledged (see direct_start): not on disk yet,
+	 * the worker waits for its answer. `abandoned`: it could not be
+	 * stored, the client was refused, nothing more is done for it.
+	 */
+	int             direct, abandoned;
+	struct wchan   *direct_w;
+	uint32_t        direct_reqid;
+	struct event   *direct_deadline;
 };
 
 struct work {
@@ -117,6 +128,8 @@ static int ctl_apply_pending(struct qmsg *);
 static void ctl_on_status(struct queue *, struct ipc_msg *);
 static void journal_give(struct queue *);
 static void journal_empty_if_idle(struct queue *);
+static int direct_end(struct qmsg *);
+static void reply_commit_to(struct wchan *, uint32_t, const char *, int);
 
 /* ---- IDs ---- */
 
@@ -224,6 +237,8 @@ msg_free(struct qmsg *m)
 		m->next->prev = m->prev;
 	if (m->retry)
 		event_free(m->retry);
+	if (m->direct_deadline)
+		event_free(m->direct_deadline);
 	free(m->dsn_now);
 	envelope_free(&m->env);
 	free(m);
@@ -779,6 +794,13 @@ msg_check_done(struct qmsg *m)
 
 	if (m->inflight || m->relaying)
 		return;
+	if (m->abandoned) {
+		msg_remove_files(m->env.id);
+		msg_free(m);
+		return;
+	}
+	if (m->direct && direct_end(m))
+		return;
 	if (m->ctl_pending && ctl_apply_pending(m))
 		return;	/* deleted */
 	/* RFC 5321 4.5.4.1: give up after the lifetime; a DSN says so. */
@@ -1000,16 +1022,22 @@ qfile_find(struct wchan *w, const char *id)
 }
 
 static void
-reply_commit(struct qfile *f, int err)
+reply_commit_to(struct wchan *w, uint32_t reqid, const char *id, int err)
 {
 	struct buf b;
 
 	buf_init(&b, 256);
-	ipc_put_str(&b, f->id);
+	ipc_put_str(&b, id);
 	if (err)
 		ipc_put_u32(&b, (uint32_t)err);
-	ipc_send(f->w->ipc, err ? MSG_Q_COMMIT_FAIL : MSG_Q_COMMIT_OK, f->reqid, b.data, b.len, -1);
+	ipc_send(w->ipc, err ? MSG_Q_COMMIT_FAIL : MSG_Q_COMMIT_OK, reqid, b.data, b.len, -1);
 	buf_free(&b);
+}
+
+static void
+reply_commit(struct qfile *f, int err)
+{
+	reply_commit_to(f->w, f->reqid, f->id, err);
 }
 
 /* Checks what a worker sent us before it goes to disk: it may be hostile. */
@@ -1055,6 +1083,142 @@ content_cut(struct qfile *f)
 	return end == -1 ? -1 : ftruncate(f->fd, end);
 }
 
+/* ---- delivery before the 250 ---- */
+
+/*
+ * Mail for local mailboxes only is delivered while the client waits, and
+ * acknowledged once it is in every mailbox (the deliver process fsyncs the
+ * Maildir file before its link into new/ and new/ before it answers): the
+ * spool file then never needs an fsync, and no envelope is written at all.
+ * That halves the disk flushes per message. Whatever does not go as
+ * planned (a recipient not delivered, the deliver process slow or gone
+ * for DIRECT_WAIT_MS) turns the message into an ordinary one: content and
+ * envelope synced, then the 250, then retries and bounces as usual. A
+ * crash before the 250 leaves a spool file without envelope (removed at
+ * recovery) and perhaps a delivered copy: the client, without its 250,
+ * sends again (a duplicate, never a loss).
+ */
+static int
+direct_ok(const struct queue *q, const struct envelope *env)
+{
+	size_t i;
+
+	if (q->deliver == NULL || q->todo != NULL || env->nrcpts > DIRECT_RCPTS ||
+	    q->nsent + env->nrcpts > DELIVER_WINDOW)
+		return 0;
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].kind != RCPTK_LOCAL || (env->rcpts[i].notify & DSN_NOTIFY_SUCCESS))
+			return 0;
+	return 1;
+}
+
+static void
+direct_reply(struct qmsg *m, int err, const char *how)
+{
+	if (m->direct_w)
+		reply_commit_to(m->direct_w, m->direct_reqid, m->env.id, err);
+	m->direct_w = NULL;
+	m->direct = 0;
+	if (m->direct_deadline)
+		evtimer_del(m->direct_deadline);
+	if (err)
+		log_warn("event=commit-failed id=%s error=\"%s\"", m->env.id, strerror(err));
+	else
+		log_info("event=committed id=%s from=<%s> nrcpt=%zu size=%" PRIu64 " client=%s direct=%s",
+		    m->env.id, m->env.sender, m->env.nrcpts, m->env.size, m->env.client_addr, how);
+}
+
+/*
+ * Stores a direct message as an ordinary commit would (content and
+ * envelope with the recipients' states so far, the directory), then
+ * answers. 0: it goes on as any queued message; -1: not stored, the client
+ * is refused and the message abandoned.
+ */
+static int
+direct_store(struct qmsg *m)
+{
+	char p[64];
+	int fd, err = 0;
+
+	path_of(p, sizeof(p), m->env.id, "msg");
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) == -1 || fdatasync(fd) == -1)
+		err = errno;
+	if (fd != -1)
+		close(fd);
+	if (err == 0 && env_store(m->q, &m->env, 1) == -1)
+		err = errno ? errno : EIO;
+	direct_reply(m, err, "stored");
+	if (err == 0)
+		return 0;
+	m->abandoned = 1;
+	return -1;
+}
+
+/* Every recipient has its answer. 1 if m is gone. */
+static int
+direct_end(struct qmsg *m)
+{
+	struct queue *q = m->q;
+	char src[64];
+	size_t i;
+
+	for (i = 0; i < m->env.nrcpts; i++)
+		if (m->env.rcpts[i].state != RCPT_DELIVERED) {
+			if (direct_store(m) == 0)
+				return 0;
+			msg_remove_files(m->env.id);
+			msg_free(m);
+			return 1;
+		}
+	direct_reply(m, 0, "delivered");
+	log_info("event=removed id=%s delivered=%zu failed=0", m->env.id, m->env.nrcpts);
+	if (q->pool && q->npool < POOL_MAX)
+		pool_put(q, m->env.id, "msg");
+	else {
+		path_of(src, sizeof(src), m->env.id, "msg");
+		unlink(src);
+	}
+	msg_free(m);
+	return 1;
+}
+
+static void
+on_direct_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmsg *m = arg;
+
+	if (!m->direct)
+		return;
+	log_info("event=direct-timeout id=%s inflight=%u", m->env.id, m->inflight);
+	/* Its deliveries still come back, and count as for any queued message. */
+	direct_store(m);
+}
+
+/* Takes over env and f (which the worker wrote and the queue checked). */
+static void
+direct_start(struct queue *q, struct qfile *f, struct envelope *env)
+{
+	struct timeval tv = { DIRECT_WAIT_MS / 1000, (DIRECT_WAIT_MS % 1000) * 1000 };
+	struct qmsg *m = msg_add(q, env);
+	size_t i;
+
+	if (m == NULL || (m->direct_deadline = evtimer_new(q->base, on_direct_deadline, m)) == NULL) {
+		reply_commit(f, ENOMEM);
+		qfile_drop(f, 1);
+		if (m)
+			msg_free(m);
+		envelope_free(env);
+		return;
+	}
+	m->direct = 1;
+	m->direct_w = f->w;
+	m->direct_reqid = f->reqid;
+	evtimer_add(m->direct_deadline, &tv);
+	qfile_drop(f, 0);
+	for (i = 0; i < m->env.nrcpts; i++)
+		enqueue_work(q, m, i);
+}
+
 /* Group commit: every commit of this loop turn shares one directory fsync. */
 static void
 on_commit_batch(evutil_socket_t fd, short what, void *arg)
@@ -1062,7 +1226,7 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 	struct queue *q = arg;
 	struct envelope *envs;
 	int *errs, *fds, *serrs;
-	size_t i, n = q->nbatch;
+	size_t i, n = q->nbatch, nstored = 0;
 
 	if (n == 0)
 		return;
@@ -1081,6 +1245,7 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < n; i++) {
 		struct qfile *f = q->batch[i];
 		const char *why = NULL;
+		int cut;
 
 		envelope_init(&envs[i]);
 		fds[i] = fds[n + i] = -1;
@@ -1089,10 +1254,15 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 			errs[i] = EINVAL;
 			continue;
 		}
-		if (content_cut(f) == -1 || (fds[n + i] = env_write_tmp(q, &envs[i])) == -1)
+		cut = content_cut(f);
+		if (cut == 0 && direct_ok(q, &envs[i]))
+			errs[i] = -1;	/* delivered first, see direct_start */
+		else if (cut == -1 || (fds[n + i] = env_write_tmp(q, &envs[i])) == -1)
 			errs[i] = errno ? errno : EIO;
-		else
+		else {
 			fds[i] = f->fd;
+			nstored++;
+		}
 	}
 	syncpool_run(q->syncpool, fds, serrs, 2 * n, 1);
 	for (i = 0; i < n; i++) {
@@ -1108,13 +1278,17 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 		} else if (env_publish(&envs[i], fds[n + i], 1) == -1)
 			errs[i] = errno ? errno : EIO;
 	}
-	if (fsync(q->dirfd) == -1)
+	if (nstored && fsync(q->dirfd) == -1)
 		for (i = 0; i < n; i++)
 			if (!errs[i])
 				errs[i] = errno;
 	for (i = 0; i < n; i++) {
 		struct qfile *f = q->batch[i];
 
+		if (errs[i] == -1) {
+			direct_start(q, f, &envs[i]);
+			continue;
+		}
 		reply_commit(f, errs[i]);
 		if (errs[i]) {
 			char p[64];
@@ -1141,6 +1315,7 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 	free(errs);
 	free(fds);
 	free(serrs);
+	schedule(q);
 }
 
 static void
@@ -1221,6 +1396,7 @@ wchan_free(struct wchan *w)
 {
 	struct queue *q = w->q;
 	struct wchan **pp;
+	struct qmsg *m;
 	size_t i;
 
 	/* Files in the pending batch are still committed (the client may get its 250 lost). */
@@ -1231,6 +1407,10 @@ wchan_free(struct wchan *w)
 		log_info("event=partial-removed id=%s", w->files->id);
 		qfile_drop(w->files, 1);
 	}
+	/* Delivered-first messages of this worker go on: nobody to answer. */
+	for (m = q->msgs; m; m = m->next)
+		if (m->direct_w == w)
+			m->direct_w = NULL;
 	for (pp = &q->workers; *pp; pp = &(*pp)->next)
 		if (*pp == w) {
 			*pp = w->next;
@@ -1950,6 +2130,8 @@ queue_free(struct queue *q)
 		mnext = m->next;
 		if (m->retry)
 			event_free(m->retry);
+		if (m->direct_deadline)
+			event_free(m->direct_deadline);
 		free(m->dsn_now);
 		envelope_free(&m->env);
 		free(m);

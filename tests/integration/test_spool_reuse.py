@@ -4,7 +4,15 @@ file must carry exactly the new message, never the tail of an older one."""
 
 import os
 
+import pytest
+
 from smtp_client import simple_body
+from test_delivery import deliver_owner
+
+
+def chown_to_deliver_user(path):
+    uid, gid = deliver_owner()
+    os.chown(path, uid, gid)
 
 
 def free_files(tern):
@@ -26,8 +34,9 @@ def test_reused_file_holds_only_the_new_message(tern):
     tern.wait_for_messages("alice", n=1)
     tern.wait_spool_empty()
     first = free_files(tern)
-    # The delivered message's content and envelope wait in free/.
-    assert len(first) == 2 and {f[-4:] for f in first} == {".env", ".msg"}, first
+    # Delivered before its 250 (test_direct.py): no envelope was written,
+    # the content file waits in free/.
+    assert len(first) == 1 and first[0].endswith(".msg"), first
     qid = c.deliver("bob@example.test", ["alice@localhost"], simple_body("short", "tiny"))
     msgs = tern.wait_for_messages("alice", n=2)
     tern.wait_spool_empty()
@@ -36,8 +45,8 @@ def test_reused_file_holds_only_the_new_message(tern):
     assert qid.encode() in short[0]
     assert body_of(short[0]) == b"tiny\r\n"
     assert short[0].endswith(b"\r\n\r\ntiny\r\n")
-    # Both files were taken from free/ and came back there after delivery.
-    assert len(free_files(tern)) == 2
+    # The file was taken from free/ and came back there after delivery.
+    assert len(free_files(tern)) == 1
     assert free_files(tern) != first
     c.close()
 
@@ -49,8 +58,31 @@ def test_free_files_removed_at_start(tern):
     tern.wait_for_messages("alice")
     tern.wait_spool_empty()
     c.close()
-    assert len(free_files(tern)) == 2
+    assert len(free_files(tern)) == 1
     tern.restart()
     # The queue empties free/ before its recovery (one line per start).
     tern.wait_log(r"event=recovery[\s\S]*event=recovery")
     assert free_files(tern) == []
+
+
+@pytest.mark.tern(extra="retry_interval 1s")
+def test_envelope_files_are_reused_too(tern):
+    """A message stored before delivery (here: the mailbox refuses at first)
+    leaves both its files in free/, and the next stored one takes both."""
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["bob@localhost"], simple_body())
+    tern.wait_for_messages("bob")
+    box = tern.maildir("alice")
+    box.mkdir(mode=0o700)
+    os.chmod(box, 0)
+    qid = c.deliver("bob@example.test", ["alice@localhost"], simple_body())
+    tern.wait_log(rf"event=committed id={qid} .*direct=stored")
+    assert (tern.spool / "queue" / f"{qid}.env").exists()
+    chown_to_deliver_user(box)
+    os.chmod(box, 0o700)
+    tern.wait_for_messages("alice")
+    tern.wait_spool_empty()
+    assert f"{qid}.env" in free_files(tern)
+    assert f"{qid}.msg" in free_files(tern)
+    c.close()

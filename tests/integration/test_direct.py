@@ -1,0 +1,123 @@
+"""Mail for local mailboxes only is delivered before its 250 (the queue's
+"direct" commit): the 250 means the message is fsynced in every Maildir,
+the spool file is never synced and no envelope is written. Anything that
+does not go as planned turns it into an ordinary queued message first."""
+
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from smtp_client import simple_body
+
+
+def deliver_pid(tern):
+    for pid in tern.children():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "tern-deliver":
+                    return pid
+        except FileNotFoundError:
+            continue
+    raise AssertionError("no tern-deliver process")
+
+
+def committed_line(tern, qid):
+    tern.wait_log(rf"event=committed id={qid} ")  # logged just after the reply
+    lines = [ln for ln in tern.log().splitlines() if f"event=committed id={qid} " in ln]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_in_every_mailbox_when_the_250_comes(tern):
+    c = tern.client()
+    c.ehlo()
+    qid = c.deliver("carol@example.test", ["alice@localhost", "bob@localhost"],
+                    simple_body("direct"))
+    # No waiting: both copies are already in new/ when the client has its 250.
+    for user in ("alice", "bob"):
+        [stored] = tern.maildir_messages(user)
+        assert f"id {qid}".encode() in stored
+        assert stored.startswith(b"Return-Path: <carol@example.test>\r\n"
+                                 + f"Delivered-To: {user}@localhost\r\n".encode())
+    assert committed_line(tern, qid).endswith(" direct=delivered")
+    tern.wait_log(rf"event=removed id={qid} delivered=2 failed=0")
+    # Only the content file existed, and it went back to free/ unsynced.
+    assert not (tern.spool / "queue" / f"{qid}.env").exists()
+    assert not (tern.spool / "queue" / f"{qid}.msg").exists()
+    assert sorted(os.listdir(tern.spool / "free")) == [f"{qid}.msg"]
+    c.close()
+
+
+def test_success_notify_goes_through_the_spool(tern):
+    """A success DSN is owed: the message is stored (fsync) before the 250."""
+    c = tern.client()
+    c.ehlo()
+    c.cmd("MAIL FROM:<bob@localhost>").check(250)
+    c.cmd("RCPT TO:<alice@localhost> NOTIFY=SUCCESS").check(250)
+    c.cmd("DATA").check(354)
+    qid = c.message(simple_body()).check(250).text.split()[-1]
+    assert "direct=" not in committed_line(tern, qid)
+    tern.wait_for_messages("alice")
+    [report] = tern.wait_for_messages("bob")
+    assert b"Action: delivered" in report
+    c.close()
+
+
+@pytest.mark.tern(extra="retry_interval 1s")
+def test_stalled_deliver_process_still_gets_a_250(tern):
+    """The deliver process does not answer: after a second the message is
+    stored as any other and acknowledged; delivered once when it resumes."""
+    pid = deliver_pid(tern)
+    c = tern.client()
+    c.ehlo()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        qid = c.deliver("carol@example.test", ["alice@localhost"], simple_body("stalled"))
+        waited = time.monotonic() - t0
+        tern.wait_log(rf"event=direct-timeout id={qid} inflight=1")
+        assert committed_line(tern, qid).endswith(" direct=stored")
+        env = (tern.spool / "queue" / f"{qid}.env").read_text()
+        assert re.search(r"^rcpt: pending local .*alice@localhost", env, re.M), env
+        assert (tern.spool / "queue" / f"{qid}.msg").exists()
+        assert tern.maildir_names("alice") == []
+        assert 0.9 < waited < 8, waited
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    [stored] = tern.wait_for_messages("alice", settle=1.0)
+    assert f"id {qid}".encode() in stored
+    tern.wait_log(rf"event=removed id={qid} delivered=1 failed=0")
+    tern.wait_spool_empty()
+    c.close()
+
+
+@pytest.mark.tern(limits={"connections_per_ip": 50})
+def test_many_sessions_at_once(tern):
+    """Direct commits of many sessions share the deliver process's batches;
+    every message arrives exactly once."""
+    n, errors = 30, []
+
+    def send(i):
+        try:
+            c = tern.client()
+            c.ehlo()
+            c.deliver("carol@example.test", ["alice@localhost"], simple_body(f"m{i}"))
+            c.close()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    msgs = tern.wait_for_messages("alice", n=n, settle=0.5)
+    subjects = sorted(re.search(rb"Subject: (m\d+)", m).group(1) for m in msgs)
+    assert subjects == sorted(f"m{i}".encode() for i in range(n))
+    assert len(re.findall(r"direct=delivered", tern.log())) == n
+    tern.wait_spool_empty()
