@@ -22,11 +22,12 @@
 
 /*
  * Requests handled together: every request that arrived in one event-loop
- * turn shares the fsyncs' journal commits (the queue keeps at most 32 in
+ * turn shares the fsyncs' journal commits (the queue keeps at most 128 in
  * flight; a larger burst is cut into batches).
  */
 #define BATCH_MAX    64
 #define SYNC_THREADS 16	/* fsyncs in parallel */
+#define MAILDIR_CACHE 64	/* Maildirs whose tmp/ and new/ stay open */
 
 /* One request of the batch; `status` is set at once when it is refused. */
 struct job {
@@ -46,6 +47,7 @@ struct deliverd {
 	struct ipc          *ipc;
 	struct event        *ev_batch;
 	struct syncpool     *syncpool;
+	struct maildir_cache *maildirs;	/* NULL: open per message */
 	struct job          *jobs;
 	size_t               njobs;
 };
@@ -148,7 +150,7 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	snprintf(j->id, sizeof(j->id), "%s", id);
 	j->where = where;
 	j->staged = 1;
-	maildir_begin(&j->md, where, m->fd, prefix.data, prefix.len);
+	maildir_begin_cached(&j->md, d->maildirs, where, m->fd, prefix.data, prefix.len);
 	buf_free(&prefix);
 }
 
@@ -282,12 +284,14 @@ deliver_main(const struct config *cfg, int queue_fd, const char *base)
 		log_fatal("event=event-base-failed");
 	d.ev_batch = event_new(d.base, -1, 0, on_batch, &d);
 	d.syncpool = syncpool_new(SYNC_THREADS);
+	d.maildirs = maildir_cache_new(MAILDIR_CACHE);
 	if ((d.ipc = ipc_new(d.base, queue_fd, on_queue, &d)) == NULL)
 		log_fatal("event=ipc-failed");
 	ev = evsignal_new(d.base, SIGTERM, on_term, d.base);
 	evsignal_add(ev, NULL);
 	event_base_dispatch(d.base);
 	batch_abort(&d);
+	maildir_cache_free(d.maildirs);
 	ipc_free(d.ipc);
 	event_free(d.ev_batch);
 	free(d.jobs);

@@ -119,27 +119,17 @@ open_dir_at(int at, const char *name)
 	return openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* Opens the Maildir and its tmp/ and new/, creating what is missing. */
+/* Opens the Maildir's tmp/ and new/ from its descriptor, making what is missing. */
 static int
-md_open_dirs(struct maildir_job *m, struct maildir_result *res)
+md_open_subdirs(struct maildir_job *m, int dirfd, struct maildir_result *res)
 {
 	static const char *const subs[] = { "tmp", "new", "cur" };
 	size_t i;
 	int made = 0;
 
-	if (m->path[0] == '\0')
-		return md_fail(m, res, EINVAL, "empty path");
-	m->dirfd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m->dirfd == -1 && errno == ENOENT) {
-		if (mkdir_parents(m->path) == -1)
-			return md_fail(m, res, errno, "create");
-		m->dirfd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
-	if (m->dirfd == -1)
-		return md_fail(m, res, errno, "open");
 	/* An existing Maildir (the usual case) needs no mkdir at all. */
-	if ((m->tmpfd = open_dir_at(m->dirfd, "tmp")) != -1 &&
-	    (m->newfd = open_dir_at(m->dirfd, "new")) != -1)
+	if ((m->tmpfd = open_dir_at(dirfd, "tmp")) != -1 &&
+	    (m->newfd = open_dir_at(dirfd, "new")) != -1)
 		return 0;
 	if (errno != ENOENT)
 		return md_fail(m, res, errno, m->tmpfd == -1 ? "open tmp" : "open new");
@@ -147,18 +137,39 @@ md_open_dirs(struct maildir_job *m, struct maildir_result *res)
 		close(m->tmpfd);
 	m->tmpfd = -1;
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if (mkdirat(m->dirfd, subs[i], 0700) == 0)
+		if (mkdirat(dirfd, subs[i], 0700) == 0)
 			made = 1;
 		else if (errno != EEXIST)
 			return md_fail(m, res, errno, "create subdirectory");
 	}
-	if (made && fsync(m->dirfd) == -1)
+	if (made && fsync(dirfd) == -1)
 		return md_fail(m, res, errno, "fsync");
-	if ((m->tmpfd = open_dir_at(m->dirfd, "tmp")) == -1)
+	if ((m->tmpfd = open_dir_at(dirfd, "tmp")) == -1)
 		return md_fail(m, res, errno, "open tmp");
-	if ((m->newfd = open_dir_at(m->dirfd, "new")) == -1)
+	if ((m->newfd = open_dir_at(dirfd, "new")) == -1)
 		return md_fail(m, res, errno, "open new");
 	return 0;
+}
+
+/* Opens the Maildir's tmp/ and new/, creating what is missing. */
+static int
+md_open_dirs(struct maildir_job *m, struct maildir_result *res)
+{
+	int dirfd, rc;
+
+	if (m->path[0] == '\0')
+		return md_fail(m, res, EINVAL, "empty path");
+	dirfd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd == -1 && errno == ENOENT) {
+		if (mkdir_parents(m->path) == -1)
+			return md_fail(m, res, errno, "create");
+		dirfd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (dirfd == -1)
+		return md_fail(m, res, errno, "open");
+	rc = md_open_subdirs(m, dirfd, res);
+	close(dirfd);
+	return rc;
 }
 
 /*
@@ -202,23 +213,58 @@ random64(uint64_t *r)
 }
 
 /*
+ * What a long-lived process keeps (see maildir.h): the Maildirs' tmp/ and
+ * new/ descriptors, and the parts of a unique name that do not change.
+ */
+struct maildir_slot {
+	char         *path;	/* NULL: free */
+	int           tmpfd, newfd;
+	dev_t         dev;	/* new/'s identity, to compare with stat() */
+	ino_t         ino;
+	unsigned long used;	/* LRU clock */
+	unsigned      refs;	/* jobs that borrow the descriptors */
+	int           stale;	/* never found again; closed at refs 0 */
+};
+
+struct maildir_cache {
+	struct maildir_slot *slots;
+	size_t               n;
+	unsigned long        clock;
+	char                 host[HOST_PART_MAX];
+	long                 pid;
+	uint64_t             seed;	/* random once; + count per name */
+	uint64_t             count;
+};
+
+/*
  * maildir(5) unique name: time, microseconds, pid, and 64 random bits
- * (the spec's R modifier) so that no counter needs to be kept.
+ * (the spec's R modifier) so that no counter needs to be kept. With a
+ * cache the bits are a random start plus a count: unique in the process
+ * without a getrandom per message, unguessable across processes.
  */
 static int
-make_name(char *out, size_t outsz)
+make_name(struct maildir_cache *c, char *out, size_t outsz)
 {
-	char host[HOST_PART_MAX];
+	char hostbuf[HOST_PART_MAX];
+	const char *host = hostbuf;
 	struct timeval tv;
 	uint64_t r;
+	long pid;
 	int n;
 
-	if (random64(&r) == -1)
-		return -1;
+	if (c != NULL) {
+		r = c->seed + c->count++;
+		host = c->host;
+		pid = c->pid;
+	} else {
+		if (random64(&r) == -1)
+			return -1;
+		host_part(hostbuf, sizeof(hostbuf));
+		pid = (long)getpid();
+	}
 	gettimeofday(&tv, NULL);
-	host_part(host, sizeof(host));
 	n = snprintf(out, outsz, "%lld.M%ldP%ldR%016llx.%s",
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+	    (long long)tv.tv_sec, (long)tv.tv_usec, pid,
 	    (unsigned long long)r, host);
 	if (n < 0 || (size_t)n >= outsz) {
 		errno = ENAMETOOLONG;
@@ -322,7 +368,7 @@ md_create_file(struct maildir_job *m, struct maildir_result *res)
 	int i;
 
 	for (i = 0; i < NAME_TRIES; i++) {
-		if (make_name(m->name, sizeof(m->name)) == -1)
+		if (make_name(m->cache, m->name, sizeof(m->name)) == -1)
 			return md_fail(m, res, errno, "make unique name");
 		m->fd = openat(m->tmpfd, m->name,
 		    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
@@ -422,16 +468,174 @@ maildir_new_synced(struct maildir_job *m, int err)
 	return 0;
 }
 
+static void
+slot_close(struct maildir_slot *s)
+{
+	close(s->tmpfd);
+	close(s->newfd);
+	free(s->path);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The slot is not found again; its descriptors go when no job borrows them. */
+static void
+slot_drop(struct maildir_slot *s)
+{
+	s->stale = 1;
+	if (s->refs == 0)
+		slot_close(s);
+}
+
+static void
+slot_lend(struct maildir_cache *c, struct maildir_slot *s, struct maildir_job *m)
+{
+	s->refs++;
+	s->used = ++c->clock;
+	m->slot = s;
+	m->tmpfd = s->tmpfd;
+	m->newfd = s->newfd;
+}
+
+/*
+ * The cached slot of m->path if it still names the same Maildir: one
+ * stat() of path/new (an admin may have removed, renamed or recreated the
+ * Maildir; an open descriptor keeps its inode, so its number cannot have
+ * been reused meanwhile). A slot that no longer matches is dropped.
+ */
+static struct maildir_slot *
+slot_find(struct maildir_cache *c, const char *path)
+{
+	char newpath[PATH_MAX];
+	struct stat st;
+	size_t i;
+	int n;
+
+	for (i = 0; i < c->n; i++) {
+		struct maildir_slot *s = &c->slots[i];
+
+		if (s->path == NULL || s->stale || strcmp(s->path, path) != 0)
+			continue;
+		n = snprintf(newpath, sizeof(newpath), "%s/new", path);
+		if (n > 0 && (size_t)n < sizeof(newpath) &&
+		    stat(newpath, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+			return s;
+		slot_drop(s);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* A free slot, or the least recently used one no job borrows; NULL if none. */
+static struct maildir_slot *
+slot_victim(struct maildir_cache *c)
+{
+	struct maildir_slot *v = NULL;
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		struct maildir_slot *s = &c->slots[i];
+
+		if (s->path == NULL)
+			return s;
+		if (s->refs == 0 && (v == NULL || s->used < v->used))
+			v = s;
+	}
+	if (v != NULL)
+		slot_close(v);
+	return v;
+}
+
+/* Keeps the job's freshly opened tmp/ and new/ in the cache if it can. */
+static void
+slot_store(struct maildir_cache *c, struct maildir_job *m)
+{
+	struct maildir_slot *s;
+	struct stat st;
+	char *path;
+
+	if (fstat(m->newfd, &st) == -1 || (path = strdup(m->path)) == NULL)
+		return;		/* the job keeps its own descriptors */
+	if ((s = slot_victim(c)) == NULL) {
+		free(path);
+		return;
+	}
+	s->path = path;
+	s->tmpfd = m->tmpfd;
+	s->newfd = m->newfd;
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	slot_lend(c, s, m);
+}
+
+static int
+md_cached_dirs(struct maildir_job *m, struct maildir_cache *c)
+{
+	struct maildir_slot *s;
+
+	if (m->path[0] != '\0' && (s = slot_find(c, m->path)) != NULL) {
+		slot_lend(c, s, m);
+		return 0;
+	}
+	if (md_open_dirs(m, &m->res) == -1)
+		return -1;
+	slot_store(c, m);
+	return 0;
+}
+
+struct maildir_cache *
+maildir_cache_new(size_t entries)
+{
+	struct maildir_cache *c = calloc(1, sizeof(*c));
+
+	if (c == NULL || entries == 0 ||
+	    (c->slots = calloc(entries, sizeof(*c->slots))) == NULL ||
+	    random64(&c->seed) == -1) {
+		if (c != NULL)
+			free(c->slots);
+		free(c);
+		return NULL;
+	}
+	c->n = entries;
+	host_part(c->host, sizeof(c->host));
+	c->pid = (long)getpid();
+	return c;
+}
+
+void
+maildir_cache_free(struct maildir_cache *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->n; i++)
+		if (c->slots[i].path != NULL)
+			slot_close(&c->slots[i]);
+	free(c->slots);
+	free(c);
+}
+
+int
+maildir_begin_cached(struct maildir_job *m, struct maildir_cache *c,
+    const char *path, int src_fd, const char *prefix, size_t prefixlen)
+{
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	m->path = path;
+	m->cache = c;
+	m->tmpfd = m->newfd = m->fd = -1;
+	rc = c != NULL ? md_cached_dirs(m, c) : md_open_dirs(m, &m->res);
+	if (rc == -1)
+		return -1;
+	return md_write(m, src_fd, prefix, prefixlen, &m->res);
+}
+
 int
 maildir_begin(struct maildir_job *m, const char *path, int src_fd,
     const char *prefix, size_t prefixlen)
 {
-	memset(m, 0, sizeof(*m));
-	m->path = path;
-	m->dirfd = m->tmpfd = m->newfd = m->fd = -1;
-	if (md_open_dirs(m, &m->res) == -1)
-		return -1;
-	return md_write(m, src_fd, prefix, prefixlen, &m->res);
+	return maildir_begin_cached(m, NULL, path, src_fd, prefix, prefixlen);
 }
 
 void
@@ -444,12 +648,20 @@ maildir_end(struct maildir_job *m)
 		unlinkat(m->newfd, m->name, 0);
 	if (m->failed && m->in_tmp)
 		unlinkat(m->tmpfd, m->name, 0);
+	if (m->slot != NULL) {
+		/* A failure may come from the directories: open them anew next time. */
+		m->slot->refs--;
+		if (m->failed)
+			slot_drop(m->slot);
+		else if (m->slot->stale && m->slot->refs == 0)
+			slot_close(m->slot);
+		m->slot = NULL;
+		return;
+	}
 	if (m->newfd != -1)
 		close(m->newfd);
 	if (m->tmpfd != -1)
 		close(m->tmpfd);
-	if (m->dirfd != -1)
-		close(m->dirfd);
 }
 
 int

@@ -2,7 +2,7 @@
  * maildir — delivery of one message into one Maildir (the maildir(5)
  * specification): a unique name, write into tmp/, fsync, link into new/,
  * unlink tmp, fsync new/. The Maildir and its tmp/new/cur are created
- * (mode 0700) when missing.
+ * (mode 0700) when missing. A long-lived process keeps a maildir_cache.
  */
 #ifndef TERN_MAILDIR_H
 #define TERN_MAILDIR_H
@@ -35,10 +35,13 @@ int maildir_deliver(const char *path, int src_fd, const char *prefix,
  * nothing and returns -1; m->res says why. maildir_end undoes a failed
  * job's files. The *_synced calls take 0 or the fsync's errno.
  */
+struct maildir_slot;
+
 struct maildir_job {
 	const char *path;
-	int	dirfd;		/* the Maildir */
-	int	tmpfd;		/* its tmp/ */
+	struct maildir_cache *cache;	/* NULL: no cache */
+	struct maildir_slot *slot;	/* the cache entry lent to us, or NULL */
+	int	tmpfd;		/* the Maildir's tmp/ */
 	int	newfd;		/* its new/ */
 	int	fd;		/* the message file being written */
 	int	in_tmp;		/* tmp/name exists */
@@ -56,6 +59,24 @@ int  maildir_publish(struct maildir_job *m);
 int  maildir_sync_new(struct maildir_job *m);
 int  maildir_new_synced(struct maildir_job *m, int err);
 void maildir_end(struct maildir_job *m);
+
+/*
+ * A cache of the tmp/ and new/ descriptors of recently used Maildirs (at
+ * most `entries`, least recently used dropped first) and of the parts of
+ * a unique name that stay the same in one process (host, pid), for a
+ * long-lived process that delivers many messages. An entry is used only
+ * while stat() of its path's new/ gives the cached directory (same st_dev
+ * and st_ino), so a Maildir removed, renamed or recreated by an admin is
+ * opened (and created) anew. A failed job drops its entry. Use
+ * maildir_begin_cached instead of maildir_begin; the other steps are the
+ * same. Free the cache after the last maildir_end.
+ */
+struct maildir_cache;
+
+struct maildir_cache *maildir_cache_new(size_t entries);
+void maildir_cache_free(struct maildir_cache *c);
+int  maildir_begin_cached(struct maildir_job *m, struct maildir_cache *c,
+    const char *path, int src_fd, const char *prefix, size_t prefixlen);
 
 /*
  * Expands a maildir template: %u user, %d domain, %% a percent sign.

@@ -148,3 +148,45 @@ def test_full_spool_gives_452_and_loses_nothing(tern_factory, tmp_path):
         r = subprocess.run(["umount", str(spool)], capture_output=True, text=True)
         if r.returncode != 0:
             subprocess.run(["umount", "-l", str(spool)], capture_output=True)
+
+
+def _body(subject):
+    return BODY.replace(b"Subject: retry", b"Subject: " + subject)
+
+
+def test_maildir_removed_or_renamed_while_running(tern):
+    """The deliver process keeps the Maildirs' directories open between
+    messages; an admin's rm -rf or mv of a Maildir must not send later
+    messages into the old directory (or lose them)."""
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["alice@localhost"], _body(b"one"))
+    tern.wait_for_messages("alice")
+    box = tern.maildir("alice")
+    shutil.rmtree(box)
+    c.deliver("bob@example.test", ["alice@localhost"], _body(b"two"))
+    [two] = tern.wait_for_messages("alice")
+    assert b"Subject: two\r\n" in two
+    assert sorted(os.listdir(box)) == ["cur", "new", "tmp"]
+    assert os.listdir(box / "tmp") == []
+
+    moved = box.with_name("alice.moved")
+    box.rename(moved)
+    c.deliver("bob@example.test", ["alice@localhost"], _body(b"three"))
+    [three] = tern.wait_for_messages("alice")
+    assert b"Subject: three\r\n" in three
+    assert len(os.listdir(moved / "new")) == 1, "a message went to the renamed Maildir"
+
+    # Recreated by hand (empty, as an admin would): used, not the old one.
+    old = box.with_name("alice.old")
+    box.rename(old)
+    for sub in ("cur", "new", "tmp"):
+        (box / sub).mkdir(parents=True)
+    uid, gid = deliver_owner()
+    for p in (box, box / "cur", box / "new", box / "tmp"):
+        os.chown(p, uid, gid)
+    c.deliver("bob@example.test", ["alice@localhost"], _body(b"four"))
+    [four] = tern.wait_for_messages("alice")
+    assert b"Subject: four\r\n" in four
+    assert len(os.listdir(old / "new")) == 1
+    tern.wait_spool_empty()

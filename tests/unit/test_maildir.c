@@ -382,6 +382,149 @@ test_write_failure_cleans_up(void **state)
 	close(fd);
 }
 
+
+/* One cached delivery into path; returns the name in res. */
+static void
+deliver_cached(struct maildir_cache *c, const char *path, int src,
+    struct maildir_result *res)
+{
+	struct maildir_job j;
+
+	assert_int_equal(maildir_begin_cached(&j, c, path, src, "C:", 2), 0);
+	assert_int_equal(maildir_sync(&j), 0);
+	assert_int_equal(maildir_publish(&j), 0);
+	assert_int_equal(maildir_sync_new(&j), 0);
+	memcpy(res->name, j.name, sizeof(res->name));
+	maildir_end(&j);
+}
+
+/* Descriptors open in this process (to see the cache keep and close them). */
+static int
+open_fds(void)
+{
+	return count_entries("/proc/self/fd", NULL, 0);
+}
+
+static void
+test_cache_reuses_and_revalidates(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_cache *c = maildir_cache_new(4);
+	struct maildir_result r;
+	char moved[PATH_MAX + 8], cmd[2 * PATH_MAX];
+	size_t got;
+	char *out;
+	int src, fds;
+
+	assert_non_null(c);
+	src = make_source(f, "x", 1, 0);
+	deliver_cached(c, f->md, src, &r);
+	fds = open_fds();
+	deliver_cached(c, f->md, src, &r);
+	assert_int_equal(open_fds(), fds);	/* nothing opened or leaked */
+	assert_int_equal(count_sub(f, "new"), 2);
+	assert_int_equal(count_sub(f, "tmp"), 0);
+	out = read_delivered(f, r.name, &got);
+	assert_int_equal(got, 3);
+	assert_memory_equal(out, "C:x", 3);
+	free(out);
+
+	/* Removed: the next message makes the Maildir again. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->md);
+	assert_int_equal(system(cmd), 0);
+	deliver_cached(c, f->md, src, &r);
+	assert_int_equal(count_sub(f, "new"), 1);
+	out = read_delivered(f, r.name, &got);
+	free(out);
+
+	/* Renamed away: the message goes to the path, not the old directory. */
+	snprintf(moved, sizeof(moved), "%s.old", f->md);
+	assert_int_equal(rename(f->md, moved), 0);
+	deliver_cached(c, f->md, src, &r);
+	assert_int_equal(count_sub(f, "new"), 1);
+	snprintf(cmd, sizeof(cmd), "%s/new", moved);
+	assert_int_equal(count_entries(cmd, NULL, 0), 1);
+
+	/* Recreated in place by an admin between two messages. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s/new' '%s/tmp' '%s/cur'",
+	    f->md, f->md, f->md, f->md);
+	assert_int_equal(system(cmd), 0);
+	deliver_cached(c, f->md, src, &r);
+	assert_int_equal(count_sub(f, "new"), 1);
+	out = read_delivered(f, r.name, &got);
+	free(out);
+	close(src);
+	maildir_cache_free(c);
+}
+
+/* More Maildirs than entries: the oldest is closed, never one still lent. */
+static void
+test_cache_eviction(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_cache *c = maildir_cache_new(2);
+	struct maildir_job j[3];
+	char path[3][PATH_MAX];
+	int i, src, fds;
+
+	assert_non_null(c);
+	src = make_source(f, "y", 1, 0);
+	for (i = 0; i < 3; i++)
+		snprintf(path[i], sizeof(path[i]), "%s/m%d", f->root, i);
+	fds = open_fds();
+	/* Three jobs at once: the third finds no free entry and owns its dirs. */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(maildir_begin_cached(&j[i], c, path[i], src, NULL, 0), 0);
+	assert_non_null(j[0].slot);
+	assert_non_null(j[1].slot);
+	assert_null(j[2].slot);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(maildir_sync(&j[i]), 0);
+		assert_int_equal(maildir_publish(&j[i]), 0);
+		assert_int_equal(maildir_sync_new(&j[i]), 0);
+		maildir_end(&j[i]);
+	}
+	assert_int_equal(open_fds(), fds + 4);	/* two entries of two dirs */
+	/* m2 replaces the least recently used, m0; m1 stays. */
+	assert_int_equal(maildir_begin_cached(&j[2], c, path[2], src, NULL, 0), 0);
+	assert_non_null(j[2].slot);
+	j[2].failed = 1;	/* a failed job drops its entry */
+	maildir_end(&j[2]);
+	assert_int_equal(open_fds(), fds + 2);
+	assert_int_equal(maildir_begin_cached(&j[1], c, path[1], src, NULL, 0), 0);
+	assert_int_equal(open_fds(), fds + 3);	/* only the message file */
+	maildir_end(&j[1]);
+	maildir_cache_free(c);
+	assert_int_equal(open_fds(), fds);
+	close(src);
+}
+
+/* Names from one cache differ and keep the maildir(5) form with our pid. */
+static void
+test_cache_names(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_cache *c = maildir_cache_new(1);
+	struct maildir_result r1, r2;
+	char want[64];
+	int src;
+
+	assert_non_null(c);
+	src = make_source(f, "z", 1, 0);
+	deliver_cached(c, f->md, src, &r1);
+	deliver_cached(c, f->md, src, &r2);
+	assert_string_not_equal(r1.name, r2.name);
+	snprintf(want, sizeof(want), "P%ldR", (long)getpid());
+	assert_non_null(strstr(r1.name, want));
+	assert_int_equal(strspn(strstr(r1.name, want) + strlen(want), "0123456789abcdef"), 16);
+	assert_null(strchr(r1.name, '/'));
+	assert_null(strchr(r1.name, ':'));
+	assert_null(maildir_cache_new(0));
+	maildir_cache_free(NULL);
+	close(src);
+	maildir_cache_free(c);
+}
+
 struct expand_case {
 	const char *tmpl, *user, *domain, *want;	/* want NULL: -1 */
 };
@@ -472,6 +615,12 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_failure_cleans_up,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_reuses_and_revalidates,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_eviction, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cache_names, setup,
+		    teardown),
 		cmocka_unit_test(test_expand),
 		cmocka_unit_test(test_expand_sizes),
 	};
