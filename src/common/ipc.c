@@ -325,6 +325,25 @@ ipc_get_str(struct ipc_msg *m, char *out, size_t outsz)
 	out[n] = '\0';
 }
 
+char *
+ipc_get_strdup(struct ipc_msg *m, size_t max)
+{
+	size_t n;
+	const uint8_t *p = ipc_get_bytes(m, &n);
+	char *s;
+
+	if (p == NULL)
+		n = 0;
+	if (n > max || (n && memchr(p, '\0', n)) || (s = malloc(n + 1)) == NULL) {
+		m->bad = 1;
+		return NULL;
+	}
+	if (n)
+		memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
 int
 ipc_get_end(const struct ipc_msg *m)
 {

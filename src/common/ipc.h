@@ -50,6 +50,8 @@ uint32_t ipc_get_u32(struct ipc_msg *m);
 uint64_t ipc_get_u64(struct ipc_msg *m);
 /* Copies a string into out (NUL-terminated); marks the message bad if it does not fit. */
 void ipc_get_str(struct ipc_msg *m, char *out, size_t outsz);
+/* The same string in a buffer of its own size (free it); NULL (and m->bad) if over max octets. */
+char *ipc_get_strdup(struct ipc_msg *m, size_t max);
 /* Points at n-byte blob; *n set. */
 const uint8_t *ipc_get_bytes(struct ipc_msg *m, size_t *n);
 /* 0 if every getter stayed in bounds and nothing is left over. */

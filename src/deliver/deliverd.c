@@ -105,7 +105,7 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	char id[QUEUE_ID_LEN + 1], user[SMTP_LOCAL_MAX + 1], domain[SMTP_DOMAIN_MAX + 1];
 	char sender[SMTP_PATH_MAX + 1];
 	char *path = j->path;
-	char *prepend = malloc(ENVELOPE_PREPEND_MAX + 1);
+	char *prepend;
 	uint32_t quarantine;
 	const struct domain_cfg *dom;
 	const char *where = path;
@@ -117,13 +117,9 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	ipc_get_str(m, user, sizeof(user));
 	ipc_get_str(m, domain, sizeof(domain));
 	ipc_get_str(m, sender, sizeof(sender));
-	if (prepend == NULL) {
-		refuse(j, DELIVER_TEMPFAIL, "out of memory");
-		return;
-	}
-	ipc_get_str(m, prepend, ENVELOPE_PREPEND_MAX + 1);
+	prepend = ipc_get_strdup(m, ENVELOPE_PREPEND_MAX);
 	quarantine = ipc_get_u32(m);
-	if (ipc_get_end(m) == -1 || m->fd == -1) {
+	if (prepend == NULL || ipc_get_end(m) == -1 || m->fd == -1) {
 		refuse(j, DELIVER_TEMPFAIL, "malformed request");
 		free(prepend);
 		return;

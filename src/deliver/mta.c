@@ -60,17 +60,22 @@ struct job {
 	 * SIZE= and BDAT, dot-stuffed like the content for DATA. */
 	struct buf           head;
 	int                  head_sent;
+	/*
+	 * Per recipient, n of each (sized to the request: arrays for
+	 * MTA_RCPT_MAX in the job made every job a 550 KB calloc, an mmap
+	 * and page faults, most of the mta's CPU).
+	 */
 	size_t               n;
-	uint32_t             index[MTA_RCPT_MAX];
-	char                *addr[MTA_RCPT_MAX];
-	unsigned             notify[MTA_RCPT_MAX];
-	char                *orcpt[MTA_RCPT_MAX];
+	uint32_t            *index;
+	char               **addr;
+	unsigned            *notify;
+	char               **orcpt;
+	struct client_result *res;
 	char                 envid[128];
 	int                  dsn_passed;
 	int                  reported;	/* the queue has the results already */
 	struct job          *wnext;		/* waiting for a connection slot */
 	struct dest         *dest;		/* counted against its limit while active */
-	struct client_result res[MTA_RCPT_MAX];
 	struct client_msg    msg;
 	int                  tls;		/* 0 none, 1 may, 2 must */
 	struct mx_route      route;
@@ -306,6 +311,11 @@ job_free(struct job *j)
 		free(j->addr[i]);
 		free(j->orcpt[i]);
 	}
+	free(j->index);
+	free(j->addr);
+	free(j->notify);
+	free(j->orcpt);
+	free(j->res);
 	close(j->content);
 	free(j->prepend);
 	free(j);
@@ -1173,6 +1183,17 @@ job_ready(struct job *j)
 	job_admit(j);
 }
 
+static int
+rcpts_alloc(struct job *j, size_t n)
+{
+	j->index = calloc(n, sizeof(*j->index));
+	j->addr = calloc(n, sizeof(*j->addr));
+	j->notify = calloc(n, sizeof(*j->notify));
+	j->orcpt = calloc(n, sizeof(*j->orcpt));
+	j->res = calloc(n, sizeof(*j->res));
+	return j->index && j->addr && j->notify && j->orcpt && j->res ? 0 : -1;
+}
+
 static void
 on_relay(struct mta *m, struct ipc_msg *msg)
 {
@@ -1198,7 +1219,9 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 	j->msg.ret = (int)ipc_get_u32(msg);
 	ipc_get_str(msg, j->envid, sizeof(j->envid));
 	n = ipc_get_u32(msg);
-	for (i = 0; i < n && i < MTA_RCPT_MAX && !msg->bad; i++) {
+	if (n == 0 || n > MTA_RCPT_MAX || rcpts_alloc(j, n) == -1)
+		msg->bad = 1;
+	for (i = 0; i < n && !msg->bad; i++) {
 		char a[SMTP_PATH_MAX + 1], o[512];
 
 		j->index[i] = ipc_get_u32(msg);
@@ -1209,12 +1232,10 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 			msg->bad = 1;
 		j->n = i + 1;
 	}
-	if ((j->prepend = malloc(ENVELOPE_PREPEND_MAX + 1)) == NULL)
+	if ((j->prepend = ipc_get_strdup(msg, ENVELOPE_PREPEND_MAX)) == NULL)
 		msg->bad = 1;
-	else {
-		ipc_get_str(msg, j->prepend, ENVELOPE_PREPEND_MAX + 1);
+	else
 		j->prepend_len = strlen(j->prepend);
-	}
 	j->ev_read = event_new(m->base, -1, 0, on_read, j);
 	j->ev_write = event_new(m->base, -1, 0, on_write, j);
 	j->ev_timer = evtimer_new(m->base, on_timer, j);
