@@ -268,6 +268,12 @@ cache_query(void *ctx, const char *name, enum dns_type type, struct dns_answer *
 
 	if (lookup(v->cache, name, type, out))
 		return 0;
+	if (v->cache_only) {
+		v->missed++;
+		dns_answer_init(out);
+		out->status = DNS_TEMPFAIL;
+		return 0;
+	}
 	if (dns_query(&v->inner, name, type, out) == -1)
 		return -1;
 	store(v->cache, name, type, out);

@@ -30,6 +30,11 @@ void dns_cache_free(struct dns_cache *c);
 struct dns_cache_view {
 	struct dns_cache   *cache;
 	struct dns_resolver inner;	/* asked on a miss */
+	/* Set: no inner resolver; a miss answers DNS_TEMPFAIL and counts in
+	 * missed, so that the caller can tell a run that needed the network
+	 * (and throw its result away) from one the cache answered whole. */
+	int                 cache_only;
+	unsigned            missed;
 };
 
 /* The resolver view of v (v must outlive it). */
