@@ -238,6 +238,31 @@ test_bounds(void **state)
 	fixture_free(f);
 }
 
+static void
+test_cache_only(void **state)
+{
+	struct fixture *f = fixture_new(64, 65536, 300);
+	struct dns_cache_view only = { f->view.cache, { NULL, NULL }, 1, 0 };
+	struct dns_resolver r = dns_cache_resolver(&only);
+	struct dns_answer a;
+
+	/* a miss: a temporary failure, counted, and no query at all */
+	assert_int_equal(dns_query(&r, "example.test", DNS_T_TXT, &a), 0);
+	assert_int_equal(a.status, DNS_TEMPFAIL);
+	assert_int_equal(only.missed, 1);
+	assert_int_equal(asked(f), 0);
+	/* once the other view has it, a hit */
+	ask(f, "example.test", DNS_T_TXT, &a);
+	dns_answer_free(&a);
+	assert_int_equal(dns_query(&r, "example.test", DNS_T_TXT, &a), 0);
+	assert_int_equal(a.status, DNS_OK);
+	assert_memory_equal(a.rrs[0].data, "v=spf1 -all", 11);
+	dns_answer_free(&a);
+	assert_int_equal(only.missed, 1);
+	assert_int_equal(asked(f), 1);
+	fixture_free(f);
+}
+
 int
 main(void)
 {
@@ -247,6 +272,7 @@ main(void)
 		cmocka_unit_test(test_ttl_zero_not_kept),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_cache_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
