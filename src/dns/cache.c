@@ -17,9 +17,13 @@ struct centry {
 	char            name[];
 };
 
+struct bucket {
+	struct centry *head;
+};
+
 struct dns_cache {
 	pthread_mutex_t  lock;
-	struct centry  **table;
+	struct bucket   *table;
 	size_t           nbuckets;	/* a power of two */
 	struct centry   *newest, *oldest;
 	size_t           n, bytes, max_entries, max_bytes;
@@ -116,19 +120,44 @@ order_push(struct dns_cache *c, struct centry *e)
 	c->newest = e;
 }
 
-/* Takes e out of the cache and frees it. */
+/* Takes e off its hash chain and out of the counts. */
 static void
-evict(struct dns_cache *c, struct centry *e)
+unhash(struct dns_cache *c, struct centry *e)
 {
-	struct centry **pp = &c->table[e->hash & (c->nbuckets - 1)];
+	struct centry **pp = &c->table[e->hash & (c->nbuckets - 1)].head;
 
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
-	order_unlink(c, e);
 	c->n--;
 	c->bytes -= e->bytes;
+}
+
+/* Takes e out of the cache and frees it. */
+static void
+evict(struct dns_cache *c, struct centry *e)
+{
+	unhash(c, e);
+	order_unlink(c, e);
 	entry_free(e);
+}
+
+/* The least recently used entry out, when there is one; 0 if none. */
+static int
+evict_oldest(struct dns_cache *c)
+{
+	struct centry *e = c->oldest;
+
+	if (e == NULL)
+		return 0;
+	unhash(c, e);
+	c->oldest = e->newer;
+	if (c->oldest != NULL)
+		c->oldest->older = NULL;
+	else
+		c->newest = NULL;
+	entry_free(e);
+	return 1;
 }
 
 static struct centry *
@@ -136,7 +165,7 @@ find(struct dns_cache *c, const char *name, enum dns_type type, uint32_t h)
 {
 	struct centry *e;
 
-	for (e = c->table[h & (c->nbuckets - 1)]; e != NULL; e = e->hnext)
+	for (e = c->table[h & (c->nbuckets - 1)].head; e != NULL; e = e->hnext)
 		if (e->hash == h && e->type == type && strcmp(e->name, name) == 0)
 			return e;
 	return NULL;
@@ -237,7 +266,8 @@ entry_new(const char *name, enum dns_type type, const struct dns_answer *a, uint
 static void
 store(struct dns_cache *c, const char *name, enum dns_type type, const struct dns_answer *a)
 {
-	struct centry *e, *old;
+	struct centry *e;
+	struct bucket *b;
 
 	if (!cacheable(a) || c->max_entries == 0 ||
 	    (e = entry_new(name, type, a, now_ms())) == NULL)
@@ -249,12 +279,18 @@ store(struct dns_cache *c, const char *name, enum dns_type type, const struct dn
 		return;
 	}
 	pthread_mutex_lock(&c->lock);
-	if ((old = find(c, name, type, e->hash)) != NULL)
-		evict(c, old);	/* another thread asked at the same time */
-	while (c->oldest != NULL && (c->n >= c->max_entries || c->bytes + e->bytes > c->max_bytes))
-		evict(c, c->oldest);
-	e->hnext = c->table[e->hash & (c->nbuckets - 1)];
-	c->table[e->hash & (c->nbuckets - 1)] = e;
+	if (find(c, name, type, e->hash) != NULL) {
+		/* another thread asked at the same time and stored it first */
+		pthread_mutex_unlock(&c->lock);
+		entry_free(e);
+		return;
+	}
+	while ((c->n >= c->max_entries || c->bytes + e->bytes > c->max_bytes) &&
+	    evict_oldest(c))
+		;
+	b = &c->table[e->hash & (c->nbuckets - 1)];
+	e->hnext = b->head;
+	b->head = e;
 	order_push(c, e);
 	c->n++;
 	c->bytes += e->bytes;

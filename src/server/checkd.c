@@ -216,6 +216,7 @@ pool_thread(void *arg)
 	else {
 		/* Answers from the shared cache cost no hand-off to libunbound's
 		 * thread (two pipes, two wake-ups per query). */
+		memset(&view, 0, sizeof(view));
 		view.cache = d->cache;
 		view.inner = dns_unbound_resolver(u);
 		r = dns_cache_resolver(&view);
