@@ -45,6 +45,7 @@ struct dns_rr {
 struct dns_answer {
 	enum dns_status status;
 	int             secure;		/* DNSSEC validated */
+	uint32_t        ttl;		/* seconds it may be kept (0: not at all); dns/cache.h */
 	struct dns_rr  *rrs;
 	size_t          n;
 	char            canon[DNS_NAME_MAX + 1];	/* name after CNAMEs */

@@ -132,6 +132,10 @@ to_answer(const struct ub_result *res, enum dns_type type, struct dns_answer *ou
 	else
 		rc = from_data(res, type, out);
 	out->secure = res->secure;
+	/* How long libunbound's own cache keeps it: the least TTL of the
+	 * message, or the negative TTL of RFC 2308 5. */
+	if (res->ttl > 0)
+		out->ttl = (uint32_t)res->ttl;
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
+#include "dns/cache.h"
 #include "dns/unbound.h"
 #include "mailauth/authcheck.h"
 #include "mailauth/orgdomain.h"
@@ -29,6 +30,9 @@
 #define CHECKD_ANSWER_MAX  16384			/* the A-R field */
 #define CHECKD_REFUSED_MAX 4096			/* refused partial requests per worker */
 #define CHECKD_BACKLOG_MAX 512			/* answers queued to a worker */
+#define CHECKD_CACHE_N     2048			/* DNS answers kept for all threads */
+#define CHECKD_CACHE_BYTES (1024 * 1024)		/* and their size */
+#define CHECKD_RND_N       64				/* pct= rolls drawn at once */
 
 struct checkd;
 
@@ -63,6 +67,11 @@ struct checkd {
 	const struct config *cfg;
 	struct event_base   *base;
 	struct orgdomain    *od;
+	struct dns_cache    *cache;	/* shared by the threads */
+	struct dns_cache_view fast_view;	/* cache only, for the event loop */
+	struct dns_resolver  fast;
+	uint32_t             rnd[CHECKD_RND_N];	/* unused pct= rolls */
+	unsigned             nrnd;
 	pthread_mutex_t      lock;
 	pthread_cond_t       cond;
 	struct job          *todo, *todo_tail, *done;
@@ -127,23 +136,32 @@ job_unavailable(struct checkd *d, struct job *j, const char *why)
 	snprintf(j->summary, sizeof(j->summary), "result=unavailable why=\"%s\"", why);
 }
 
-static void
-job_run(struct checkd *d, struct job *j, const struct dns_resolver *dns)
+/*
+ * Runs the checks of j and fills its answer. With only (the cache-only
+ * view behind dns), -1 and nothing filled when an answer was not in the
+ * cache or anything else went wrong: the pool runs it again from scratch.
+ */
+static int
+job_run(struct checkd *d, struct job *j, const struct dns_resolver *dns,
+    struct dns_cache_view *only)
 {
 	struct authcheck_request rq;
 	struct authcheck_result *r;
+	int rc;
 
-	if (dns == NULL) {
+	if (only != NULL) {
+		only->missed = 0;
+		if ((r = malloc(sizeof(*r))) == NULL)
+			return -1;
+	} else if (dns == NULL) {
 		job_unavailable(d, j, "no DNS resolver");
-		return;
-	}
-	if (time(NULL) > j->deadline) {
+		return 0;
+	} else if (time(NULL) > j->deadline) {
 		job_unavailable(d, j, "waited too long");
-		return;
-	}
-	if ((r = malloc(sizeof(*r))) == NULL) {
+		return 0;
+	} else if ((r = malloc(sizeof(*r))) == NULL) {
 		job_unavailable(d, j, "out of memory");
-		return;
+		return 0;
 	}
 	memset(&rq, 0, sizeof(rq));
 	rq.ip = j->ip;
@@ -156,10 +174,17 @@ job_run(struct checkd *d, struct job *j, const struct dns_resolver *dns)
 	rq.authserv_id = config_authserv_id(d->cfg);
 	rq.receiver = d->cfg->hostname;
 	rq.pct_roll = j->pct_roll;
-	if (authcheck_run(dns, d->od, &rq, r) == -1) {
+	rc = authcheck_run(dns, d->od, &rq, r);	/* on -1, r is freed */
+	if (rc == 0 && only != NULL && only->missed > 0) {
+		authcheck_result_free(r);
+		rc = -1;
+	}
+	if (rc == -1) {
 		free(r);
+		if (only != NULL)
+			return -1;
 		job_unavailable(d, j, "out of memory");
-		return;
+		return 0;
 	}
 	if (d->rep != NULL)
 		dmarcrep_note(d->rep, j->ip, j->mailfrom, r);
@@ -173,6 +198,7 @@ job_run(struct checkd *d, struct job *j, const struct dns_resolver *dns)
 	    dmarc_result_str(r->dmarc.result), dmarc_policy_str(r->dmarc.disposition));
 	authcheck_result_free(r);
 	free(r);
+	return 0;
 }
 
 static void *
@@ -180,14 +206,21 @@ pool_thread(void *arg)
 {
 	struct checkd *d = arg;
 	struct dns_unbound *u;
+	struct dns_cache_view view;
 	struct dns_resolver r;
 	char err[256];
 
 	u = dns_unbound_new(d->cfg->dns_server, CHECKD_DNS_MS, err, sizeof(err));
 	if (u == NULL)
 		log_warn("event=resolver-failed error=\"%s\"", err);
-	else
-		r = dns_unbound_resolver(u);
+	else {
+		/* Answers from the shared cache cost no hand-off to libunbound's
+		 * thread (two pipes, two wake-ups per query). */
+		memset(&view, 0, sizeof(view));
+		view.cache = d->cache;
+		view.inner = dns_unbound_resolver(u);
+		r = dns_cache_resolver(&view);
+	}
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		struct job *j;
@@ -200,11 +233,13 @@ pool_thread(void *arg)
 		if ((d->todo = j->next) == NULL)
 			d->todo_tail = NULL;
 		pthread_mutex_unlock(&d->lock);
-		job_run(d, j, u ? &r : NULL);
+		(void)job_run(d, j, u ? &r : NULL, NULL);
 		pthread_mutex_lock(&d->lock);
 		j->next = d->done;
+		/* One wake-up per batch: the loop takes the whole list at once. */
+		if (d->done == NULL)
+			(void)!write(d->wake[1], "x", 1);
 		d->done = j;
-		(void)!write(d->wake[1], "x", 1);
 	}
 	pthread_mutex_unlock(&d->lock);
 	dns_unbound_free(u);
@@ -240,7 +275,8 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	struct job *j, *next;
 	char b[64];
 
-	while (read(fd, b, sizeof(b)) > 0)
+	/* A byte per batch: one read empties the pipe but for a flood. */
+	while (read(fd, b, sizeof(b)) == (ssize_t)sizeof(b))
 		;
 	pthread_mutex_lock(&d->lock);
 	j = d->done;
@@ -312,15 +348,22 @@ on_part(struct checkd *d, struct chan *ch, struct ipc_msg *m)
 	ch->partial = j;
 }
 
+/* A roll for DMARC pct= sampling (RFC 7489 6.6.4), 0..99; the random
+ * bytes come CHECKD_RND_N rolls at a time, not a system call per message. */
+static unsigned
+pct_roll(struct checkd *d)
+{
+	if (d->nrnd == 0) {
+		if (getrandom(d->rnd, sizeof(d->rnd), 0) != (ssize_t)sizeof(d->rnd))
+			return (unsigned)(time(NULL) % 100);
+		d->nrnd = CHECKD_RND_N;
+	}
+	return d->rnd[--d->nrnd] % 100;
+}
+
 static void
 enqueue(struct checkd *d, struct job *j)
 {
-	uint32_t roll = 0;
-
-	/* DMARC pct= sampling (RFC 7489 6.6.4). */
-	if (getrandom(&roll, sizeof(roll), 0) != (ssize_t)sizeof(roll))
-		roll = (uint32_t)time(NULL);
-	j->pct_roll = roll % 100;
 	j->ch->refs++;
 	pthread_mutex_lock(&d->lock);
 	if (d->todo_tail)
@@ -328,8 +371,9 @@ enqueue(struct checkd *d, struct job *j)
 	else
 		d->todo = j;
 	d->todo_tail = j;
-	pthread_cond_signal(&d->cond);
 	pthread_mutex_unlock(&d->lock);
+	/* After the unlock, so that the thread woken does not block on it. */
+	pthread_cond_signal(&d->cond);
 }
 
 int
@@ -401,6 +445,15 @@ on_check(struct checkd *d, struct chan *ch, struct ipc_msg *m)
 	if (j->bad) {
 		/* A worker is not trusted: a malformed request gets an answer, no check. */
 		job_unavailable(d, j, "malformed request");
+		answer(d, j);
+		job_release(d, j);
+		return;
+	}
+	j->pct_roll = pct_roll(d);
+	/* Answers all in the cache (the common case: the same senders again
+	 * and again): checked here at once, without a hand-off to a thread.
+	 * Anything not cached goes to the pool, which checks from scratch. */
+	if (job_run(d, j, &d->fast, &d->fast_view) == 0) {
 		answer(d, j);
 		job_release(d, j);
 		return;
@@ -575,8 +628,12 @@ checkd_main(const struct config *cfg, int parent_fd)
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_cond_init(&d.cond, NULL);
 	if ((d.base = event_base_new()) == NULL || pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1 ||
-	    (d.od = orgdomain_open(NULL)) == NULL)
+	    (d.od = orgdomain_open(NULL)) == NULL ||
+	    (d.cache = dns_cache_new(CHECKD_CACHE_N, CHECKD_CACHE_BYTES)) == NULL)
 		log_fatal("event=check-init-failed");
+	d.fast_view.cache = d.cache;
+	d.fast_view.cache_only = 1;
+	d.fast = dns_cache_resolver(&d.fast_view);
 	if ((parent = ipc_new(d.base, parent_fd, on_parent, &d)) == NULL)
 		log_fatal("event=ipc-failed");
 	ev_wake = event_new(d.base, d.wake[0], EV_READ | EV_PERSIST, on_wake, &d);
@@ -598,6 +655,7 @@ checkd_main(const struct config *cfg, int parent_fd)
 	exitsig_block();	/* before the signal events are freed */
 	event_free(ev_term);
 	orgdomain_close(d.od);
+	dns_cache_free(d.cache);
 	close(d.wake[0]);
 	close(d.wake[1]);
 	event_base_free(d.base);

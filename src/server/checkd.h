@@ -3,7 +3,9 @@
  * the smtp workers (which cannot do DNS), through mailauth/authcheck.
  * A pool of threads, each with its own synchronous libunbound resolver,
  * runs the checks so that one slow DNS answer holds up one message only;
- * the event loop reads requests and sends answers. Pending requests are
+ * the event loop reads requests and sends answers, and checks at once a
+ * request whose DNS answers are all in the threads' shared cache
+ * (dns/cache.h). Pending requests are
  * bounded; an overflow or a request that waited past the timeout gets a
  * temperror answer at once.
  */
