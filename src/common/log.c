@@ -1,6 +1,8 @@
 /* log — logfmt event lines to stderr or syslog (see log.h). */
 #include "common/log.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,28 +31,81 @@ log_set_proc(const char *proc)
 	snprintf(log_proc, sizeof(log_proc), "%s", proc);
 }
 
+/*
+ * The pid is asked once per process (a fork clears it) and the stamp's
+ * seconds once per second: the smtp workers log a few lines per message.
+ */
+static pid_t log_pid;
+static int log_atfork;
+static time_t log_sec = -1;
+static char log_stamp[32];
+
+static void
+log_forked(void)
+{
+	log_pid = 0;
+}
+
+static void
+log_write(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = write(STDERR_FILENO, p, n);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+/* "2024-01-02T03:04:05.678Z pid=N " */
+static int
+log_prefix(char *out, size_t outsz)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	if (log_pid == 0) {
+		if (!log_atfork)
+			log_atfork = pthread_atfork(NULL, NULL, log_forked) == 0;
+		log_pid = getpid();
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != log_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(log_stamp, sizeof(log_stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+		log_sec = ts.tv_sec;
+	}
+	return snprintf(out, outsz, "%s.%03ldZ pid=%d ", log_stamp, ts.tv_nsec / 1000000,
+	    (int)log_pid);
+}
+
 static void
 log_emit(int prio, const char *level, const char *fmt, va_list ap)
 {
-	char line[2048];
-	int n;
+	char line[64 + 2048];
+	size_t head = 0, n;
+	int r;
 
-	n = snprintf(line, sizeof(line), "proc=%s level=%s ", log_proc, level);
-	if (n < 0)
+	if (log_foreground && (r = log_prefix(line, 64)) > 0)
+		head = (size_t)r < 64 ? (size_t)r : 63;
+	r = snprintf(line + head, 2048, "proc=%s level=%s ", log_proc, level);
+	if (r < 0)
 		return;
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	n = (size_t)r < 2048 ? (size_t)r : 2047;
+	r = vsnprintf(line + head + n, 2048 - n, fmt, ap);
+	if (r < 0)
+		return;
+	n += (size_t)r < 2048 - n ? (size_t)r : 2047 - n;
 	if (log_foreground) {
-		struct timespec ts;
-		struct tm tm;
-		char stamp[32];
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ldZ pid=%d %s\n", stamp,
-		    ts.tv_nsec / 1000000, (int)getpid(), line);
+		/* One write per line, as fprintf to unbuffered stderr did. */
+		line[head + n] = '\n';
+		log_write(line, head + n + 1);
 	} else
-		syslog(prio, "%s", line);
+		syslog(prio, "%s", line + head);
 }
 
 #define LOG_BODY(prio, level) do {		\

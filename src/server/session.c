@@ -103,18 +103,46 @@ struct session {
 };
 
 static void process(struct session *);
+static int  spool_put(struct session *, const char *, size_t);
 static void emit(struct session *, const char *, size_t);
 static void hold_header(struct session *, const char *, size_t);
 
 /* ---- replies ---- */
 
+static size_t
+put_str(char *line, size_t off, size_t size, const char *p)
+{
+	size_t n = strlen(p);
+
+	if (n > size - off)
+		n = size - off;
+	memcpy(line + off, p, n);
+	return off + n;
+}
+
+/*
+ * "CODE ENH TEXT" CRLF, or "CODE TEXT" CRLF before EHLO; code is 200..599.
+ * Put together without printf (replies are the worker's commonest output)
+ * and appended whole or not at all.
+ */
 static void
 reply_raw(struct session *s, int code, const char *enh, const char *text)
 {
-	if (s->esmtp && enh)
-		buf_printf(&s->out, "%d %s %s\r\n", code, enh, text);
-	else
-		buf_printf(&s->out, "%d %s\r\n", code, text);
+	char line[700];
+	size_t n = 4;
+
+	line[0] = (char)('0' + code / 100 % 10);
+	line[1] = (char)('0' + code / 10 % 10);
+	line[2] = (char)('0' + code % 10);
+	line[3] = ' ';
+	if (s->esmtp && enh) {
+		n = put_str(line, n, sizeof(line) - 3, enh);
+		line[n++] = ' ';
+	}
+	n = put_str(line, n, sizeof(line) - 2, text);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	buf_append(&s->out, line, n);
 }
 
 static void
@@ -141,10 +169,14 @@ reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 	char text[600];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	reply_raw(s, code, enh, text);
+	if (strchr(fmt, '%') == NULL)
+		reply_raw(s, code, enh, fmt);	/* most replies: no formatting */
+	else {
+		va_start(ap, fmt);
+		vsnprintf(text, sizeof(text), fmt, ap);
+		va_end(ap);
+		reply_raw(s, code, enh, text);
+	}
 	if (code < 400 || code == 421)
 		return;
 	s->stats.errors++;
@@ -217,6 +249,7 @@ write_received(struct session *s)
 		buf_printf(&h, "\r\n\tfor <%s>; %s\r\n", t->first_rcpt, date);
 	else
 		buf_printf(&h, "; %s\r\n", date);
+	/* Written at once: a queue file that cannot be written fails DATA (451), not the end. */
 	r = s->ops->write(s->ctx, s, h.data, h.len);
 	buf_free(&h);
 	return r;
@@ -244,12 +277,38 @@ wbuf_flush(struct session *s)
 	buf_reset(&t->wbuf);
 }
 
+/*
+ * Bytes for the queue file, gathered into writes of up to SESSION_WBUF
+ * (the header and the body of a small message go in one write); 0 or an
+ * errno.
+ */
+static int
+spool_put(struct session *s, const char *p, size_t n)
+{
+	struct txn *t = &s->t;
+	int r;
+
+	if (t->wbuf.len > 0 && t->wbuf.len + n > SESSION_WBUF) {
+		r = s->ops->write(s->ctx, s, t->wbuf.data, t->wbuf.len);
+		buf_reset(&t->wbuf);
+		if (r != 0)
+			return r;
+	}
+	if (n >= SESSION_WBUF)
+		return s->ops->write(s->ctx, s, p, n);
+	/* The whole block at once: no string of reallocs per message. */
+	if (t->wbuf.cap == 0 && buf_room(&t->wbuf, SESSION_WBUF) == -1)
+		return ENOMEM;
+	return buf_append(&t->wbuf, p, n) == -1 ? ENOMEM : 0;
+}
+
 /* Message bytes after unstuffing: counted, size-checked, buffered. */
 static void
 emit(struct session *s, const char *p, size_t n)
 {
 	struct txn *t = &s->t;
 	uint64_t max = s->cfg->limits.message_size;
+	int r;
 
 	if (n == 0)
 		return;
@@ -268,18 +327,8 @@ emit(struct session *s, const char *p, size_t n)
 		hold_header(s, p, n);
 		return;
 	}
-	if (t->wbuf.len + n > SESSION_WBUF) {
-		wbuf_flush(s);
-		if (t->err != DERR_NONE)
-			return;
-	}
-	if (n >= SESSION_WBUF) {
-		int r = s->ops->write(s->ctx, s, p, n);
-		if (r)
-			data_fail(s, DERR_WRITE, r);
-		return;
-	}
-	buf_append(&t->wbuf, p, n);
+	if ((r = spool_put(s, p, n)) != 0)
+		data_fail(s, DERR_WRITE, r);
 }
 
 /*
@@ -333,7 +382,7 @@ write_checked_header(struct session *s, size_t end)
 	while (off < end) {
 		fe = field_end(h, off, end);
 		if (forged_authres(s, h + off, fe - off)) {
-			if (off > from && (r = s->ops->write(s->ctx, s, h + from, off - from)) != 0)
+			if (off > from && (r = spool_put(s, h + from, off - from)) != 0)
 				return r;
 			slog(s, "event=authres-removed id=%s", t->id);
 			t->removed += fe - off;
@@ -341,7 +390,7 @@ write_checked_header(struct session *s, size_t end)
 		}
 		off = fe;
 	}
-	return t->hdr.len > from ? s->ops->write(s->ctx, s, h + from, t->hdr.len - from) : 0;
+	return t->hdr.len > from ? spool_put(s, h + from, t->hdr.len - from) : 0;
 }
 
 /* Submission: From: checked, a missing Date or Message-ID added. */
@@ -377,7 +426,7 @@ submission_header(struct session *s, size_t end)
 	if (!h.has_message_id)
 		buf_printf(&add, "Message-ID: <%s.tern@%s>\r\n", t->id, s->cfg->hostname);
 	if (add.len)
-		r = s->ops->write(s->ctx, s, add.data, add.len);
+		r = spool_put(s, add.data, add.len);
 	buf_free(&add);
 	return r;
 }
@@ -410,7 +459,7 @@ release_header(struct session *s)
 	if (t->checking)
 		r = write_checked_header(s, end);
 	else
-		r = s->ops->write(s->ctx, s, t->hdr.data, t->hdr.len);
+		r = spool_put(s, t->hdr.data, t->hdr.len);
 	if (r != 0)
 		data_fail(s, DERR_WRITE, r);
 	if (!t->checking)
@@ -443,6 +492,38 @@ line_end(struct session *s)
 		data_fail(s, DERR_LONGLINE, 0);
 	t->linelen = 0;
 	t->ds = D_LINE_START;
+}
+
+/*
+ * The common case of data_feed() in one piece: from p[i] (in a line), the
+ * whole lines ending in CRLF that need nothing done, up to the first one
+ * that is too long (its length is checked by the caller), is the last in
+ * p[0..n), or is followed by a dot or a bare CR or LF. Returns the end
+ * of those lines, i if there is none.
+ * t->linelen is the length of the last line (the caller checks it).
+ */
+static size_t
+clean_run(struct session *s, const char *p, size_t i, size_t n, int dot)
+{
+	struct txn *t = &s->t;
+	size_t max = s->cfg->limits.text_line, end = i, len = t->linelen;
+	const char *lf, *cr;
+
+	while (i < n && (lf = memchr(p + i, '\n', n - i)) != NULL) {
+		size_t k = (size_t)(lf - p);
+
+		/* Only a CR right before the LF: anything else is the slow path's. */
+		if (k == i || (cr = memchr(p + i, '\r', k - i)) != lf - 1)
+			break;
+		len += k - 1 - i;
+		i = k + 1;
+		end = i;
+		t->linelen = len;
+		if (len + 2 > max || i == n || (dot && p[i] == '.'))
+			break;
+		len = 0;
+	}
+	return end;
 }
 
 /*
@@ -497,6 +578,15 @@ data_feed(struct session *s, const char *p, size_t n, int dot, int *done)
 			}
 			break;
 		case D_MID:
+			if ((j = clean_run(s, p, i, n, dot)) > i) {
+				emit(s, p + i, j - i);
+				if (t->linelen + 2 > s->cfg->limits.text_line)
+					data_fail(s, DERR_LONGLINE, 0);
+				t->linelen = 0;
+				t->ds = D_LINE_START;
+				i = j;
+				break;
+			}
 			for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
 				;
 			emit(s, p + i, j - i);

@@ -75,6 +75,7 @@ struct worker {
 	uint32_t                  nconns, capconns, live;
 	uint32_t                  gen;
 	uint64_t                  next_sid;
+	uint64_t                  pid;		/* the high half of session ids */
 	int                       stopping;	/* SIGTERM: sessions are told to go */
 	int                       retiring;	/* SIGUSR1: sessions end by themselves */
 	int                       paused;	/* out of descriptors: not accepting */
@@ -624,7 +625,7 @@ accept_one(struct listener *li, int fd, struct sockaddr_storage *ss)
 	c->msgfd = -1;
 	c->bucket = bucket;
 	memcpy(c->ip, ip, sizeof(ip));
-	c->s = session_new(w->cfg, &conn_ops, c, ip, ((uint64_t)getpid() << 32) | w->next_sid++);
+	c->s = session_new(w->cfg, &conn_ops, c, ip, w->pid << 32 | w->next_sid++);
 	c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, on_conn_read, c);
 	c->ev_write = event_new(w->base, fd, EV_WRITE, on_conn_write, c);
 	c->ev_timer = evtimer_new(w->base, on_conn_timer, c);
@@ -940,6 +941,7 @@ worker_main(const struct worker_args *args)
 	memset(&w, 0, sizeof(w));
 	w.args = args;
 	w.cfg = args->cfg;
+	w.pid = (uint64_t)getpid();
 	log_set_proc("smtp");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
