@@ -88,7 +88,10 @@ struct session {
 	int                       helo_seen, esmtp, shutting_down, busy;
 	char                      helo[SMTP_DOMAIN_MAX + 1];
 	struct buf                in, out;
-	size_t                    in_off;
+	/* The input process() works on, from in_off: the bytes buffered in
+	 * `in`, or the caller's own when none were (no copy); NULL outside it. */
+	const char               *inp;
+	size_t                    inlen, in_off;
 	struct txn                t;
 	struct session_stats      stats;
 	/* what the listener is and what the client has become */
@@ -318,7 +321,8 @@ emit(struct session *s, const char *p, size_t n)
 	if (t->err != DERR_NONE)
 		return;
 	/* DKIM body hashes as the bytes pass (RFC 6376 3.7); a verifier that
-	 * overflows simply has no signatures to report. */
+	 * overflows simply has no signatures to report. While the header is
+	 * held there is none yet (dkim_start). */
 	if (t->dkim && dkim_verify_feed(t->dkim, p, n) == -1) {
 		dkim_verify_free(t->dkim);
 		t->dkim = NULL;
@@ -431,6 +435,42 @@ submission_header(struct session *s, size_t end)
 	return r;
 }
 
+/* Could the header hold a DKIM-Signature field? (any mention, case aside) */
+static int
+mentions_dkim(const char *h, size_t n)
+{
+	static const char name[] = "dkim-signature";
+	size_t k = sizeof(name) - 1, i;
+
+	for (i = 0; i + k <= n; i++)
+		if ((h[i] == 'd' || h[i] == 'D') && strncasecmp(h + i, name, k) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * A checked message gets a DKIM verifier once its header is known, and
+ * only if it names DKIM-Signature: without one the verifier (a large
+ * block to clear) would have nothing to say. It is fed everything held
+ * so far, the same bytes it would have seen from the start.
+ */
+static void
+dkim_start(struct session *s, size_t end)
+{
+	struct txn *t = &s->t;
+
+	if (!t->checking || t->err != DERR_NONE || !mentions_dkim(t->hdr.data, end))
+		return;
+	if ((t->dkim = dkim_verify_new(NULL)) == NULL) {
+		data_fail(s, DERR_WRITE, ENOMEM);
+		return;
+	}
+	if (dkim_verify_feed(t->dkim, t->hdr.data, t->hdr.len) == -1) {
+		dkim_verify_free(t->dkim);
+		t->dkim = NULL;
+	}
+}
+
 /*
  * The header section is held until its end: in submission (RFC 6409 8) so
  * that a missing Date or Message-ID can be added and From: checked before
@@ -452,6 +492,7 @@ release_header(struct session *s)
 	else if (e)
 		end = (size_t)(e - t->hdr.data) + 2;
 	t->hdr_end = e ? end + 2 : end == 0 ? 2 : end;
+	dkim_start(s, end);
 	if (s->submission && (r = submission_header(s, end)) != 0)
 		data_fail(s, DERR_WRITE, r);
 	if (t->err != DERR_NONE)
@@ -765,7 +806,8 @@ commit_message(struct session *s)
 	t->env.smtputf8 = t->smtputf8;
 	t->env.size = t->size - t->removed + envelope_prepend_len(&t->env);
 	buf_init(&env, ENV_MAX);
-	if (envelope_encode(&t->env, &env) == -1) {
+	/* Room for a usual envelope at once: each field then formats in one pass. */
+	if (buf_room(&env, 4096) == -1 || envelope_encode(&t->env, &env) == -1) {
 		buf_free(&env);
 		reply(s, 451, "4.3.0", "Error: queue write error");
 		txn_reset(s);
@@ -820,8 +862,7 @@ session_open_done(struct session *s, const char *id, int err)
 		/* Inbound checks: mx listeners, not for authenticated clients. */
 		t->checking = s->ops->check != NULL && !s->submission && !s->auth_user[0] &&
 		    config_checks_on(s->cfg, s->listener);
-		if (t->checking && (t->dkim = dkim_verify_new(NULL)) == NULL)
-			data_fail(s, DERR_WRITE, ENOMEM);
+		/* The DKIM verifier comes at the end of the header (dkim_start). */
 		t->hold = s->submission || t->checking;
 	} else
 		data_fail(s, DERR_OPEN, err);
@@ -1248,7 +1289,7 @@ cmd_starttls(struct session *s, const struct smtp_cmd *c)
 		return;
 	reply(s, 220, "2.0.0", "Ready to start TLS");
 	/* Whatever the client sent after STARTTLS in clear is dropped (CVE-2011-0411). */
-	s->in_off = s->in.len;
+	s->in_off = s->inlen;
 	txn_reset(s);
 	set_state(s, ST_TLS);
 }
@@ -1433,8 +1474,8 @@ command(struct session *s, const char *line, size_t len)
 static int
 take_line(struct session *s)
 {
-	const char *p = s->in.data + s->in_off;
-	size_t avail = s->in.len - s->in_off;
+	const char *p = s->inp + s->in_off;
+	size_t avail = s->inlen - s->in_off;
 	size_t max = s->cfg->limits.command_line;
 	const char *lf = avail ? memchr(p, '\n', avail) : NULL;
 	size_t len;
@@ -1444,11 +1485,11 @@ take_line(struct session *s)
 
 	if (lf == NULL) {
 		if (s->st == ST_SKIPLINE)
-			s->in_off = s->in.len;	/* more of a line already refused */
+			s->in_off = s->inlen;	/* more of a line already refused */
 		else if (avail >= max) {
 			/* Over-long: answer now, drop the rest of the line (4.5.3.1.4). */
 			reply(s, 500, "5.5.2", "Error: line too long");
-			s->in_off = s->in.len;
+			s->in_off = s->inlen;
 			set_state(s, ST_SKIPLINE);
 		}
 		return 0;
@@ -1476,8 +1517,8 @@ static void
 feed_message(struct session *s)
 {
 	struct txn *t = &s->t;
-	const char *p = s->in.data + s->in_off;
-	size_t avail = s->in.len - s->in_off, used;
+	const char *p = s->inp + s->in_off;
+	size_t avail = s->inlen - s->in_off, used;
 	int done = 0;
 
 	if (s->st == ST_DATA) {
@@ -1511,18 +1552,30 @@ process(struct session *s)
 	if (s->busy)
 		return;
 	s->busy = 1;
+	if (s->inp == NULL) {
+		s->inp = s->in.data;
+		s->inlen = s->in.len;
+		s->in_off = 0;
+	}
 	for (;;) {
 		if (s->st == ST_CMD || s->st == ST_SKIPLINE || s->st == ST_AUTH_LINE) {
 			if (!take_line(s))
 				break;
 		} else if (s->st == ST_DATA || s->st == ST_BDAT) {
-			if (s->in_off == s->in.len && !(s->st == ST_BDAT && s->t.bdat_left == 0))
+			if (s->in_off == s->inlen && !(s->st == ST_BDAT && s->t.bdat_left == 0))
 				break;
 			feed_message(s);
 		} else
 			break;
 	}
-	buf_consume(&s->in, s->in_off);
+	/* What is left waits in `in` (copied there if it was the caller's). */
+	if (s->inp == s->in.data)
+		buf_consume(&s->in, s->in_off);
+	else if (s->in_off < s->inlen && s->st != ST_CLOSE &&
+	    buf_append(&s->in, s->inp + s->in_off, s->inlen - s->in_off) == -1)
+		session_refuse(s, 421, "4.7.0", "Error: too much pipelined input");
+	s->inp = NULL;
+	s->inlen = 0;
 	s->in_off = 0;
 	if (s->shutting_down && s->st == ST_CMD && !s->t.active && s->in.len == 0) {
 		session_refuse(s, 421, "4.3.2", "Service shutting down");
@@ -1535,7 +1588,12 @@ session_input(struct session *s, const char *data, size_t len)
 {
 	if (s->st == ST_CLOSE)
 		return;
-	if (len && buf_append(&s->in, data, len) == -1) {
+	if (len && s->in.len == 0 && !s->busy) {
+		/* Nothing held back: work on the caller's bytes where they are. */
+		s->inp = data;
+		s->inlen = len;
+		s->in_off = 0;
+	} else if (len && buf_append(&s->in, data, len) == -1) {
 		/* Only a client ignoring our replies fills this: drop it. */
 		session_refuse(s, 421, "4.7.0", "Error: too much pipelined input");
 		return;

@@ -80,6 +80,7 @@ struct worker {
 	int                       retiring;	/* SIGUSR1: sessions end by themselves */
 	int                       paused;	/* out of descriptors: not accepting */
 	struct event             *ev_resume;	/* ends the pause */
+	char                     *hdrbuf;	/* IPC_MAX_MSG: a check answer's header */
 };
 
 static void conn_after(struct conn *);
@@ -834,9 +835,12 @@ on_check(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	}
 	if (m->fd != -1)
 		close(m->fd);
-	if (m->type != MSG_C_RESULT || (c = conn_lookup(w, m->reqid)) == NULL ||
-	    (hdr = malloc(IPC_MAX_MSG)) == NULL)
+	if (m->type != MSG_C_RESULT || (c = conn_lookup(w, m->reqid)) == NULL)
 		return;
+	/* Allocated once: 128 KiB a message is an mmap and munmap at first. */
+	if (w->hdrbuf == NULL && (w->hdrbuf = malloc(IPC_MAX_MSG)) == NULL)
+		return;
+	hdr = w->hdrbuf;
 	memset(&a, 0, sizeof(a));
 	a.seq = ipc_get_u32(m);
 	a.spf = ipc_get_u32(m);
@@ -846,7 +850,6 @@ on_check(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	a.header = hdr;
 	a.len = strlen(hdr);
 	session_check_done(c->s, ipc_get_end(m) == 0 ? &a : NULL);
-	free(hdr);
 	conn_after(c);
 }
 
@@ -925,6 +928,7 @@ worker_free(struct worker *w)
 	free(w->ev_listen);
 	free(w->listeners);
 	event_free(w->ev_resume);
+	free(w->hdrbuf);
 	ipc_free(w->check);
 	ipc_free(w->auth);
 	ipc_free(w->queue);
