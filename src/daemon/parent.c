@@ -184,7 +184,7 @@ fork_child(struct parent *p, enum role role, int slot)
 	if (pid == 0) {
 		/* ps, top and perf then tell the processes apart. */
 		snprintf(comm, sizeof(comm), "tern-%s", role_name(role));
-		prctl(PR_SET_NAME, comm, 0, 0, 0);
+		(void)prctl(PR_SET_NAME, comm, 0, 0, 0);	/* a name only */
 	}
 	if (pid != 0)
 		sigprocmask(SIG_SETMASK, &old, NULL);

@@ -115,12 +115,9 @@ static void hold_header(struct session *, const char *, size_t);
 static size_t
 put_str(char *line, size_t off, size_t size, const char *p)
 {
-	size_t n = strlen(p);
-
-	if (n > size - off)
-		n = size - off;
-	memcpy(line + off, p, n);
-	return off + n;
+	while (*p != '\0' && off < size)
+		line[off++] = *p++;
+	return off;
 }
 
 /*
@@ -548,13 +545,13 @@ clean_run(struct session *s, const char *p, size_t i, size_t n, int dot)
 {
 	struct txn *t = &s->t;
 	size_t max = s->cfg->limits.text_line, end = i, len = t->linelen;
-	const char *lf, *cr;
+	const char *lf;
 
 	while (i < n && (lf = memchr(p + i, '\n', n - i)) != NULL) {
 		size_t k = (size_t)(lf - p);
 
 		/* Only a CR right before the LF: anything else is the slow path's. */
-		if (k == i || (cr = memchr(p + i, '\r', k - i)) != lf - 1)
+		if (k == i || memchr(p + i, '\r', k - i) != lf - 1)
 			break;
 		len += k - 1 - i;
 		i = k + 1;
