@@ -51,6 +51,23 @@ buf_reserve(struct buf *b, size_t n)
 	return 0;
 }
 
+/* Exactly what is asked for: a caller that knows its size wastes nothing. */
+int
+buf_room(struct buf *b, size_t n)
+{
+	char *p;
+
+	if (n > b->max || b->len > b->max - n)
+		return -1;
+	if (b->len + n + 1 <= b->cap)
+		return 0;
+	if ((p = realloc(b->data, b->len + n + 1)) == NULL)
+		return -1;
+	b->data = p;
+	b->cap = b->len + n + 1;
+	return 0;
+}
+
 int
 buf_append(struct buf *b, const void *p, size_t n)
 {
@@ -75,22 +92,39 @@ buf_appends(struct buf *b, const char *s)
 	return buf_append(b, s, strlen(s));
 }
 
+/*
+ * One formatting pass when the text fits the room already there (the
+ * usual case: replies and envelopes reuse their buffers); a second one
+ * only after growing.
+ */
 int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
+	size_t room = b->cap > b->len ? b->cap - b->len : 0;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
 	va_end(ap);
-	if (n < 0 || buf_reserve(b, (size_t)n) == -1)
-		return -1;
+	if (n < 0)
+		goto undo;
+	if ((size_t)n < room && (size_t)n <= b->max && b->len <= b->max - (size_t)n) {
+		b->len += (size_t)n;
+		return 0;
+	}
+	if (buf_reserve(b, (size_t)n) == -1)
+		goto undo;
 	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	b->len += (size_t)n;
 	return 0;
+undo:
+	/* The attempt may have written past len: the buffer stays as it was. */
+	if (b->data)
+		b->data[b->len] = '\0';
+	return -1;
 }
 
 void

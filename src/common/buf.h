@@ -26,6 +26,8 @@ int  buf_appendc(struct buf *b, char c);
 int  buf_appends(struct buf *b, const char *s);
 int  buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Makes room for n more bytes in one allocation; -1 as buf_append. */
+int  buf_room(struct buf *b, size_t n);
 /* Drops the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 

@@ -1,6 +1,8 @@
 /* log — logfmt event lines to stderr or syslog (see log.h). */
 #include "common/log.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,28 +31,120 @@ log_set_proc(const char *proc)
 	snprintf(log_proc, sizeof(log_proc), "%s", proc);
 }
 
+/*
+ * The pid is asked once per process (a fork clears it) and the stamp's
+ * seconds once per second: the smtp workers log a few lines per message.
+ */
+static pid_t log_pid;
+static int log_atfork;
+static time_t log_sec = -1;
+static char log_stamp[32];
+
+static void
+log_forked(void)
+{
+	log_pid = 0;
+}
+
+static void
+log_write(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = write(STDERR_FILENO, p, n);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+/* Decimal digits of v at out (no NUL); their count. */
+static size_t
+put_uint(char *out, unsigned long v, size_t width)
+{
+	char d[24];
+	size_t n = 0, i;
+
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0 && n < sizeof(d));
+	while (n < width && n < sizeof(d))
+		d[n++] = '0';
+	for (i = 0; i < n; i++)
+		out[i] = d[n - 1 - i];
+	return n;
+}
+
+static size_t
+put_str(char *out, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+
+	memcpy(out, s, n);
+	return n;
+}
+
+/*
+ * "2024-01-02T03:04:05.678Z pid=N " (foreground only) then "proc=P
+ * level=L " into out (at least 128 bytes), without printf: this runs for
+ * every line. *body is where "proc=" starts.
+ */
+static size_t
+log_prefix(char *out, const char *level, size_t *body)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n = 0;
+
+	if (log_foreground) {
+		if (log_pid == 0) {
+			if (!log_atfork)
+				log_atfork = pthread_atfork(NULL, NULL, log_forked) == 0;
+			log_pid = getpid();
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (ts.tv_sec != log_sec) {
+			gmtime_r(&ts.tv_sec, &tm);
+			strftime(log_stamp, sizeof(log_stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+			log_sec = ts.tv_sec;
+		}
+		n += put_str(out + n, log_stamp, sizeof(log_stamp));
+		out[n++] = '.';
+		n += put_uint(out + n, (unsigned long)(ts.tv_nsec / 1000000), 3);
+		n += put_str(out + n, "Z pid=", 8);
+		n += put_uint(out + n, (unsigned long)log_pid, 1);
+		out[n++] = ' ';
+	}
+	*body = n;
+	n += put_str(out + n, "proc=", 8);
+	n += put_str(out + n, log_proc, sizeof(log_proc));
+	n += put_str(out + n, " level=", 8);
+	n += put_str(out + n, level, 8);
+	out[n++] = ' ';
+	return n;
+}
+
 static void
 log_emit(int prio, const char *level, const char *fmt, va_list ap)
 {
-	char line[2048];
-	int n;
+	/* The part from "proc=" on is at most 2047 bytes, as it always was. */
+	char line[128 + 2048 + 1];
+	size_t body, n = log_prefix(line, level, &body), room = 2048 - (n - body);
+	int r = vsnprintf(line + n, room, fmt, ap);
 
-	n = snprintf(line, sizeof(line), "proc=%s level=%s ", log_proc, level);
-	if (n < 0)
+	if (r < 0)
 		return;
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	n += (size_t)r < room ? (size_t)r : room - 1;
 	if (log_foreground) {
-		struct timespec ts;
-		struct tm tm;
-		char stamp[32];
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ldZ pid=%d %s\n", stamp,
-		    ts.tv_nsec / 1000000, (int)getpid(), line);
+		/* One write per line, as fprintf to unbuffered stderr did. */
+		line[n++] = '\n';
+		log_write(line, n);
 	} else
-		syslog(prio, "%s", line);
+		syslog(prio, "%s", line + body);
 }
 
 #define LOG_BODY(prio, level) do {		\

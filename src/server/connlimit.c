@@ -10,6 +10,9 @@
 #define CONNLIMIT_BUCKETS 4096
 
 struct connlimit {
+	/* rows [0, used) may be non-zero: the sums read only those, not all
+	 * CONNLIMIT_SLOTS (per_ip rows are 8 KiB apart: a cache miss each) */
+	_Atomic uint32_t used;
 	_Atomic uint32_t total[CONNLIMIT_SLOTS];
 	_Atomic uint16_t per_ip[CONNLIMIT_SLOTS][CONNLIMIT_BUCKETS];
 	/* messages per client address: minute << 32 | count, shared by all workers */
@@ -53,9 +56,15 @@ connlimit_acquire(struct connlimit *cl, int slot, const struct sockaddr *sa,
 {
 	unsigned b = bucket_of(sa);
 	size_t total = 0, ip = 0;
-	int i;
+	uint32_t i, used = atomic_load_explicit(&cl->used, memory_order_relaxed);
 
-	for (i = 0; i < CONNLIMIT_SLOTS; i++) {
+	/* This row counts from now on: make the readers look at it first. */
+	while (used < (uint32_t)slot + 1 &&
+	    !atomic_compare_exchange_weak(&cl->used, &used, (uint32_t)slot + 1))
+		;
+	if (used < (uint32_t)slot + 1)
+		used = (uint32_t)slot + 1;
+	for (i = 0; i < used && i < CONNLIMIT_SLOTS; i++) {
 		total += atomic_load_explicit(&cl->total[i], memory_order_relaxed);
 		ip += atomic_load_explicit(&cl->per_ip[i][b], memory_order_relaxed);
 	}
@@ -112,9 +121,9 @@ size_t
 connlimit_total(struct connlimit *cl)
 {
 	size_t total = 0;
-	int i;
+	uint32_t i, used = atomic_load(&cl->used);
 
-	for (i = 0; i < CONNLIMIT_SLOTS; i++)
+	for (i = 0; i < used && i < CONNLIMIT_SLOTS; i++)
 		total += atomic_load_explicit(&cl->total[i], memory_order_relaxed);
 	return total;
 }

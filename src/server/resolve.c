@@ -287,13 +287,16 @@ enum resolve_status
 resolve_rcpt(const struct config *cfg, const struct smtp_path *path,
     int may_relay, struct rcpt_dest *out, size_t max, size_t *n)
 {
-	static const struct rctx zero;
 	const struct domain_cfg *d = NULL;
 	enum resolve_status r;
-	struct rctx cx = zero;
+	struct rctx cx;
 	size_t dlen;
 
+	/* The name arrays are read only up to depth and ndone: zeroing all
+	 * of them (kilobytes) for every RCPT is wasted. */
 	*n = 0;
+	cx.n = cx.depth = cx.ndone = 0;
+	cx.steps = 0;
 	cx.cfg = cfg;
 	cx.out = out;
 	cx.max = max < RESOLVE_MAX_DEST ? max : RESOLVE_MAX_DEST;

@@ -88,7 +88,10 @@ struct session {
 	int                       helo_seen, esmtp, shutting_down, busy;
 	char                      helo[SMTP_DOMAIN_MAX + 1];
 	struct buf                in, out;
-	size_t                    in_off;
+	/* The input process() works on, from in_off: the bytes buffered in
+	 * `in`, or the caller's own when none were (no copy); NULL outside it. */
+	const char               *inp;
+	size_t                    inlen, in_off;
 	struct txn                t;
 	struct session_stats      stats;
 	/* what the listener is and what the client has become */
@@ -103,18 +106,43 @@ struct session {
 };
 
 static void process(struct session *);
+static int  spool_put(struct session *, const char *, size_t);
 static void emit(struct session *, const char *, size_t);
 static void hold_header(struct session *, const char *, size_t);
 
 /* ---- replies ---- */
 
+static size_t
+put_str(char *line, size_t off, size_t size, const char *p)
+{
+	while (*p != '\0' && off < size)
+		line[off++] = *p++;
+	return off;
+}
+
+/*
+ * "CODE ENH TEXT" CRLF, or "CODE TEXT" CRLF before EHLO; code is 200..599.
+ * Put together without printf (replies are the worker's commonest output)
+ * and appended whole or not at all.
+ */
 static void
 reply_raw(struct session *s, int code, const char *enh, const char *text)
 {
-	if (s->esmtp && enh)
-		buf_printf(&s->out, "%d %s %s\r\n", code, enh, text);
-	else
-		buf_printf(&s->out, "%d %s\r\n", code, text);
+	char line[700];
+	size_t n = 4;
+
+	line[0] = (char)('0' + code / 100 % 10);
+	line[1] = (char)('0' + code / 10 % 10);
+	line[2] = (char)('0' + code % 10);
+	line[3] = ' ';
+	if (s->esmtp && enh) {
+		n = put_str(line, n, sizeof(line) - 3, enh);
+		line[n++] = ' ';
+	}
+	n = put_str(line, n, sizeof(line) - 2, text);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	buf_append(&s->out, line, n);
 }
 
 static void
@@ -141,10 +169,14 @@ reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 	char text[600];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	reply_raw(s, code, enh, text);
+	if (strchr(fmt, '%') == NULL)
+		reply_raw(s, code, enh, fmt);	/* most replies: no formatting */
+	else {
+		va_start(ap, fmt);
+		vsnprintf(text, sizeof(text), fmt, ap);
+		va_end(ap);
+		reply_raw(s, code, enh, text);
+	}
 	if (code < 400 || code == 421)
 		return;
 	s->stats.errors++;
@@ -217,6 +249,7 @@ write_received(struct session *s)
 		buf_printf(&h, "\r\n\tfor <%s>; %s\r\n", t->first_rcpt, date);
 	else
 		buf_printf(&h, "; %s\r\n", date);
+	/* Written at once: a queue file that cannot be written fails DATA (451), not the end. */
 	r = s->ops->write(s->ctx, s, h.data, h.len);
 	buf_free(&h);
 	return r;
@@ -244,12 +277,38 @@ wbuf_flush(struct session *s)
 	buf_reset(&t->wbuf);
 }
 
+/*
+ * Bytes for the queue file, gathered into writes of up to SESSION_WBUF
+ * (the header and the body of a small message go in one write); 0 or an
+ * errno.
+ */
+static int
+spool_put(struct session *s, const char *p, size_t n)
+{
+	struct txn *t = &s->t;
+	int r;
+
+	if (t->wbuf.len > 0 && t->wbuf.len + n > SESSION_WBUF) {
+		r = s->ops->write(s->ctx, s, t->wbuf.data, t->wbuf.len);
+		buf_reset(&t->wbuf);
+		if (r != 0)
+			return r;
+	}
+	if (n >= SESSION_WBUF)
+		return s->ops->write(s->ctx, s, p, n);
+	/* The whole block at once: no string of reallocs per message. */
+	if (t->wbuf.cap == 0 && buf_room(&t->wbuf, SESSION_WBUF) == -1)
+		return ENOMEM;
+	return buf_append(&t->wbuf, p, n) == -1 ? ENOMEM : 0;
+}
+
 /* Message bytes after unstuffing: counted, size-checked, buffered. */
 static void
 emit(struct session *s, const char *p, size_t n)
 {
 	struct txn *t = &s->t;
 	uint64_t max = s->cfg->limits.message_size;
+	int r;
 
 	if (n == 0)
 		return;
@@ -259,7 +318,8 @@ emit(struct session *s, const char *p, size_t n)
 	if (t->err != DERR_NONE)
 		return;
 	/* DKIM body hashes as the bytes pass (RFC 6376 3.7); a verifier that
-	 * overflows simply has no signatures to report. */
+	 * overflows simply has no signatures to report. While the header is
+	 * held there is none yet (dkim_start). */
 	if (t->dkim && dkim_verify_feed(t->dkim, p, n) == -1) {
 		dkim_verify_free(t->dkim);
 		t->dkim = NULL;
@@ -268,18 +328,8 @@ emit(struct session *s, const char *p, size_t n)
 		hold_header(s, p, n);
 		return;
 	}
-	if (t->wbuf.len + n > SESSION_WBUF) {
-		wbuf_flush(s);
-		if (t->err != DERR_NONE)
-			return;
-	}
-	if (n >= SESSION_WBUF) {
-		int r = s->ops->write(s->ctx, s, p, n);
-		if (r)
-			data_fail(s, DERR_WRITE, r);
-		return;
-	}
-	buf_append(&t->wbuf, p, n);
+	if ((r = spool_put(s, p, n)) != 0)
+		data_fail(s, DERR_WRITE, r);
 }
 
 /*
@@ -333,7 +383,7 @@ write_checked_header(struct session *s, size_t end)
 	while (off < end) {
 		fe = field_end(h, off, end);
 		if (forged_authres(s, h + off, fe - off)) {
-			if (off > from && (r = s->ops->write(s->ctx, s, h + from, off - from)) != 0)
+			if (off > from && (r = spool_put(s, h + from, off - from)) != 0)
 				return r;
 			slog(s, "event=authres-removed id=%s", t->id);
 			t->removed += fe - off;
@@ -341,7 +391,7 @@ write_checked_header(struct session *s, size_t end)
 		}
 		off = fe;
 	}
-	return t->hdr.len > from ? s->ops->write(s->ctx, s, h + from, t->hdr.len - from) : 0;
+	return t->hdr.len > from ? spool_put(s, h + from, t->hdr.len - from) : 0;
 }
 
 /* Submission: From: checked, a missing Date or Message-ID added. */
@@ -377,9 +427,45 @@ submission_header(struct session *s, size_t end)
 	if (!h.has_message_id)
 		buf_printf(&add, "Message-ID: <%s.tern@%s>\r\n", t->id, s->cfg->hostname);
 	if (add.len)
-		r = s->ops->write(s->ctx, s, add.data, add.len);
+		r = spool_put(s, add.data, add.len);
 	buf_free(&add);
 	return r;
+}
+
+/* Could the header hold a DKIM-Signature field? (any mention, case aside) */
+static int
+mentions_dkim(const char *h, size_t n)
+{
+	static const char name[] = "dkim-signature";
+	size_t k = sizeof(name) - 1, i;
+
+	for (i = 0; i + k <= n; i++)
+		if ((h[i] == 'd' || h[i] == 'D') && strncasecmp(h + i, name, k) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * A checked message gets a DKIM verifier once its header is known, and
+ * only if it names DKIM-Signature: without one the verifier (a large
+ * block to clear) would have nothing to say. It is fed everything held
+ * so far, the same bytes it would have seen from the start.
+ */
+static void
+dkim_start(struct session *s, size_t end)
+{
+	struct txn *t = &s->t;
+
+	if (!t->checking || t->err != DERR_NONE || !mentions_dkim(t->hdr.data, end))
+		return;
+	if ((t->dkim = dkim_verify_new(NULL)) == NULL) {
+		data_fail(s, DERR_WRITE, ENOMEM);
+		return;
+	}
+	if (dkim_verify_feed(t->dkim, t->hdr.data, t->hdr.len) == -1) {
+		dkim_verify_free(t->dkim);
+		t->dkim = NULL;
+	}
 }
 
 /*
@@ -403,6 +489,7 @@ release_header(struct session *s)
 	else if (e)
 		end = (size_t)(e - t->hdr.data) + 2;
 	t->hdr_end = e ? end + 2 : end == 0 ? 2 : end;
+	dkim_start(s, end);
 	if (s->submission && (r = submission_header(s, end)) != 0)
 		data_fail(s, DERR_WRITE, r);
 	if (t->err != DERR_NONE)
@@ -410,7 +497,7 @@ release_header(struct session *s)
 	if (t->checking)
 		r = write_checked_header(s, end);
 	else
-		r = s->ops->write(s->ctx, s, t->hdr.data, t->hdr.len);
+		r = spool_put(s, t->hdr.data, t->hdr.len);
 	if (r != 0)
 		data_fail(s, DERR_WRITE, r);
 	if (!t->checking)
@@ -443,6 +530,38 @@ line_end(struct session *s)
 		data_fail(s, DERR_LONGLINE, 0);
 	t->linelen = 0;
 	t->ds = D_LINE_START;
+}
+
+/*
+ * The common case of data_feed() in one piece: from p[i] (in a line), the
+ * whole lines ending in CRLF that need nothing done, up to the first one
+ * that is too long (its length is checked by the caller), is the last in
+ * p[0..n), or is followed by a dot or a bare CR or LF. Returns the end
+ * of those lines, i if there is none.
+ * t->linelen is the length of the last line (the caller checks it).
+ */
+static size_t
+clean_run(struct session *s, const char *p, size_t i, size_t n, int dot)
+{
+	struct txn *t = &s->t;
+	size_t max = s->cfg->limits.text_line, end = i, len = t->linelen;
+	const char *lf;
+
+	while (i < n && (lf = memchr(p + i, '\n', n - i)) != NULL) {
+		size_t k = (size_t)(lf - p);
+
+		/* Only a CR right before the LF: anything else is the slow path's. */
+		if (k == i || memchr(p + i, '\r', k - i) != lf - 1)
+			break;
+		len += k - 1 - i;
+		i = k + 1;
+		end = i;
+		t->linelen = len;
+		if (len + 2 > max || i == n || (dot && p[i] == '.'))
+			break;
+		len = 0;
+	}
+	return end;
 }
 
 /*
@@ -497,6 +616,15 @@ data_feed(struct session *s, const char *p, size_t n, int dot, int *done)
 			}
 			break;
 		case D_MID:
+			if ((j = clean_run(s, p, i, n, dot)) > i) {
+				emit(s, p + i, j - i);
+				if (t->linelen + 2 > s->cfg->limits.text_line)
+					data_fail(s, DERR_LONGLINE, 0);
+				t->linelen = 0;
+				t->ds = D_LINE_START;
+				i = j;
+				break;
+			}
 			for (j = i; j < n && p[j] != '\r' && p[j] != '\n'; j++)
 				;
 			emit(s, p + i, j - i);
@@ -675,7 +803,8 @@ commit_message(struct session *s)
 	t->env.smtputf8 = t->smtputf8;
 	t->env.size = t->size - t->removed + envelope_prepend_len(&t->env);
 	buf_init(&env, ENV_MAX);
-	if (envelope_encode(&t->env, &env) == -1) {
+	/* Room for a usual envelope at once: each field then formats in one pass. */
+	if (buf_room(&env, 4096) == -1 || envelope_encode(&t->env, &env) == -1) {
 		buf_free(&env);
 		reply(s, 451, "4.3.0", "Error: queue write error");
 		txn_reset(s);
@@ -730,8 +859,7 @@ session_open_done(struct session *s, const char *id, int err)
 		/* Inbound checks: mx listeners, not for authenticated clients. */
 		t->checking = s->ops->check != NULL && !s->submission && !s->auth_user[0] &&
 		    config_checks_on(s->cfg, s->listener);
-		if (t->checking && (t->dkim = dkim_verify_new(NULL)) == NULL)
-			data_fail(s, DERR_WRITE, ENOMEM);
+		/* The DKIM verifier comes at the end of the header (dkim_start). */
 		t->hold = s->submission || t->checking;
 	} else
 		data_fail(s, DERR_OPEN, err);
@@ -1158,7 +1286,7 @@ cmd_starttls(struct session *s, const struct smtp_cmd *c)
 		return;
 	reply(s, 220, "2.0.0", "Ready to start TLS");
 	/* Whatever the client sent after STARTTLS in clear is dropped (CVE-2011-0411). */
-	s->in_off = s->in.len;
+	s->in_off = s->inlen;
 	txn_reset(s);
 	set_state(s, ST_TLS);
 }
@@ -1343,8 +1471,8 @@ command(struct session *s, const char *line, size_t len)
 static int
 take_line(struct session *s)
 {
-	const char *p = s->in.data + s->in_off;
-	size_t avail = s->in.len - s->in_off;
+	const char *p = s->inp + s->in_off;
+	size_t avail = s->inlen - s->in_off;
 	size_t max = s->cfg->limits.command_line;
 	const char *lf = avail ? memchr(p, '\n', avail) : NULL;
 	size_t len;
@@ -1354,11 +1482,11 @@ take_line(struct session *s)
 
 	if (lf == NULL) {
 		if (s->st == ST_SKIPLINE)
-			s->in_off = s->in.len;	/* more of a line already refused */
+			s->in_off = s->inlen;	/* more of a line already refused */
 		else if (avail >= max) {
 			/* Over-long: answer now, drop the rest of the line (4.5.3.1.4). */
 			reply(s, 500, "5.5.2", "Error: line too long");
-			s->in_off = s->in.len;
+			s->in_off = s->inlen;
 			set_state(s, ST_SKIPLINE);
 		}
 		return 0;
@@ -1386,8 +1514,8 @@ static void
 feed_message(struct session *s)
 {
 	struct txn *t = &s->t;
-	const char *p = s->in.data + s->in_off;
-	size_t avail = s->in.len - s->in_off, used;
+	const char *p = s->inp + s->in_off;
+	size_t avail = s->inlen - s->in_off, used;
 	int done = 0;
 
 	if (s->st == ST_DATA) {
@@ -1421,18 +1549,30 @@ process(struct session *s)
 	if (s->busy)
 		return;
 	s->busy = 1;
+	if (s->inp == NULL) {
+		s->inp = s->in.data;
+		s->inlen = s->in.len;
+		s->in_off = 0;
+	}
 	for (;;) {
 		if (s->st == ST_CMD || s->st == ST_SKIPLINE || s->st == ST_AUTH_LINE) {
 			if (!take_line(s))
 				break;
 		} else if (s->st == ST_DATA || s->st == ST_BDAT) {
-			if (s->in_off == s->in.len && !(s->st == ST_BDAT && s->t.bdat_left == 0))
+			if (s->in_off == s->inlen && !(s->st == ST_BDAT && s->t.bdat_left == 0))
 				break;
 			feed_message(s);
 		} else
 			break;
 	}
-	buf_consume(&s->in, s->in_off);
+	/* What is left waits in `in` (copied there if it was the caller's). */
+	if (s->inp == s->in.data)
+		buf_consume(&s->in, s->in_off);
+	else if (s->in_off < s->inlen && s->st != ST_CLOSE &&
+	    buf_append(&s->in, s->inp + s->in_off, s->inlen - s->in_off) == -1)
+		session_refuse(s, 421, "4.7.0", "Error: too much pipelined input");
+	s->inp = NULL;
+	s->inlen = 0;
 	s->in_off = 0;
 	if (s->shutting_down && s->st == ST_CMD && !s->t.active && s->in.len == 0) {
 		session_refuse(s, 421, "4.3.2", "Service shutting down");
@@ -1445,7 +1585,12 @@ session_input(struct session *s, const char *data, size_t len)
 {
 	if (s->st == ST_CLOSE)
 		return;
-	if (len && buf_append(&s->in, data, len) == -1) {
+	if (len && s->in.len == 0 && !s->busy) {
+		/* Nothing held back: work on the caller's bytes where they are. */
+		s->inp = data;
+		s->inlen = len;
+		s->in_off = 0;
+	} else if (len && buf_append(&s->in, data, len) == -1) {
 		/* Only a client ignoring our replies fills this: drop it. */
 		session_refuse(s, 421, "4.7.0", "Error: too much pipelined input");
 		return;

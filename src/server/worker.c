@@ -75,10 +75,12 @@ struct worker {
 	uint32_t                  nconns, capconns, live;
 	uint32_t                  gen;
 	uint64_t                  next_sid;
+	uint64_t                  pid;		/* the high half of session ids */
 	int                       stopping;	/* SIGTERM: sessions are told to go */
 	int                       retiring;	/* SIGUSR1: sessions end by themselves */
 	int                       paused;	/* out of descriptors: not accepting */
 	struct event             *ev_resume;	/* ends the pause */
+	char                     *hdrbuf;	/* IPC_MAX_MSG: a check answer's header */
 };
 
 static void conn_after(struct conn *);
@@ -624,7 +626,7 @@ accept_one(struct listener *li, int fd, struct sockaddr_storage *ss)
 	c->msgfd = -1;
 	c->bucket = bucket;
 	memcpy(c->ip, ip, sizeof(ip));
-	c->s = session_new(w->cfg, &conn_ops, c, ip, ((uint64_t)getpid() << 32) | w->next_sid++);
+	c->s = session_new(w->cfg, &conn_ops, c, ip, w->pid << 32 | w->next_sid++);
 	c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, on_conn_read, c);
 	c->ev_write = event_new(w->base, fd, EV_WRITE, on_conn_write, c);
 	c->ev_timer = evtimer_new(w->base, on_conn_timer, c);
@@ -833,9 +835,12 @@ on_check(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	}
 	if (m->fd != -1)
 		close(m->fd);
-	if (m->type != MSG_C_RESULT || (c = conn_lookup(w, m->reqid)) == NULL ||
-	    (hdr = malloc(IPC_MAX_MSG)) == NULL)
+	if (m->type != MSG_C_RESULT || (c = conn_lookup(w, m->reqid)) == NULL)
 		return;
+	/* Allocated once: 128 KiB a message is an mmap and munmap at first. */
+	if (w->hdrbuf == NULL && (w->hdrbuf = malloc(IPC_MAX_MSG)) == NULL)
+		return;
+	hdr = w->hdrbuf;
 	memset(&a, 0, sizeof(a));
 	a.seq = ipc_get_u32(m);
 	a.spf = ipc_get_u32(m);
@@ -845,7 +850,6 @@ on_check(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	a.header = hdr;
 	a.len = strlen(hdr);
 	session_check_done(c->s, ipc_get_end(m) == 0 ? &a : NULL);
-	free(hdr);
 	conn_after(c);
 }
 
@@ -924,6 +928,7 @@ worker_free(struct worker *w)
 	free(w->ev_listen);
 	free(w->listeners);
 	event_free(w->ev_resume);
+	free(w->hdrbuf);
 	ipc_free(w->check);
 	ipc_free(w->auth);
 	ipc_free(w->queue);
@@ -940,6 +945,7 @@ worker_main(const struct worker_args *args)
 	memset(&w, 0, sizeof(w));
 	w.args = args;
 	w.cfg = args->cfg;
+	w.pid = (uint64_t)getpid();
 	log_set_proc("smtp");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);

@@ -996,6 +996,69 @@ test_size_large(void **state)
 	free(big);
 }
 
+/*
+ * However the data is cut into reads, the stored message and the replies
+ * are the same: the scanner takes whole runs of lines at once (issue 6)
+ * and must stop at a stuffed dot, a bare CR or LF, a long line and the
+ * end of a read.
+ */
+static void
+test_data_pieces(void **state)
+{
+	static const size_t pieces[] = { 1, 2, 3, 5, 13, 64, 1 << 20 };
+	struct fake *f = *state;
+	char wire[2400], want[2400], bad[1200];
+	size_t nw = 0, nb = 0, i;
+
+#define ADD(w, b) do {							\
+		memcpy(wire + nw, w, strlen(w)); nw += strlen(w);	\
+		memcpy(want + nb, b, strlen(b)); nb += strlen(b);	\
+	} while (0)
+	ADD("Subject: pieces\r\n\r\n", "Subject: pieces\r\n\r\n");
+	ADD("..dot\r\n", ".dot\r\n");
+	ADD("\r\n", "\r\n");
+	ADD("...\r\n", "..\r\n");
+	memset(wire + nw, 'a', 998);	/* the longest line allowed: 1000 with CRLF */
+	memset(want + nb, 'a', 998);
+	nw += 998;
+	nb += 998;
+	ADD("\r\n..\r\n", "\r\n.\r\n");
+	ADD("x.\r\n", "x.\r\n");
+#undef ADD
+	f->cfg.limits.errors = 0;	/* 14 refused messages below */
+	memcpy(wire + nw, ".\r\n", 3);
+	nw += 3;
+	hello(f);
+	for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		say(f, "MAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+		assert_string_equal(feed(f, wire, nw, pieces[i]),
+		    expand(f, "250 2.0.0 Ok: queued as @ID@\r\n"));
+		check_stored(f, "ESMTP", "bob@localhost", want, nb);
+	}
+	assert_int_equal(f->commits, (int)i);
+	/* A line of 1001 octets then a bare LF: the first error is the one told. */
+	memset(bad, 'b', 999);
+	memcpy(bad + 999, "\r\nx\ny\r\n.\r\n", 10);
+	nb = 999 + 10;
+	for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		assert_string_equal(say(f, "MAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n"),
+		    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+		assert_string_equal(feed(f, bad, nb, pieces[i]),
+		    "550 5.6.0 Message contains a line longer than 1000 octets\r\n");
+	}
+	/* The other way round. */
+	memcpy(bad, "x\ny\r\n", 5);
+	memset(bad + 5, 'b', 999);
+	memcpy(bad + 1004, "\r\n.\r\n", 5);
+	nb = 1009;
+	for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		say(f, "MAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+		assert_string_equal(feed(f, bad, nb, pieces[i]),
+		    "550 5.6.0 Message contains bare CR or LF (RFC 5321 section 2.3.8)\r\n");
+	}
+	assert_int_equal(f->commits, 7);
+}
+
 static void
 data_line(struct fake *f, char lead, size_t n, const char *want)
 {
@@ -1624,6 +1687,7 @@ main(void)
 		T(test_commit_fails),
 		T(test_open_fails),
 		T(test_write_fails),
+		T(test_data_pieces),
 		T(test_hangup),
 		T(test_hangup_open_pending),
 		T(test_shutdown),
