@@ -553,6 +553,20 @@ fn_workers(struct parser *ps, const struct directive *e, struct dir *d, void *ar
 }
 
 static int
+fn_deliver_processes(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	uint64_t v;
+
+	if (parse_u64(d->w[1], strlen(d->w[1]), &v) == -1)
+		return perr(ps, d->line, "deliver_processes: not a number \"%s\"", d->w[1]);
+	if (v < 1 || v > CONFIG_DELIVER_MAX)
+		return perr(ps, d->line, "deliver_processes: %s is out of range (1..%d)",
+		    d->w[1], CONFIG_DELIVER_MAX);
+	ps->cfg->deliver_processes = (int)v;
+	return 0;
+}
+
+static int
 fn_delimiter(struct parser *ps, const struct directive *e, struct dir *d,
     void *arg)
 {
@@ -1849,6 +1863,7 @@ static const struct directive top_tab[] = {
 	{ "spool", fn_path, 1, BLOCK_NO, 0, NULL },
 	{ "chroot", fn_path, 1, BLOCK_NO, 0, NULL },
 	{ "workers", fn_workers, 1, BLOCK_NO, 0, NULL },
+	{ "deliver_processes", fn_deliver_processes, 1, BLOCK_NO, 0, NULL },
 	{ "recipient_delimiter", fn_delimiter, 1, BLOCK_NO, 0, NULL },
 	{ "retry_interval", fn_retry, 1, BLOCK_NO, 0, NULL },
 	{ "listen", fn_listen, 1, BLOCK_OPTIONAL, 1, NULL },
@@ -1888,6 +1903,7 @@ config_defaults(struct config *cfg, const char *name)
 	snprintf(cfg->deliver_user, sizeof(cfg->deliver_user), "vmail");
 	snprintf(cfg->recipient_delimiter, sizeof(cfg->recipient_delimiter), "+");
 	cfg->retry_interval = 60;
+	cfg->deliver_processes = 1;
 	cfg->limits = (struct limits_cfg){
 		.command_line = 512, .text_line = 1000, .recipients = 100,
 		.message_size = (uint64_t)35 << 20, .connections = 1000,

@@ -8,6 +8,8 @@
 #ifndef TERN_CONFIG_H
 #define TERN_CONFIG_H
 
+#define CONFIG_DELIVER_MAX 16	/* deliver processes */
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -171,6 +173,7 @@ struct config {
 	char              *spool_dir;		/* default "/var/spool/tern" */
 	char              *chroot_dir;		/* smtp workers' chroot when root; default "/var/empty" */
 	int                workers;		/* smtp worker processes; 0 = one per core */
+	int                deliver_processes;	/* 1..CONFIG_DELIVER_MAX, default 1 */
 	char               recipient_delimiter[8];	/* default "+"; "" = off */
 	unsigned           retry_interval;	/* first retry of a temporary local delivery failure, s; default 60 */
 	struct listen_cfg  listen[CONFIG_MAX_LISTEN];

@@ -334,6 +334,23 @@ spawn_deliver(struct parent *p, int *queue_end)
 
 static void on_queue_msg(struct ipc *, struct ipc_msg *, void *);
 
+/*
+ * One more deliver process for the queue. The payload is the parent's
+ * generation: a channel of a newer one replaces the older ones (reload).
+ */
+static void
+add_deliver(struct parent *p)
+{
+	uint8_t gen[4];
+	int qend;
+
+	if (p->queue == NULL || spawn_deliver(p, &qend) == -1)
+		return;
+	memcpy(gen, &p->gen, sizeof(gen));
+	ipc_send(p->queue, MSG_P_DELIVER, 0, gen, sizeof(gen), qend);
+	close(qend);
+}
+
 /* The outbound process: unprivileged, no chroot (it reads resolv.conf). */
 static int
 spawn_mta(struct parent *p, int *queue_end)
@@ -454,6 +471,8 @@ spawn_all(struct parent *p)
 	if (pid == -1)
 		log_fatal("event=spawn-failed what=queue");
 	p->queue = ipc_new(p->base, pq[1], on_queue_msg, p);
+	for (i = 1; i < p->cfg->deliver_processes; i++)
+		add_deliver(p);
 	spawn_auth(p);
 	spawn_check(p);
 	for (i = 0; i < n; i++)
@@ -610,12 +629,7 @@ child_exited(struct parent *p, struct child *c, int status)
 		return;
 	}
 	if (dead.role == ROLE_DELIVER && dead.gen == p->gen && p->queue) {
-		int qend;
-
-		if (spawn_deliver(p, &qend) == 0) {
-			ipc_send(p->queue, MSG_P_DELIVER, 0, NULL, 0, qend);
-			close(qend);
-		}
+		add_deliver(p);
 		return;
 	}
 	if (dead.role == ROLE_MTA && p->queue) {
@@ -746,7 +760,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	struct config *ncfg;
 	struct tls_server *ntls = NULL;
 	char err[1024];
-	int qend;
+	int qend, i;
 
 	if (p->stopping || p->restarting)
 		return;
@@ -783,10 +797,8 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	p->cfg = ncfg;
 	p->tls = ntls;
 	p->gen++;
-	if (p->queue && spawn_deliver(p, &qend) == 0) {
-		ipc_send(p->queue, MSG_P_DELIVER, 0, NULL, 0, qend);
-		close(qend);
-	}
+	for (i = 0; i < p->cfg->deliver_processes; i++)
+		add_deliver(p);
 	if (p->queue && spawn_mta(p, &qend) == 0) {
 		ipc_send(p->queue, MSG_P_MTA, 0, NULL, 0, qend);
 		close(qend);

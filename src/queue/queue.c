@@ -91,11 +91,21 @@ struct work {
 	size_t       rcpt;
 };
 
+/* A deliver process: its requests in flight are answered in order. */
+struct dchan {
+	struct queue *q;
+	struct ipc   *ipc;
+	struct work  *sent, *sent_tail;
+	unsigned      nsent;
+};
+
 struct queue {
 	const struct config *cfg;
 	struct event_base   *base;
 	struct ipc          *parent;
-	struct ipc          *deliver;
+	struct dchan        *deliver[CONFIG_DELIVER_MAX];	/* deliver_processes of them */
+	size_t               ndeliver;
+	unsigned             deliver_gen;	/* the parent's generation they belong to */
 	struct ipc          *mta;
 	unsigned             relays;		/* jobs at the mta */
 	struct wchan        *workers;
@@ -103,9 +113,8 @@ struct queue {
 	struct qfile       **batch;
 	size_t               nbatch, batchcap;
 	struct event        *ev_commit;
-	struct work         *todo, *todo_tail;	/* waiting for the deliver process */
-	struct work         *sent, *sent_tail;	/* in flight, answered in order */
-	unsigned             nsent;
+	struct work         *todo, *todo_tail;	/* waiting for a deliver process */
+	unsigned             nsent;		/* in flight at all deliver processes */
 	char                 last_id[QUEUE_ID_LEN + 1];
 	int                  dirfd;
 	struct control      *ctl;		/* ternctl's socket */
@@ -129,6 +138,7 @@ static void ctl_on_status(struct queue *, struct ipc_msg *);
 static void journal_give(struct queue *);
 static void journal_empty_if_idle(struct queue *);
 static int direct_end(struct qmsg *);
+static struct dchan *dchan_pick(struct queue *);
 static void reply_commit_to(struct wchan *, uint32_t, const char *, int);
 
 /* ---- IDs ---- */
@@ -873,10 +883,25 @@ msg_check_done(struct qmsg *m)
 
 /* ---- delivery ---- */
 
+/* The deliver process with the fewest requests in flight: one busy syncing a batch leaves the next to another. */
+static struct dchan *
+dchan_pick(struct queue *q)
+{
+	struct dchan *best = NULL;
+	size_t i;
+
+	for (i = 0; i < q->ndeliver; i++)
+		if (best == NULL || q->deliver[i]->nsent < best->nsent)
+			best = q->deliver[i];
+	return best;
+}
+
 static void
 schedule(struct queue *q)
 {
-	while (q->deliver && q->todo && q->nsent < DELIVER_WINDOW) {
+	struct dchan *dc;
+
+	while (q->todo && q->nsent < DELIVER_WINDOW && (dc = dchan_pick(q)) != NULL) {
 		struct work *w = q->todo;
 		struct envelope_rcpt *r = &w->m->env.rcpts[w->rcpt];
 		char path[64];
@@ -897,7 +922,7 @@ schedule(struct queue *q)
 		ipc_put_str(&b, w->m->env.prepend ? w->m->env.prepend : "");
 		ipc_put_u32(&b, w->m->env.quarantine ? 1u : 0u);
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-		    ipc_send(q->deliver, MSG_D_DELIVER, 0, b.data, b.len, fd) == -1) {
+		    ipc_send(dc->ipc, MSG_D_DELIVER, 0, b.data, b.len, fd) == -1) {
 			log_warn("event=deliver-request-failed id=%s error=\"%s\"", w->m->env.id, strerror(errno));
 			r->attempts++;
 			w->m->inflight--;
@@ -909,19 +934,21 @@ schedule(struct queue *q)
 		}
 		close(fd);
 		buf_free(&b);
-		if (q->sent_tail)
-			q->sent_tail->next = w;
+		if (dc->sent_tail)
+			dc->sent_tail->next = w;
 		else
-			q->sent = w;
-		q->sent_tail = w;
+			dc->sent = w;
+		dc->sent_tail = w;
+		dc->nsent++;
 		q->nsent++;
 	}
 }
 
 static void
-on_deliver_result(struct queue *q, struct ipc_msg *m)
+on_deliver_result(struct dchan *dc, struct ipc_msg *m)
 {
-	struct work *w = q->sent;
+	struct queue *q = dc->q;
+	struct work *w = dc->sent;
 	struct envelope_rcpt *r;
 	char text[256];
 	uint32_t status;
@@ -934,9 +961,10 @@ on_deliver_result(struct queue *q, struct ipc_msg *m)
 		status = DELIVER_TEMPFAIL;
 		snprintf(text, sizeof(text), "malformed answer from the deliver process");
 	}
-	q->sent = w->next;
-	if (q->sent == NULL)
-		q->sent_tail = NULL;
+	dc->sent = w->next;
+	if (dc->sent == NULL)
+		dc->sent_tail = NULL;
+	dc->nsent--;
 	q->nsent--;
 	r = &w->m->env.rcpts[w->rcpt];
 	r->attempts++;
@@ -959,33 +987,65 @@ on_deliver_result(struct queue *q, struct ipc_msg *m)
 	schedule(q);
 }
 
+/*
+ * A deliver process went away (or a reload replaced it): what it had goes
+ * to the others (or the next one), first in line. Its answers are lost,
+ * so a message it had delivered may be delivered again.
+ */
+static void
+dchan_drop(struct dchan *dc)
+{
+	struct queue *q = dc->q;
+	size_t i;
+
+	log_warn("event=deliver-lost inflight=%u", dc->nsent);
+	for (i = 0; i < q->ndeliver; i++)
+		if (q->deliver[i] == dc) {
+			q->deliver[i] = q->deliver[--q->ndeliver];
+			q->deliver[q->ndeliver] = NULL;
+			break;
+		}
+	ipc_free(dc->ipc);
+	if (dc->sent_tail) {
+		dc->sent_tail->next = q->todo;
+		if (q->todo == NULL)
+			q->todo_tail = dc->sent_tail;
+		q->todo = dc->sent;
+	}
+	q->nsent -= dc->nsent;
+	free(dc);
+}
+
 static void
 on_deliver(struct ipc *ipc, struct ipc_msg *m, void *arg)
 {
-	struct queue *q = arg;
+	struct dchan *dc = arg;
+	struct queue *q = dc->q;
 
 	if (m) {
-		on_deliver_result(q, m);
+		on_deliver_result(dc, m);
 		if (m->fd != -1)
 			close(m->fd);
 		return;
 	}
-	/* The deliver process went away: what it had is sent again to the next one. */
-	log_warn("event=deliver-lost inflight=%u", q->nsent);
-	if (ipc == q->deliver)
-		q->deliver = NULL;
-	ipc_free(ipc);
-	while (q->sent) {
-		struct work *w = q->sent;
+	dchan_drop(dc);
+	schedule(q);
+}
 
-		q->sent = w->next;
-		w->next = q->todo;
-		q->todo = w;
-		if (q->todo_tail == NULL)
-			q->todo_tail = w;
+static int
+dchan_add(struct queue *q, int fd)
+{
+	struct dchan *dc;
+
+	if (q->ndeliver == CONFIG_DELIVER_MAX || (dc = calloc(1, sizeof(*dc))) == NULL)
+		return -1;
+	dc->q = q;
+	if ((dc->ipc = ipc_new(q->base, fd, on_deliver, dc)) == NULL) {
+		free(dc);
+		return -1;
 	}
-	q->sent_tail = NULL;
-	q->nsent = 0;
+	q->deliver[q->ndeliver++] = dc;
+	return 0;
 }
 
 /* ---- commits ---- */
@@ -1103,7 +1163,7 @@ direct_ok(const struct queue *q, const struct envelope *env)
 {
 	size_t i;
 
-	if (q->deliver == NULL || q->todo != NULL || env->nrcpts > DIRECT_RCPTS ||
+	if (q->ndeliver == 0 || q->todo != NULL || env->nrcpts > DIRECT_RCPTS ||
 	    q->nsent + env->nrcpts > DELIVER_WINDOW)
 		return 0;
 	for (i = 0; i < env->nrcpts; i++)
@@ -1501,20 +1561,19 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		q->mta = n;
 		journal_give(q);
 	} else if (m->type == MSG_P_DELIVER) {
-		struct ipc *d = ipc_new(q->base, m->fd, on_deliver, q);
+		uint32_t gen = 0;
 
-		if (d == NULL) {
+		if (m->len == sizeof(gen))
+			memcpy(&gen, m->data, sizeof(gen));
+		/* A reload: the processes of the old configuration go (on_deliver). */
+		while (gen > q->deliver_gen && q->ndeliver > 0)
+			dchan_drop(q->deliver[q->ndeliver - 1]);
+		if (gen > q->deliver_gen)
+			q->deliver_gen = gen;
+		if (dchan_add(q, m->fd) == -1) {
 			close(m->fd);
 			return;
 		}
-		if (q->deliver) {
-			/* Requests in flight stay with the old process until it answers or dies. */
-			struct ipc *old = q->deliver;
-
-			q->deliver = NULL;
-			on_deliver(old, NULL, q);
-		}
-		q->deliver = d;
 		schedule(q);
 	} else
 		close(m->fd);
@@ -2105,6 +2164,7 @@ queue_free(struct queue *q)
 	struct qfile *f, *fnext;
 	struct qmsg *m, *mnext;
 	struct work *w, *next;
+	size_t i;
 
 	/* Files of open transactions stay on disk: recovery removes them. */
 	for (wc = q->workers; wc; wc = wnext) {
@@ -2122,9 +2182,13 @@ queue_free(struct queue *q)
 		next = w->next;
 		free(w);
 	}
-	for (w = q->sent; w; w = next) {
-		next = w->next;
-		free(w);
+	for (i = 0; i < q->ndeliver; i++) {
+		for (w = q->deliver[i]->sent; w; w = next) {
+			next = w->next;
+			free(w);
+		}
+		ipc_free(q->deliver[i]->ipc);
+		free(q->deliver[i]);
 	}
 	for (m = q->msgs; m; m = mnext) {
 		mnext = m->next;
@@ -2139,7 +2203,6 @@ queue_free(struct queue *q)
 	free(q->batch);
 	event_free(q->ev_commit);
 	ipc_free(q->mta);
-	ipc_free(q->deliver);
 	ipc_free(q->parent);
 	close(q->dirfd);
 	event_base_free(q->base);
@@ -2167,7 +2230,8 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	q.syncpool = syncpool_new(SYNC_THREADS);
 	q.ev_commit = event_new(q.base, -1, 0, on_commit_batch, &q);
 	q.parent = ipc_new(q.base, parent_fd, on_parent, &q);
-	q.deliver = ipc_new(q.base, deliver_fd, on_deliver, &q);
+	if (dchan_add(&q, deliver_fd) == -1)
+		log_fatal("event=ipc-failed what=deliver");
 	q.mta = mta_fd == -1 ? NULL : ipc_new(q.base, mta_fd, on_mta, &q);
 	ev_term = evsignal_new(q.base, SIGTERM, on_signal, q.base);
 	ev_int = evsignal_new(q.base, SIGINT, on_signal, q.base);

@@ -74,7 +74,7 @@ static const char full[] =
     "user _tern2; deliver_user vmail2\n"
     "spool spool\n"
     "chroot /var/empty2\n"
-    "workers 4\n"
+    "workers 4; deliver_processes 3\n"
     "recipient_delimiter \"+-\"\n"
     "retry_interval 2m\n"
     "listen 127.0.0.1:2525 { mode mx }\n"
@@ -124,6 +124,7 @@ good_full(void **state)
 	assert_string_equal(cfg.spool_dir, want);
 	assert_string_equal(cfg.chroot_dir, "/var/empty2");
 	assert_int_equal(cfg.workers, 4);
+	assert_int_equal(cfg.deliver_processes, 3);
 	assert_string_equal(cfg.recipient_delimiter, "+-");
 	assert_int_equal(cfg.retry_interval, 120);
 
@@ -208,6 +209,7 @@ defaults(void **state)
 	assert_string_equal(cfg.spool_dir, "/var/spool/tern");
 	assert_string_equal(cfg.chroot_dir, "/var/empty");
 	assert_int_equal(cfg.workers, 0);
+	assert_int_equal(cfg.deliver_processes, 1);
 	assert_string_equal(cfg.recipient_delimiter, "+");
 	assert_int_equal(cfg.retry_interval, 60);
 	assert_int_equal(cfg.nlisten, 1);
@@ -356,6 +358,9 @@ errors_more(void **state)
 	    "tern.conf:3: retry_interval: 8d is out of range (1..604800 seconds)");
 	bad(MIN "workers 65\n", "tern.conf:3: workers: 65 is out of range (0..64)");
 	bad(MIN "workers -1\n", "tern.conf:3: workers: not a number \"-1\"");
+	bad(MIN "deliver_processes 0\n", "tern.conf:3: deliver_processes: 0 is out of range (1..16)");
+	bad(MIN "deliver_processes 17\n", "tern.conf:3: deliver_processes: 17 is out of range (1..16)");
+	bad(MIN "deliver_processes two\n", "tern.conf:3: deliver_processes: not a number \"two\"");
 	bad(MIN "user \"a b\"\n", "tern.conf:3: user: bad user name \"a b\"");
 	bad(MIN "hostname bad_name\n",
 	    "tern.conf:3: hostname: bad domain name \"bad_name\"");
