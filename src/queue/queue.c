@@ -1070,6 +1070,24 @@ qfile_drop(struct qfile *f, int unlink_it)
 	free(f);
 }
 
+/*
+ * A file the worker gave back (the client left or failed in the middle of
+ * the data): kept in free/ for the next message, not unlinked (see pool_put).
+ */
+static void
+qfile_recycle(struct queue *q, struct qfile *f)
+{
+	char id[QUEUE_ID_LEN + 1];
+
+	memcpy(id, f->id, sizeof(id));
+	if (q->pool == NULL || q->npool >= POOL_MAX) {
+		qfile_drop(f, 1);
+		return;
+	}
+	qfile_drop(f, 0);
+	pool_put(q, id, "msg");
+}
+
 static struct qfile *
 qfile_find(struct wchan *w, const char *id)
 {
@@ -1511,7 +1529,7 @@ on_worker(struct ipc *ipc, struct ipc_msg *m, void *arg)
 			for (i = 0; i < w->q->nbatch; i++)
 				if (w->q->batch[i] == f)
 					return;
-			qfile_drop(f, 1);
+			qfile_recycle(w->q, f);
 		}
 		break;
 	default:
