@@ -578,6 +578,46 @@ dkim_directives(void **state)
 	    "tern.conf:4: duplicate directive \"dkim_headers\" (first at line 3)");
 }
 
+/* auth_checks { dmarc_reports { ... } }: RFC 7489 7.2 aggregate reports. */
+static void
+dmarc_reports_directives(void **state)
+{
+	struct config cfg;
+
+	assert_int_equal(parse(MIN "auth_checks on {\n dmarc_reports {\n"
+	    "  from dmarc-noreply@Example.ORG\n  org_name \"Example Org\"\n  interval 6h\n }\n}\n",
+	    &cfg), 0);
+	assert_int_equal(cfg.checks.reports.enabled, 1);
+	assert_int_equal(cfg.checks.reports.line, 4);
+	assert_string_equal(cfg.checks.reports.from, "dmarc-noreply@Example.ORG");
+	assert_string_equal(cfg.checks.reports.org_name, "Example Org");
+	assert_int_equal(cfg.checks.reports.interval, 6 * 3600);
+	config_free(&cfg);
+	/* org_name defaults to the domain of from, interval to a day. */
+	assert_int_equal(parse(MIN "auth_checks on { dmarc_reports { from r@mx.example.net } }\n",
+	    &cfg), 0);
+	assert_string_equal(cfg.checks.reports.org_name, "mx.example.net");
+	assert_int_equal(cfg.checks.reports.interval, 86400);
+	config_free(&cfg);
+	/* Without the block: no reports. */
+	assert_int_equal(parse(MIN "auth_checks on\n", &cfg), 0);
+	assert_int_equal(cfg.checks.reports.enabled, 0);
+	config_free(&cfg);
+
+	bad(MIN "auth_checks on { dmarc_reports { org_name X } }\n",
+	    "tern.conf:3: auth_checks: dmarc_reports: from is required");
+	bad(MIN "auth_checks on { dmarc_reports { from nobody } }\n",
+	    "tern.conf:3: auth_checks: dmarc_reports: from: \"nobody\" is not local-part@domain");
+	bad(MIN "auth_checks on { dmarc_reports { from a@b..c } }\n",
+	    "tern.conf:3: auth_checks: dmarc_reports: from: \"a@b..c\" is not local-part@domain");
+	bad(MIN "auth_checks on { dmarc_reports { from \"a<b@x.org\" } }\n",
+	    "tern.conf:3: auth_checks: dmarc_reports: from: bad character in \"a<b@x.org\"");
+	bad(MIN "auth_checks on { dmarc_reports { from a@x.org; org_name \"\" } }\n",
+	    "tern.conf:3: auth_checks: dmarc_reports: org_name: 1..127 characters");
+	bad(MIN "auth_checks on { dmarc_reports { from a@x.org; interval soon } }\n",
+	    "tern.conf:3: auth_checks: dmarc_reports: interval: not a duration \"soon\"");
+}
+
 /* A route's auth FILE: the first line "USER PASSWORD" that is not blank or a comment. */
 static void
 secret_file(void **state)
@@ -634,6 +674,7 @@ main(void)
 		cmocka_unit_test(load_tables_errors),
 		cmocka_unit_test(relative_path),
 		cmocka_unit_test(dkim_directives),
+		cmocka_unit_test(dmarc_reports_directives),
 		cmocka_unit_test(secret_file),
 	};
 
