@@ -14,15 +14,39 @@ import pytest
 from smtp_client import simple_body
 
 
-def deliver_pid(tern):
+def deliver_pids(tern):
+    """The daemon's deliver processes (they name themselves tern-deliver)."""
+    pids = []
     for pid in tern.children():
         try:
             with open(f"/proc/{pid}/comm") as f:
                 if f.read().strip() == "tern-deliver":
-                    return pid
+                    pids.append(pid)
         except FileNotFoundError:
             continue
-    raise AssertionError("no tern-deliver process")
+    return sorted(pids)
+
+
+def send_parallel(tern, tag, n):
+    """n clients at once, one message each, Subject: TAGi; returns the subjects."""
+    errors = []
+
+    def send(i):
+        try:
+            c = tern.client()
+            c.ehlo()
+            c.deliver("carol@example.test", ["alice@localhost"], simple_body(f"{tag}{i}"))
+            c.close()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return [f"{tag}{i}".encode() for i in range(n)]
 
 
 def committed_line(tern, qid):
@@ -71,7 +95,7 @@ def test_success_notify_goes_through_the_spool(tern):
 def test_stalled_deliver_process_still_gets_a_250(tern):
     """The deliver process does not answer: after a second the message is
     stored as any other and acknowledged; delivered once when it resumes."""
-    pid = deliver_pid(tern)
+    [pid] = deliver_pids(tern)
     c = tern.client()
     c.ehlo()
     os.kill(pid, signal.SIGSTOP)
@@ -99,92 +123,38 @@ def test_stalled_deliver_process_still_gets_a_250(tern):
 def test_many_sessions_at_once(tern):
     """Direct commits of many sessions share the deliver process's batches;
     every message arrives exactly once."""
-    n, errors = 30, []
-
-    def send(i):
-        try:
-            c = tern.client()
-            c.ehlo()
-            c.deliver("carol@example.test", ["alice@localhost"], simple_body(f"m{i}"))
-            c.close()
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    n = 30
+    sent = send_parallel(tern, "m", n)
     msgs = tern.wait_for_messages("alice", n=n, settle=0.5)
     subjects = sorted(re.search(rb"Subject: (m\d+)", m).group(1) for m in msgs)
-    assert subjects == sorted(f"m{i}".encode() for i in range(n))
+    assert subjects == sorted(sent)
     # Each was acknowledged once, delivered first (or, on a machine too busy
     # to deliver within a second, stored first).
     assert len(re.findall(r"event=committed id=\S+ .* direct=(delivered|stored)", tern.log())) == n
     tern.wait_spool_empty()
 
 
-def deliver_pids(tern):
-    pids = []
-    for pid in tern.children():
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() == "tern-deliver":
-                    pids.append(pid)
-        except FileNotFoundError:
-            continue
-    return sorted(pids)
-
-
-def wait_deliver_count(tern, n, timeout=10):
+def wait_deliver_pids(tern, ok, timeout=10):
+    """Polls until ok(the deliver processes' pids); returns them."""
     deadline = time.monotonic() + timeout
-    while len(deliver_pids(tern)) != n:
-        assert time.monotonic() < deadline, deliver_pids(tern)
+    while not ok(pids := deliver_pids(tern)):
+        assert time.monotonic() < deadline, pids
         time.sleep(0.05)
-    return deliver_pids(tern)
+    return pids
 
 
 @pytest.mark.tern(extra="deliver_processes 3", limits={"connections_per_ip": 50})
 def test_several_deliver_processes(tern):
     """deliver_processes 3: three of them share the work; one that dies is
     replaced; a reload replaces all three; no message is lost or doubled."""
-    first = wait_deliver_count(tern, 3)
-    sent = []
-
-    def burst(tag, n):
-        errors = []
-
-        def send(i):
-            try:
-                c = tern.client()
-                c.ehlo()
-                c.deliver("carol@example.test", ["alice@localhost"], simple_body(f"{tag}{i}"))
-                c.close()
-            except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        sent.extend(f"{tag}{i}".encode() for i in range(n))
-
-    burst("a", 20)
+    first = wait_deliver_pids(tern, lambda p: len(p) == 3)
+    sent = send_parallel(tern, "a", 20)
     os.kill(first[0], signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while first[0] in deliver_pids(tern) or len(deliver_pids(tern)) != 3:
-        assert time.monotonic() < deadline, deliver_pids(tern)
-        time.sleep(0.05)
-    after_kill = deliver_pids(tern)
-    burst("b", 20)
+    after_kill = wait_deliver_pids(tern, lambda p: len(p) == 3 and first[0] not in p)
+    sent += send_parallel(tern, "b", 20)
     tern.sighup()
-    deadline = time.monotonic() + 10
-    while set(deliver_pids(tern)) & set(after_kill) or len(deliver_pids(tern)) != 3:
-        assert time.monotonic() < deadline, (deliver_pids(tern), after_kill)
-        time.sleep(0.05)
-    burst("c", 20)
+    wait_deliver_pids(tern, lambda p: len(p) == 3 and not set(p) & set(after_kill))
+    sent += send_parallel(tern, "c", 20)
     msgs = tern.wait_for_messages("alice", n=len(sent), settle=0.5)
     subjects = sorted(re.search(rb"Subject: ([abc]\d+)", m).group(1) for m in msgs)
     assert subjects == sorted(sent)
