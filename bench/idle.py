@@ -89,25 +89,29 @@ class Held:
                       "error": 0}
 
 
-async def one(port, held, sem):
-    async with sem:
-        try:
-            r, w = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port), GREET_TIMEOUT)
-        except asyncio.TimeoutError:
-            held.count["timeout"] += 1
-            return
-        except OSError:
-            held.count["error"] += 1
-            return
-        held.conns.append((r, w))
+FAILED = object()
+
+
+async def counted(held, aw):
+    """aw's result within GREET_TIMEOUT, or FAILED after counting why not."""
     try:
-        code = await asyncio.wait_for(read_reply(r), GREET_TIMEOUT)
+        return await asyncio.wait_for(aw, GREET_TIMEOUT)
     except asyncio.TimeoutError:
         held.count["timeout"] += 1
-        return
     except OSError:
         held.count["error"] += 1
+    return FAILED
+
+
+async def one(port, held, sem):
+    async with sem:
+        rw = await counted(held, asyncio.open_connection("127.0.0.1", port))
+        if rw is FAILED:
+            return
+        r, w = rw
+        held.conns.append((r, w))
+    code = await counted(held, read_reply(r))
+    if code is FAILED:
         return
     if code != b"220":
         held.count["refused"] += 1

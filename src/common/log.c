@@ -32,18 +32,25 @@ log_set_proc(const char *proc)
 }
 
 /*
- * The pid is asked once per process (a fork clears it) and the stamp's
- * seconds once per second: the smtp workers log a few lines per message.
+ * The pid is asked once (a fork clears it) and the stamp's seconds once
+ * per second: the smtp workers log a few lines per message. Per thread:
+ * the check process and the mta log from several.
  */
-static pid_t log_pid;
-static int log_atfork;
-static time_t log_sec = -1;
-static char log_stamp[32];
+static _Thread_local pid_t log_pid;
+static _Thread_local time_t log_sec = -1;
+static _Thread_local char log_stamp[32];
+static pthread_once_t log_atfork_once = PTHREAD_ONCE_INIT;
 
 static void
 log_forked(void)
 {
-	log_pid = 0;
+	log_pid = 0;	/* the child's one thread is the one that forked */
+}
+
+static void
+log_atfork(void)
+{
+	(void)pthread_atfork(NULL, NULL, log_forked);
 }
 
 static void
@@ -102,8 +109,7 @@ log_prefix(char *out, const char *level, size_t *body)
 
 	if (log_foreground) {
 		if (log_pid == 0) {
-			if (!log_atfork)
-				log_atfork = pthread_atfork(NULL, NULL, log_forked) == 0;
+			(void)pthread_once(&log_atfork_once, log_atfork);
 			log_pid = getpid();
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);

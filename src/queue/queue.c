@@ -272,7 +272,7 @@ pool_put(struct queue *q, const char *id, const char *ext)
 	path_of(src, sizeof(src), id, ext);
 	snprintf(name, sizeof(name), "%s.%s", id, ext);
 	snprintf(dst, sizeof(dst), QUEUE_FREE "/%s", name);
-	if (q->npool < POOL_MAX && rename(src, dst) == 0)
+	if (q->pool != NULL && q->npool < POOL_MAX && rename(src, dst) == 0)
 		memcpy(q->pool[q->npool++], name, sizeof(name));
 	else
 		unlink(src);
@@ -421,10 +421,7 @@ msg_remove_files(const char *id)
 static void
 msg_recycle_files(struct queue *q, const char *id)
 {
-	if (q->pool == NULL || q->npool + 2 > POOL_MAX) {
-		msg_remove_files(id);
-		return;
-	}
+	/* The envelope first, as in msg_remove_files. */
 	pool_put(q, id, "env");
 	pool_put(q, id, "msg");
 }
@@ -804,13 +801,13 @@ msg_check_done(struct qmsg *m)
 
 	if (m->inflight || m->relaying)
 		return;
+	if (m->direct && direct_end(m))
+		return;
 	if (m->abandoned) {
 		msg_remove_files(m->env.id);
 		msg_free(m);
 		return;
 	}
-	if (m->direct && direct_end(m))
-		return;
 	if (m->ctl_pending && ctl_apply_pending(m))
 		return;	/* deleted */
 	/* RFC 5321 4.5.4.1: give up after the lifetime; a DSN says so. */
@@ -1080,10 +1077,6 @@ qfile_recycle(struct queue *q, struct qfile *f)
 	char id[QUEUE_ID_LEN + 1];
 
 	memcpy(id, f->id, sizeof(id));
-	if (q->pool == NULL || q->npool >= POOL_MAX) {
-		qfile_drop(f, 1);
-		return;
-	}
 	qfile_drop(f, 0);
 	pool_put(q, id, "msg");
 }
@@ -1209,10 +1202,10 @@ direct_reply(struct qmsg *m, int err, const char *how)
 /*
  * Stores a direct message as an ordinary commit would (content and
  * envelope with the recipients' states so far, the directory), then
- * answers. 0: it goes on as any queued message; -1: not stored, the client
- * is refused and the message abandoned.
+ * answers. It goes on as any queued message, or, not stored, the client
+ * is refused and the message abandoned (msg_check_done removes it).
  */
-static int
+static void
 direct_store(struct qmsg *m)
 {
 	char p[64];
@@ -1226,36 +1219,23 @@ direct_store(struct qmsg *m)
 	if (err == 0 && env_store(m->q, &m->env, 1) == -1)
 		err = errno ? errno : EIO;
 	direct_reply(m, err, "stored");
-	if (err == 0)
-		return 0;
-	m->abandoned = 1;
-	return -1;
+	m->abandoned = err != 0;
 }
 
-/* Every recipient has its answer. 1 if m is gone. */
+/* Every recipient has its answer. 1 if m is gone (all delivered). */
 static int
 direct_end(struct qmsg *m)
 {
-	struct queue *q = m->q;
-	char src[64];
 	size_t i;
 
 	for (i = 0; i < m->env.nrcpts; i++)
 		if (m->env.rcpts[i].state != RCPT_DELIVERED) {
-			if (direct_store(m) == 0)
-				return 0;
-			msg_remove_files(m->env.id);
-			msg_free(m);
-			return 1;
+			direct_store(m);	/* stored, or abandoned: msg_check_done goes on */
+			return 0;
 		}
 	direct_reply(m, 0, "delivered");
 	log_info("event=removed id=%s delivered=%zu failed=0", m->env.id, m->env.nrcpts);
-	if (q->pool && q->npool < POOL_MAX)
-		pool_put(q, m->env.id, "msg");
-	else {
-		path_of(src, sizeof(src), m->env.id, "msg");
-		unlink(src);
-	}
+	pool_put(m->q, m->env.id, "msg");
 	msg_free(m);
 	return 1;
 }

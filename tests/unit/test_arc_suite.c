@@ -397,34 +397,27 @@ run_scenario(yaml_document_t *d, yaml_node_t *root, int sign, struct tally *t)
 	dns_static_free(z);
 }
 
+struct run {
+	int           sign;
+	struct tally *t;
+};
+
+static void
+run_document(yaml_document_t *d, yaml_node_t *root, void *arg)
+{
+	struct run *r = arg;
+
+	run_scenario(d, root, r->sign, r->t);
+}
+
 static void
 run_file(const char *file, int sign, struct tally *t)
 {
-	const char *dir = getenv("TERN_TESTDATA");
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	char path[4096];
-	FILE *f;
+	char rel[256];
+	struct run r = { sign, t };
 
-	snprintf(path, sizeof(path), "%s/arc/%s", dir ? dir : "../shared/testdata", file);
-	if ((f = fopen(path, "rb")) == NULL)
-		fail_msg("cannot open %s (set TERN_TESTDATA)", path);
-	assert_true(yaml_parser_initialize(&parser));
-	yaml_parser_set_input_file(&parser, f);
-	for (;;) {
-		yaml_node_t *root;
-
-		if (!yaml_parser_load(&parser, &doc))
-			fail_msg("%s: YAML error: %s", path, parser.problem ? parser.problem : "?");
-		if ((root = yaml_document_get_root_node(&doc)) == NULL) {
-			yaml_document_delete(&doc);
-			break;
-		}
-		run_scenario(&doc, root, sign, t);
-		yaml_document_delete(&doc);
-	}
-	yaml_parser_delete(&parser);
-	fclose(f);
+	snprintf(rel, sizeof(rel), "arc/%s", file);
+	yaml_each_document(rel, run_document, &r);
 }
 
 static void

@@ -278,35 +278,18 @@ run_scenario(yaml_document_t *d, yaml_node_t *root, struct tally *tally)
 }
 
 static void
+run_document(yaml_document_t *d, yaml_node_t *root, void *arg)
+{
+	run_scenario(d, root, arg);
+}
+
+static void
 test_rfc7208_suite(void **state)
 {
-	const char *dir = getenv("TERN_TESTDATA");
 	struct tally tally = { 0, 0, 0 };
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	char path[4096];
-	FILE *f;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/spf/rfc7208-tests.yml", dir ? dir : "../shared/testdata");
-	if ((f = fopen(path, "rb")) == NULL)
-		fail_msg("cannot open %s (set TERN_TESTDATA)", path);
-	assert_true(yaml_parser_initialize(&parser));
-	yaml_parser_set_input_file(&parser, f);
-	for (;;) {
-		yaml_node_t *root;
-
-		if (!yaml_parser_load(&parser, &doc))
-			fail_msg("%s: YAML error: %s", path, parser.problem ? parser.problem : "?");
-		if ((root = yaml_document_get_root_node(&doc)) == NULL) {
-			yaml_document_delete(&doc);
-			break;
-		}
-		run_scenario(&doc, root, &tally);
-		yaml_document_delete(&doc);
-	}
-	yaml_parser_delete(&parser);
-	fclose(f);
+	yaml_each_document("spf/rfc7208-tests.yml", run_document, &tally);
 	printf("SPF suite: %d passed, %d failed\n", tally.passed, tally.failed);
 	assert_int_equal(tally.passed + tally.failed, tally.listed);
 	assert_true(tally.listed >= SUITE_MIN_CASES);
