@@ -63,15 +63,8 @@ def test_filtered_workers_deliver(tern):
 def test_replacement_worker_is_filtered(tern):
     old = tern.smtp_workers()
     os.kill(old[0], signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = tern.smtp_workers()
-        if len(now) == 2 and old[0] not in now:
-            break
-        time.sleep(0.05)
-    now = tern.smtp_workers()
-    assert len(now) == 2 and old[0] not in now, now
-    for pid in now:
+    # The replacement is caught once it has set up (wait_workers says why).
+    for pid in wait_workers(tern, 2, old=(old[0],)):
         assert_filtered(pid)
 
 
