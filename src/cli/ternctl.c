@@ -29,6 +29,7 @@
 #include "queue/control.h"
 #include "queue/envelope.h"
 #include "queue/queue.h"
+#include "queue/spoolfile.h"
 #include "server/passwd.h"
 
 static void
@@ -163,6 +164,31 @@ load_envelope(const char *spool, const char *id, struct envelope *e)
 	return r;
 }
 
+/*
+ * A message whose envelope was never rewritten has it after its content
+ * (queue/spoolfile.h). The CRC is not checked here: a listing shows what
+ * looks committed, the queue's recovery is the judge.
+ */
+static int
+load_footer_envelope(const char *spool, const char *id, struct envelope *e)
+{
+	struct spool_footer f;
+	char path[4200];
+	const char *why;
+	struct buf b;
+	int fd, r = -1;
+
+	snprintf(path, sizeof(path), "%s/queue/%s.msg", spool, id);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	buf_init(&b, SPOOL_ENV_MAX);
+	if (spool_read(fd, id, 0, &f, &b, &why) == 0)
+		r = envelope_decode(b.data, b.len, e, &why);
+	buf_free(&b);
+	close(fd);
+	return r;
+}
+
 static const char *const state_names[] = { "pending", "delivered", "failed", "held" };
 
 /* Postfix's mailq layout, so that scripts reading it keep working. */
@@ -188,11 +214,20 @@ cmd_list(const char *spool)
 		time_t t;
 		int held;
 
-		if (n != QUEUE_ID_LEN + 4 || strcmp(de->d_name + QUEUE_ID_LEN, ".env") != 0)
+		if (n != QUEUE_ID_LEN + 4 || !envelope_id_valid(de->d_name, QUEUE_ID_LEN))
 			continue;
 		memcpy(id, de->d_name, QUEUE_ID_LEN);
 		id[QUEUE_ID_LEN] = '\0';
-		if (load_envelope(spool, id, &e) == -1)
+		if (strcmp(de->d_name + QUEUE_ID_LEN, ".env") == 0) {
+			if (load_envelope(spool, id, &e) == -1)
+				continue;
+		} else if (strcmp(de->d_name + QUEUE_ID_LEN, ".msg") == 0) {
+			char envp[4200];
+
+			snprintf(envp, sizeof(envp), "%s/queue/%s.env", spool, id);
+			if (access(envp, F_OK) == 0 || load_footer_envelope(spool, id, &e) == -1)
+				continue;
+		} else
 			continue;
 		if (count++ == 0)
 			printf("-Queue ID-       --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
@@ -232,7 +267,8 @@ cmd_show(const char *spool, const char *id)
 	struct envelope e;
 	size_t i;
 
-	if (load_envelope(spool, id, &e) == -1) {
+	if (load_envelope(spool, id, &e) == -1 && (strlen(id) != QUEUE_ID_LEN ||
+	    !envelope_id_valid(id, QUEUE_ID_LEN) || load_footer_envelope(spool, id, &e) == -1)) {
 		fprintf(stderr, "ternctl: no queued message %s\n", id);
 		return 1;
 	}

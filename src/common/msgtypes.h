@@ -19,7 +19,8 @@ enum msgtype {
 	MSG_Q_COMMIT_FAIL,	/* str id, u32 errno */
 	/* queue -> deliver */
 	MSG_D_DELIVER,		/* str id, u32 rcpt, str user, str domain, str sender, str prepend
-				   (header fields to write first), u32 quarantine; fd = content */
+				   (header fields to write first), u32 quarantine, u64 content length
+				   (the spool file's envelope may follow); fd = content */
 	/* deliver -> queue */
 	MSG_D_RESULT,		/* u32 status (enum deliver_status), str text */
 	/* parent -> queue */
@@ -34,7 +35,8 @@ enum msgtype {
 	MSG_M_RELAY,		/* str id, str sender, str domain, u64 size, u32 flags (1 8bit, 2 smtputf8,
 				   4 may be DKIM-signed: an authenticated or local sender),
 				   u32 ret, str envid, u32 n, then n x (u32 rcpt index, str address,
-				   u32 notify, str orcpt), str prepend (header fields to send first); fd = content */
+				   u32 notify, str orcpt), str prepend (header fields to send first),
+				   u64 content length (the file's envelope may follow); fd = content */
 	/* mta -> queue */
 	MSG_M_RESULT,		/* str id, u32 1 if the peer took the DSN duty, u32 n, then n x
 				   (u32 rcpt index, u32 code, str enhanced, str text, str remote host) */

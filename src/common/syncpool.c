@@ -19,7 +19,7 @@ struct syncpool {
 	const int      *fds;
 	int            *errs;
 	size_t          n, next, left;
-	int             datasync;
+	size_t          full_from;	/* fds from this index get fsync, the others fdatasync */
 };
 
 static int
@@ -43,7 +43,7 @@ drain(struct syncpool *p)
 
 		if (p->fds[i] != -1) {
 			pthread_mutex_unlock(&p->lock);
-			err = sync_one(p->fds[i], p->datasync);
+			err = sync_one(p->fds[i], i < p->full_from);
 			pthread_mutex_lock(&p->lock);
 		}
 		p->errs[i] = err;
@@ -115,13 +115,19 @@ syncpool_free(struct syncpool *p)
 void
 syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasync)
 {
+	syncpool_run_mixed(p, fds, errs, n, datasync ? n : 0);
+}
+
+void
+syncpool_run_mixed(struct syncpool *p, const int *fds, int *errs, size_t n, size_t full_from)
+{
 	size_t i, busy = 0;
 
 	for (i = 0; i < n; i++)
 		busy += fds[i] != -1;
 	if (p == NULL || busy < 2) {
 		for (i = 0; i < n; i++)
-			errs[i] = fds[i] == -1 ? 0 : sync_one(fds[i], datasync);
+			errs[i] = fds[i] == -1 ? 0 : sync_one(fds[i], i < full_from);
 		return;
 	}
 	pthread_mutex_lock(&p->lock);
@@ -129,7 +135,7 @@ syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasy
 	p->errs = errs;
 	p->n = p->left = n;
 	p->next = 0;
-	p->datasync = datasync;
+	p->full_from = full_from;
 	/* Only as many helpers as there is work for: each wakeup costs. */
 	for (i = 1; i < busy && i <= p->nthreads; i++)
 		pthread_cond_signal(&p->work);

@@ -28,4 +28,8 @@ void syncpool_free(struct syncpool *p);
  */
 void syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasync);
 
+/* The same with fdatasync for fds[i < full_from] and fsync for the rest
+ * (files and the directory that names them, in one go). */
+void syncpool_run_mixed(struct syncpool *p, const int *fds, int *errs, size_t n, size_t full_from);
+
 #endif

@@ -107,6 +107,7 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	char *path = j->path;
 	char *prepend;
 	uint32_t quarantine;
+	uint64_t clen;
 	const struct domain_cfg *dom;
 	const char *where = path;
 	struct buf prefix;
@@ -119,7 +120,8 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	ipc_get_str(m, sender, sizeof(sender));
 	prepend = ipc_get_strdup(m, ENVELOPE_PREPEND_MAX);
 	quarantine = ipc_get_u32(m);
-	if (prepend == NULL || ipc_get_end(m) == -1 || m->fd == -1) {
+	clen = ipc_get_u64(m);	/* the content's length: the envelope may follow it */
+	if (prepend == NULL || ipc_get_end(m) == -1 || m->fd == -1 || clen == 0) {
 		refuse(j, DELIVER_TEMPFAIL, "malformed request");
 		free(prepend);
 		return;
@@ -146,7 +148,7 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	snprintf(j->id, sizeof(j->id), "%s", id);
 	j->where = where;
 	j->staged = 1;
-	maildir_begin_cached(&j->md, d->maildirs, where, m->fd, prefix.data, prefix.len);
+	maildir_begin_cached(&j->md, d->maildirs, where, m->fd, clen, prefix.data, prefix.len);
 	buf_free(&prefix);
 }
 

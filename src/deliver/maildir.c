@@ -296,18 +296,21 @@ write_all(int fd, const char *p, size_t n)
 
 /*
  * The kernel copies from page cache to page cache (no pass through our
- * buffers) where it can; 0 when all of src is copied, 1 to copy by hand
- * from *off on (copy_file_range not possible here), -1 on an error.
+ * buffers) where it can; 0 when len bytes (or all of src) are copied, 1
+ * to copy by hand from *off on (copy_file_range not possible here), -1 on
+ * an error.
  */
 static int
-copy_in_kernel(int dst, int src, off_t *off)
+copy_in_kernel(int dst, int src, uint64_t len, off_t *off)
 {
 	ssize_t n;
 
-	for (;;) {
-		n = copy_file_range(src, off, dst, NULL, (size_t)1 << 30, 0);
+	while ((uint64_t)*off < len) {
+		uint64_t left = len - (uint64_t)*off;
+
+		n = copy_file_range(src, off, dst, NULL, left > (1u << 30) ? (1u << 30) : (size_t)left, 0);
 		if (n == 0)
-			return 0;
+			break;
 		if (n > 0)
 			continue;
 		if (errno == EINTR)
@@ -317,20 +320,26 @@ copy_in_kernel(int dst, int src, off_t *off)
 			return 1;
 		return -1;
 	}
+	return 0;
 }
 
-/* Copies all of src from offset 0 (pread or the like): src's offset is untouched. */
+/*
+ * Copies src's bytes [0, len) (or all of it for MAILDIR_WHOLE) with pread
+ * or the like: src's offset is untouched. A src that ends before len
+ * fails (EIO).
+ */
 static int
-copy_content(int dst, int src, const char **what)
+copy_content(int dst, int src, uint64_t len, const char **what)
 {
 	char *buf;
 	off_t off = 0;
-	ssize_t n;
+	ssize_t n = 0;
 	int rc = -1, saved;
 
-	if ((rc = copy_in_kernel(dst, src, &off)) != 1) {
-		if (rc == -1)
-			*what = "copy";
+	if ((rc = copy_in_kernel(dst, src, len, &off)) == 0)
+		goto done;
+	if (rc == -1) {
+		*what = "copy";
 		return rc;
 	}
 	rc = -1;
@@ -338,28 +347,38 @@ copy_content(int dst, int src, const char **what)
 		*what = "copy";
 		return -1;
 	}
-	for (;;) {
-		n = pread(src, buf, COPY_CHUNK, off);
+	while ((uint64_t)off < len) {
+		uint64_t left = len - (uint64_t)off;
+
+		n = pread(src, buf, left < COPY_CHUNK ? (size_t)left : COPY_CHUNK, off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
 			*what = "read queued message";
 			break;
 		}
-		if (n == 0) {
-			rc = 0;
+		if (n == 0)
 			break;
-		}
 		if (write_all(dst, buf, (size_t)n) == -1) {
 			*what = "write";
 			break;
 		}
 		off += n;
 	}
+	if (n != -1 && (n == 0 || (uint64_t)off >= len))
+		rc = 0;
 	saved = errno;
 	free(buf);
 	errno = saved;
-	return rc;
+	if (rc == -1)
+		return rc;
+done:
+	if (len != MAILDIR_WHOLE && (uint64_t)off != len) {
+		*what = "queued message shorter than its length";
+		errno = EIO;
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -383,8 +402,8 @@ md_create_file(struct maildir_job *m, struct maildir_result *res)
 }
 
 static int
-md_write(struct maildir_job *m, int src_fd, const char *prefix, size_t prefixlen,
-    struct maildir_result *res)
+md_write(struct maildir_job *m, int src_fd, uint64_t src_len, const char *prefix,
+    size_t prefixlen, struct maildir_result *res)
 {
 	const char *what = "write";
 
@@ -392,7 +411,7 @@ md_write(struct maildir_job *m, int src_fd, const char *prefix, size_t prefixlen
 		return -1;
 	if (prefixlen > 0 && write_all(m->fd, prefix, prefixlen) == -1)
 		return md_fail(m, res, errno, "write");
-	if (copy_content(m->fd, src_fd, &what) == -1)
+	if (copy_content(m->fd, src_fd, src_len, &what) == -1)
 		return md_fail(m, res, errno, what);
 	return 0;
 }
@@ -617,7 +636,7 @@ maildir_cache_free(struct maildir_cache *c)
 
 int
 maildir_begin_cached(struct maildir_job *m, struct maildir_cache *c,
-    const char *path, int src_fd, const char *prefix, size_t prefixlen)
+    const char *path, int src_fd, uint64_t src_len, const char *prefix, size_t prefixlen)
 {
 	int rc;
 
@@ -628,14 +647,14 @@ maildir_begin_cached(struct maildir_job *m, struct maildir_cache *c,
 	rc = c != NULL ? md_cached_dirs(m, c) : md_open_dirs(m, &m->res);
 	if (rc == -1)
 		return -1;
-	return md_write(m, src_fd, prefix, prefixlen, &m->res);
+	return md_write(m, src_fd, src_len, prefix, prefixlen, &m->res);
 }
 
 int
 maildir_begin(struct maildir_job *m, const char *path, int src_fd,
     const char *prefix, size_t prefixlen)
 {
-	return maildir_begin_cached(m, NULL, path, src_fd, prefix, prefixlen);
+	return maildir_begin_cached(m, NULL, path, src_fd, MAILDIR_WHOLE, prefix, prefixlen);
 }
 
 void

@@ -8,6 +8,7 @@
 #define TERN_MAILDIR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct maildir_result {
 	int  temporary;		/* 1: retry later (ENOSPC, EDQUOT, EACCES, EIO...) */
@@ -76,7 +77,14 @@ struct maildir_cache;
 struct maildir_cache *maildir_cache_new(size_t entries);
 void maildir_cache_free(struct maildir_cache *c);
 int  maildir_begin_cached(struct maildir_job *m, struct maildir_cache *c,
-    const char *path, int src_fd, const char *prefix, size_t prefixlen);
+    const char *path, int src_fd, uint64_t src_len, const char *prefix, size_t prefixlen);
+
+/*
+ * src_len for all of src_fd. A spool file holds its envelope after the
+ * content (queue/spoolfile.h): the deliver process copies src_len bytes;
+ * a file shorter than that is a failure.
+ */
+#define MAILDIR_WHOLE UINT64_MAX
 
 /*
  * Expands a maildir template: %u user, %d domain, %% a percent sign.

@@ -54,6 +54,7 @@ struct job {
 	char                 sender[SMTP_PATH_MAX + 1];
 	char                 domain[SMTP_DOMAIN_MAX + 1];
 	uint64_t             size;
+	uint64_t             content_len;	/* of the file; its envelope may follow */
 	uint32_t             flags;
 	int                  content;
 	/* Text sent before the content (our DKIM-Signature fields): counted in
@@ -469,8 +470,17 @@ fill_output(struct job *j)
 		if (j->body_off < j->prepend_len) {
 			n = (ssize_t)(j->prepend_len - j->body_off);
 			memcpy(chunk, j->prepend + j->body_off, (size_t)n);
-		} else
-			n = pread(j->content, chunk, sizeof(chunk), (off_t)(j->body_off - j->prepend_len));
+		} else {
+			uint64_t at = j->body_off - j->prepend_len;
+			uint64_t left = at < j->content_len ? j->content_len - at : 0;
+
+			n = left == 0 ? 0 : pread(j->content, chunk,
+			    left < sizeof(chunk) ? (size_t)left : sizeof(chunk), (off_t)at);
+			if (n == 0 && left > 0) {
+				errno = EIO;	/* the file ends before its content did */
+				return -1;
+			}
+		}
 
 		if (n < 0)
 			return -1;
@@ -1121,7 +1131,7 @@ signing_thread(void *arg)
 		m->sign_todo = j->next;
 		pthread_mutex_unlock(&m->lock);
 		/* Only this thread touches j (and the signer) until it is handed back. */
-		j->sign_rc = signer_sign(m->signer, j->content, &j->head, j->sign_dom,
+		j->sign_rc = signer_sign(m->signer, j->content, j->content_len, &j->head, j->sign_dom,
 		    sizeof(j->sign_dom), j->sign_why, sizeof(j->sign_why));
 		pthread_mutex_lock(&m->lock);
 		j->next = m->done;
@@ -1236,22 +1246,18 @@ on_relay(struct mta *m, struct ipc_msg *msg)
 		msg->bad = 1;
 	else
 		j->prepend_len = strlen(j->prepend);
+	j->content_len = ipc_get_u64(msg);
 	j->ev_read = event_new(m->base, -1, 0, on_read, j);
 	j->ev_write = event_new(m->base, -1, 0, on_write, j);
 	j->ev_timer = evtimer_new(m->base, on_timer, j);
-	if (ipc_get_end(msg) == -1 || n == 0 || n > MTA_RCPT_MAX || !j->ev_timer) {
+	if (ipc_get_end(msg) == -1 || n == 0 || n > MTA_RCPT_MAX || !j->ev_timer || j->content_len == 0) {
 		log_warn("event=bad-relay-request id=%s", j->id);
 		job_finish(j, 451, "4.3.0", "malformed relay request");
 		return;
 	}
-	{
-		/* What goes out is the prepend, then the queue file (our Received header
-		 * included): SIZE= and BDAT count both. */
-		struct stat st;
-
-		if (fstat(j->content, &st) == 0)
-			j->size = (uint64_t)st.st_size + j->prepend_len;
-	}
+	/* What goes out is the prepend, then the queue file's content (our
+	 * Received header included): SIZE= and BDAT count both. */
+	j->size = j->content_len + j->prepend_len;
 	job_sign(j);
 }
 

@@ -146,15 +146,26 @@ signer_eligible(const char *proto, const char *client_addr)
 	return n > 1 && proto[n - 1] == 'A';
 }
 
+/* pread of at most n bytes that stops at len (the content's end). */
+static ssize_t
+pread_upto(int fd, char *p, size_t n, off_t off, uint64_t len)
+{
+	if ((uint64_t)off >= len)
+		return 0;
+	if (len - (uint64_t)off < n)
+		n = (size_t)(len - (uint64_t)off);
+	return pread(fd, p, n, off);
+}
+
 /* The header section of the queue file (up to the empty line), for From:. */
 static int
-read_header(int fd, struct buf *h)
+read_header(int fd, uint64_t len, struct buf *h)
 {
 	char chunk[8192];
 	off_t off = 0;
 	ssize_t n;
 
-	while ((n = pread(fd, chunk, sizeof(chunk), off)) > 0) {
+	while ((n = pread_upto(fd, chunk, sizeof(chunk), off, len)) > 0) {
 		size_t from = h->len > 3 ? h->len - 3 : 0;
 
 		if (buf_append(h, chunk, (size_t)n) == -1)
@@ -168,7 +179,7 @@ read_header(int fd, struct buf *h)
 
 /* Hashes the whole file and appends the signature field(s). */
 static int
-sign_file(struct signer *s, const struct signer_domain *d, int fd, struct buf *out,
+sign_file(struct signer *s, const struct signer_domain *d, int fd, uint64_t len, struct buf *out,
     char *why, size_t whysz)
 {
 	struct dkim_sign_opts o;
@@ -195,7 +206,7 @@ sign_file(struct signer *s, const struct signer_domain *d, int fd, struct buf *o
 		return -1;
 	}
 	buf_init(&sig, SIGNER_CHUNK);
-	while ((n = pread(fd, chunk, sizeof(chunk), off)) > 0) {
+	while ((n = pread_upto(fd, chunk, sizeof(chunk), off, len)) > 0) {
 		if (dkim_sign_feed(ds, chunk, (size_t)n) == -1)
 			break;
 		off += n;
@@ -214,7 +225,7 @@ sign_file(struct signer *s, const struct signer_domain *d, int fd, struct buf *o
 }
 
 int
-signer_sign(struct signer *s, int fd, struct buf *out, char *dom, size_t domsz,
+signer_sign(struct signer *s, int fd, uint64_t len, struct buf *out, char *dom, size_t domsz,
     char *why, size_t whysz)
 {
 	struct signer_domain *d = NULL;
@@ -225,7 +236,7 @@ signer_sign(struct signer *s, int fd, struct buf *out, char *dom, size_t domsz,
 	if (!signer_active(s))
 		return 0;
 	buf_init(&h, DKIM_HEADER_MAX);
-	if (read_header(fd, &h) == -1) {
+	if (read_header(fd, len, &h) == -1) {
 		buf_free(&h);
 		snprintf(why, whysz, "cannot read the message");
 		return -1;
@@ -239,5 +250,5 @@ signer_sign(struct signer *s, int fd, struct buf *out, char *dom, size_t domsz,
 	if (d == NULL)
 		return 0;
 	snprintf(dom, domsz, "%s", d->domain);
-	return sign_file(s, d, fd, out, why, whysz) == -1 ? -1 : 1;
+	return sign_file(s, d, fd, len, out, why, whysz) == -1 ? -1 : 1;
 }

@@ -12,6 +12,7 @@
 #define TERN_SIGNER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 #include "daemon/config.h"
@@ -41,13 +42,13 @@ int  signer_active(const struct signer *s);
 int  signer_eligible(const char *proto, const char *client_addr);
 
 /*
- * Signs the message in fd (read with pread from offset 0, CRLF line ends)
- * with the keys of its first From: domain that has any. Appends the
+ * Signs the message in fd's bytes [0, len) (read with pread, CRLF line
+ * ends; UINT64_MAX for the whole file) with the keys of its first From: domain that has any. Appends the
  * DKIM-Signature field(s) to out and the domain to dom. Returns 1 when
  * signed, 0 when no From: domain has a key (out unchanged), -1 with a
  * reason in why on a read or signing failure (out unchanged).
  */
-int  signer_sign(struct signer *s, int fd, struct buf *out, char *dom, size_t domsz,
-    char *why, size_t whysz);
+int  signer_sign(struct signer *s, int fd, uint64_t len, struct buf *out, char *dom,
+    size_t domsz, char *why, size_t whysz);
 
 #endif

@@ -560,7 +560,7 @@ build_text(const struct dsn_input *in, enum dsn_kind_out k,
 /* ---- the returned content ---- */
 
 static int
-read_content(int fd, size_t cap, struct buf *c, int *more)
+read_content(int fd, uint64_t len, size_t cap, struct buf *c, int *more)
 {
 	char chunk[READ_CHUNK];
 	size_t want;
@@ -572,6 +572,10 @@ read_content(int fd, size_t cap, struct buf *c, int *more)
 		want = cap + 1 - c->len;
 		if (want > sizeof(chunk))
 			want = sizeof(chunk);
+		if (len != 0 && (uint64_t)c->len + want > len)
+			want = (size_t)(len - (uint64_t)c->len);
+		if (want == 0)
+			return 0;
 		n = pread(fd, chunk, want, (off_t)c->len);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -810,7 +814,7 @@ dsn_build(const struct dsn_input *in, int content_fd, size_t max_returned,
 	buf_init(&tmp, 64u * 1024);
 	buf_init(&content, max_returned < (size_t)-2 ? max_returned + 1 :
 	    max_returned);
-	if (max_returned > 0 && read_content(content_fd, max_returned,
+	if (max_returned > 0 && read_content(content_fd, in->content_len, max_returned,
 	    &content, &more) == -1) {
 		set_err(err, errlen, "reading the message: %s", strerror(errno));
 		goto done;

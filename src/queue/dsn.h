@@ -10,6 +10,7 @@
 #define TERN_DSN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "common/buf.h"
@@ -37,6 +38,8 @@ struct dsn_input {
 	size_t nrcpts;
 	time_t now;
 	const char *message_id_domain;
+	uint64_t content_len;		/* bytes of content_fd that are the message
+					   (its envelope may follow); 0: the whole file */
 };
 
 /* Flags dsn_build returns: what the transport of the DSN must offer. */

@@ -23,11 +23,13 @@
 #include "common/msgtypes.h"
 #include "queue/control.h"
 #include "deliver/signer.h"
+#include "common/bgsync.h"
 #include "common/syncpool.h"
 #include "queue/dsn.h"
 #include "queue/envelope.h"
 #include "queue/journal.h"
 #include "queue/maildrop.h"
+#include "queue/spoolfile.h"
 #include "server/resolve.h"
 #include "smtp/parse.h"
 #include "smtp/xtext.h"
@@ -53,6 +55,7 @@ struct qfile {
 	char          id[QUEUE_ID_LEN + 1];
 	int           fd;
 	uint32_t      reqid;
+	uint64_t      dirticket;	/* its name's early sync (bgsync), 0 if none was asked */
 	struct buf    env;
 };
 
@@ -68,6 +71,8 @@ struct qmsg {
 	struct qmsg    *next, *prev;
 	struct queue   *q;
 	struct envelope env;
+	uint64_t        content_len;	/* bytes of ID.msg that are the message */
+	int             envfile;	/* ID.env exists (else the envelope is ID.msg's footer) */
 	unsigned        inflight;
 	unsigned        retries;
 	struct event   *retry;
@@ -121,6 +126,9 @@ struct queue {
 	unsigned             nheld;		/* held messages, on disk only */
 	int                  journal;		/* RELAY_JOURNAL, for the mta; -1 if none */
 	struct syncpool     *syncpool;	/* the commits' fdatasyncs */
+	struct bgsync       *dirsync;	/* early syncs of queue/ for lone messages */
+	unsigned             nopen;	/* files handed to workers, not committed or dropped */
+	unsigned             ndirect;	/* messages in delivery before their 250 */
 	char               (*pool)[QUEUE_ID_LEN + 5];	/* names in free/ */
 	size_t               npool;
 };
@@ -419,11 +427,39 @@ msg_remove_files(const char *id)
 }
 
 static void
-msg_recycle_files(struct queue *q, const char *id)
+msg_recycle_files(struct queue *q, const struct qmsg *m)
 {
 	/* The envelope first, as in msg_remove_files. */
-	pool_put(q, id, "env");
-	pool_put(q, id, "msg");
+	if (m->envfile)
+		pool_put(q, m->env.id, "env");
+	pool_put(q, m->env.id, "msg");
+}
+
+/*
+ * How much of ID.msg is the message: up to its footer if it has one for
+ * this ID (spoolfile.h), else all of it (committed through ID.env alone).
+ */
+static int
+content_len_of(const char *id, uint64_t *len)
+{
+	struct spool_footer f;
+	struct stat st;
+	const char *why;
+	char p[64];
+	int fd, rc = -1;
+
+	path_of(p, sizeof(p), id, "msg");
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (spool_read(fd, id, 0, &f, NULL, &why) == 0) {
+		*len = f.content_len;
+		rc = 0;
+	} else if (fstat(fd, &st) == 0) {
+		*len = (uint64_t)st.st_size;
+		rc = 0;
+	}
+	close(fd);
+	return rc;
 }
 
 static void
@@ -497,6 +533,7 @@ relay_schedule(struct qmsg *m)
 				sent[k] = 1;
 			}
 		ipc_put_str(&b, m->env.prepend ? m->env.prepend : "");
+		ipc_put_u64(&b, m->content_len);
 		path_of(path, sizeof(path), m->env.id, "msg");
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 		    ipc_send(q->mta, MSG_M_RELAY, 0, b.data, b.len, fd) == -1)
@@ -705,8 +742,11 @@ queue_inject(struct queue *q, const char *addr, const struct buf *content,
 		goto out;
 	}
 	log_info("event=dsn-queued id=%s to=<%s> kind=%d", env.id, addr, (int)kind);
-	if ((m = msg_add(q, &env)) != NULL)
+	if ((m = msg_add(q, &env)) != NULL) {
+		m->content_len = content->len;
+		m->envfile = 1;
 		msg_schedule(m);
+	}
 out:
 	envelope_free(&env);
 	return ok;
@@ -777,6 +817,7 @@ msg_report(struct qmsg *m, char what)
 	in.nrcpts = n;
 	in.now = time(NULL);
 	in.message_id_domain = q->cfg->hostname;
+	in.content_len = m->content_len;
 	buf_init(&out, (size_t)8 << 20);
 	path_of(err, sizeof(err), m->env.id, "msg");
 	if ((fd = open(err, O_RDONLY | O_CLOEXEC)) == -1 ||
@@ -859,6 +900,8 @@ msg_check_done(struct qmsg *m)
 		m->env.next_attempt = (int64_t)time(NULL) + tv.tv_sec;
 		if (env_store(m->q, &m->env, 0) == -1)
 			log_warn("event=envelope-store-failed id=%s error=\"%s\"", m->env.id, strerror(errno));
+		else
+			m->envfile = 1;
 		if (m->retry == NULL)
 			m->retry = evtimer_new(m->q->base, on_retry, m);
 		evtimer_add(m->retry, &tv);
@@ -866,6 +909,7 @@ msg_check_done(struct qmsg *m)
 		return;
 	}
 	if (held) {
+		m->envfile = 1;	/* or at least tried: recycling tries both names */
 		if (env_store(m->q, &m->env, 1) == -1)
 			log_warn("event=envelope-store-failed id=%s error=\"%s\"", m->env.id, strerror(errno));
 		log_info("event=held id=%s recipients=%zu", m->env.id, held);
@@ -874,7 +918,7 @@ msg_check_done(struct qmsg *m)
 		return;
 	}
 	log_info("event=removed id=%s delivered=%zu failed=%zu", m->env.id, done, failed);
-	msg_recycle_files(m->q, m->env.id);
+	msg_recycle_files(m->q, m);
 	msg_free(m);
 }
 
@@ -918,6 +962,7 @@ schedule(struct queue *q)
 		ipc_put_str(&b, w->m->env.sender);
 		ipc_put_str(&b, w->m->env.prepend ? w->m->env.prepend : "");
 		ipc_put_u32(&b, w->m->env.quarantine ? 1u : 0u);
+		ipc_put_u64(&b, w->m->content_len);
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 		    ipc_send(dc->ipc, MSG_D_DELIVER, 0, b.data, b.len, fd) == -1) {
 			log_warn("event=deliver-request-failed id=%s error=\"%s\"", w->m->env.id, strerror(errno));
@@ -1062,6 +1107,8 @@ qfile_drop(struct qfile *f, int unlink_it)
 		path_of(p, sizeof(p), f->id, "msg");
 		unlink(p);
 	}
+	if (f->w->q->nopen)
+		f->w->q->nopen--;
 	close(f->fd);
 	buf_free(&f->env);
 	free(f);
@@ -1142,18 +1189,6 @@ env_check(struct qfile *f, struct envelope *env, const char **why)
 	return 0;
 }
 
-/*
- * A reused content file may be longer than what the worker wrote: cut it
- * where the worker's writes ended (the descriptor's offset is shared).
- */
-static int
-content_cut(struct qfile *f)
-{
-	off_t end = lseek(f->fd, 0, SEEK_CUR);
-
-	return end == -1 ? -1 : ftruncate(f->fd, end);
-}
-
 /* ---- delivery before the 250 ---- */
 
 /*
@@ -1189,6 +1224,8 @@ direct_reply(struct qmsg *m, int err, const char *how)
 	if (m->direct_w)
 		reply_commit_to(m->direct_w, m->direct_reqid, m->env.id, err);
 	m->direct_w = NULL;
+	if (m->direct && m->q->ndirect)
+		m->q->ndirect--;
 	m->direct = 0;
 	if (m->direct_deadline)
 		evtimer_del(m->direct_deadline);
@@ -1211,13 +1248,17 @@ direct_store(struct qmsg *m)
 	char p[64];
 	int fd, err = 0;
 
+	/* Stored through ID.env: the file must end where the content does. */
 	path_of(p, sizeof(p), m->env.id, "msg");
-	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) == -1 || fdatasync(fd) == -1)
+	if ((fd = open(p, O_WRONLY | O_CLOEXEC)) == -1 || ftruncate(fd, (off_t)m->content_len) == -1 ||
+	    fdatasync(fd) == -1)
 		err = errno;
 	if (fd != -1)
 		close(fd);
 	if (err == 0 && env_store(m->q, &m->env, 1) == -1)
 		err = errno ? errno : EIO;
+	if (err == 0)
+		m->envfile = 1;
 	direct_reply(m, err, "stored");
 	m->abandoned = err != 0;
 }
@@ -1254,7 +1295,7 @@ on_direct_deadline(evutil_socket_t fd, short what, void *arg)
 
 /* Takes over env and f (which the worker wrote and the queue checked). */
 static void
-direct_start(struct queue *q, struct qfile *f, struct envelope *env)
+direct_start(struct queue *q, struct qfile *f, struct envelope *env, uint64_t clen)
 {
 	struct timeval tv = { DIRECT_WAIT_MS / 1000, (DIRECT_WAIT_MS % 1000) * 1000 };
 	struct qmsg *m = msg_add(q, env);
@@ -1269,6 +1310,8 @@ direct_start(struct queue *q, struct qfile *f, struct envelope *env)
 		return;
 	}
 	m->direct = 1;
+	q->ndirect++;
+	m->content_len = clen;
 	m->direct_w = f->w;
 	m->direct_reqid = f->reqid;
 	evtimer_add(m->direct_deadline, &tv);
@@ -1277,82 +1320,100 @@ direct_start(struct queue *q, struct qfile *f, struct envelope *env)
 		enqueue_work(q, m, i);
 }
 
-/* Group commit: every commit of this loop turn shares one directory fsync. */
+/*
+ * The first store of a message: its envelope and footer after the content
+ * (spoolfile.h), so that one fdatasync makes it durable. 0, or -1 with errno.
+ */
+static int
+footer_write(struct qfile *f, const struct envelope *env, uint64_t clen)
+{
+	struct buf b;
+	int rc;
+
+	buf_init(&b, ENV_TEXT_MAX);
+	if (envelope_encode(env, &b) == -1) {
+		buf_free(&b);
+		errno = ENOMEM;
+		return -1;
+	}
+	rc = spool_append(f->fd, f->id, clen, &b);
+	buf_free(&b);
+	return rc;
+}
+
+/*
+ * Group commit: every commit of this loop turn is written (envelope and
+ * footer after its content), then all are fdatasync'd at once together
+ * with one fsync of queue/ (which makes the names durable that on_open
+ * gave them: syncpool.h, the disk merges their cache flushes). No 250
+ * before all of that.
+ */
 static void
 on_commit_batch(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue *q = arg;
 	struct envelope *envs;
+	uint64_t *clens;
 	int *errs, *fds, *serrs;
-	size_t i, n = q->nbatch, nstored = 0;
+	size_t i, n = q->nbatch, needdir = 0;
 
 	if (n == 0)
 		return;
 	envs = calloc(n, sizeof(*envs));
+	clens = calloc(n, sizeof(*clens));
 	errs = calloc(n, sizeof(*errs));
-	fds = calloc(2 * n, sizeof(*fds));	/* contents, then envelopes */
-	serrs = calloc(2 * n, sizeof(*serrs));
-	if (!envs || !errs || !fds || !serrs)
+	fds = calloc(n + 1, sizeof(*fds));	/* contents, then queue/ */
+	serrs = calloc(n + 1, sizeof(*serrs));
+	if (!envs || !clens || !errs || !fds || !serrs)
 		log_panic("event=oom where=commit");
-	/*
-	 * Every content and envelope file of the batch is written first, then
-	 * all are fdatasync'd at once (syncpool.h: the disk merges their cache
-	 * flushes), then each envelope whose two files synced is renamed into
-	 * queue/, then one fsync of queue/. No 250 before all of that.
-	 */
 	for (i = 0; i < n; i++) {
 		struct qfile *f = q->batch[i];
 		const char *why = NULL;
-		int cut;
+		off_t end;
 
 		envelope_init(&envs[i]);
-		fds[i] = fds[n + i] = -1;
+		fds[i] = -1;
 		if (env_check(f, &envs[i], &why) == -1) {
 			log_warn("event=commit-refused id=%s reason=\"%s\"", f->id, why);
 			errs[i] = EINVAL;
 			continue;
 		}
-		cut = content_cut(f);
-		if (cut == 0 && direct_ok(q, &envs[i]))
+		/* The worker's writes ended at the shared offset. */
+		if ((end = lseek(f->fd, 0, SEEK_CUR)) == -1) {
+			errs[i] = errno;
+			continue;
+		}
+		clens[i] = (uint64_t)end;
+		/*
+		 * A lone message is stored: one flush (its file; its name was
+		 * synced meanwhile) before the 250, delivery after. Under load
+		 * delivering first pays: the flushes of many messages merge.
+		 */
+		if (!(n == 1 && q->ndirect == 0 && f->dirticket != 0) && direct_ok(q, &envs[i]))
 			errs[i] = -1;	/* delivered first, see direct_start */
-		else if (cut == -1 || (fds[n + i] = env_write_tmp(q, &envs[i])) == -1)
+		else if (footer_write(f, &envs[i], clens[i]) == -1)
 			errs[i] = errno ? errno : EIO;
 		else {
 			fds[i] = f->fd;
-			nstored++;
+			if (!bgsync_covered(q->dirsync, f->dirticket))
+				needdir++;	/* its name is not known to be on disk */
 		}
 	}
-	syncpool_run(q->syncpool, fds, serrs, 2 * n, 1);
-	for (i = 0; i < n; i++) {
-		if (fds[n + i] == -1)
-			continue;
-		if (serrs[i] || serrs[n + i]) {
-			char tmp[64];
-
-			errs[i] = serrs[i] ? serrs[i] : serrs[n + i];
-			close(fds[n + i]);
-			snprintf(tmp, sizeof(tmp), QUEUE_TMP "/%s.env", envs[i].id);
-			unlink(tmp);
-		} else if (env_publish(&envs[i], fds[n + i], 1) == -1)
-			errs[i] = errno ? errno : EIO;
-	}
-	if (nstored && fsync(q->dirfd) == -1)
-		for (i = 0; i < n; i++)
-			if (!errs[i])
-				errs[i] = errno;
+	fds[n] = needdir ? q->dirfd : -1;
+	syncpool_run_mixed(q->syncpool, fds, serrs, n + 1, n);
+	for (i = 0; i < n; i++)
+		if (fds[i] != -1 && (serrs[i] || serrs[n]))
+			errs[i] = serrs[i] ? serrs[i] : serrs[n];
 	for (i = 0; i < n; i++) {
 		struct qfile *f = q->batch[i];
+		struct qmsg *m;
 
 		if (errs[i] == -1) {
-			direct_start(q, f, &envs[i]);
+			direct_start(q, f, &envs[i], clens[i]);
 			continue;
 		}
 		reply_commit(f, errs[i]);
 		if (errs[i]) {
-			char p[64];
-
-			path_of(p, sizeof(p), f->id, "env");
-			unlink(p);
 			log_warn("event=commit-failed id=%s error=\"%s\"", f->id, strerror(errs[i]));
 			qfile_drop(f, 1);
 			envelope_free(&envs[i]);
@@ -1361,15 +1422,14 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 		log_info("event=committed id=%s from=<%s> nrcpt=%zu size=%" PRIu64 " client=%s batch=%zu",
 		    f->id, envs[i].sender, envs[i].nrcpts, envs[i].size, envs[i].client_addr, n);
 		qfile_drop(f, 0);
-		{
-			struct qmsg *m = msg_add(q, &envs[i]);
-
-			if (m)
-				msg_schedule(m);
+		if ((m = msg_add(q, &envs[i])) != NULL) {
+			m->content_len = clens[i];
+			msg_schedule(m);
 		}
 	}
 	q->nbatch = 0;
 	free(envs);
+	free(clens);
 	free(errs);
 	free(fds);
 	free(serrs);
@@ -1405,6 +1465,14 @@ on_open(struct wchan *w, uint32_t reqid)
 	}
 	f->w = w;
 	f->reqid = reqid;
+	/*
+	 * A message on its own (no other in the works) will be stored rather
+	 * than delivered first (see on_commit_batch): its name starts on its
+	 * way to disk now, while the client still sends.
+	 */
+	if (q->nopen == 0 && q->ndirect == 0 && q->nbatch == 0)
+		f->dirticket = bgsync_request(q->dirsync);
+	q->nopen++;
 	buf_init(&f->env, ENV_TEXT_MAX);
 	f->next = w->files;
 	w->files = f;
@@ -1645,8 +1713,11 @@ pickup_one(struct queue *q, const char *name)
 	unlink(path);
 	log_info("event=picked-up id=%s file=%s uid=%u from=<%s> nrcpt=%zu size=%" PRIu64, env.id,
 	    name, (unsigned)st.st_uid, env.sender, env.nrcpts, env.size);
-	if ((m = msg_add(q, &env)) != NULL)
+	if ((m = msg_add(q, &env)) != NULL) {
+		m->content_len = strlen(hdr) + data.len - md->body_off;
+		m->envfile = 1;
 		msg_schedule(m);
+	}
 	goto out;
 fail:
 	mkdir(QUEUE_CORRUPT, 0700);
@@ -1759,6 +1830,9 @@ recover_one(struct queue *q, const char *id)
 			envelope_free(&env);
 			why = "id mismatch";
 		} else if ((m = msg_add(q, &env)) != NULL) {
+			m->envfile = 1;
+			if (content_len_of(id, &m->content_len) == -1)
+				log_warn("event=content-unreadable id=%s error=\"%s\"", id, strerror(errno));
 			log_info("event=recovered id=%s nrcpt=%zu", id, m->env.nrcpts);
 			msg_resume(m);
 			return;
@@ -1773,6 +1847,43 @@ recover_one(struct queue *q, const char *id)
 	if (rename(msgp, bad) == -1 && errno != ENOENT)
 		log_warn("event=move-failed file=%s error=\"%s\"", msgp, strerror(errno));
 	log_warn("event=recover-corrupt id=%s reason=\"%s\" moved_to=" QUEUE_CORRUPT, id, why);
+}
+
+/*
+ * ID.msg without ID.env: committed if it ends in a footer for this ID whose
+ * CRC holds (spoolfile.h). 1 if recovered, 0 if it never was committed.
+ */
+static int
+recover_footer(struct queue *q, const char *id)
+{
+	struct spool_footer f;
+	struct envelope env;
+	const char *why = "unreadable";
+	struct qmsg *m;
+	struct buf b;
+	char p[64];
+	int fd, ok = 0;
+
+	path_of(p, sizeof(p), id, "msg");
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	buf_init(&b, ENV_TEXT_MAX);
+	envelope_init(&env);
+	if (spool_read(fd, id, 1, &f, &b, &why) == 0 &&
+	    envelope_decode(b.data, b.len, &env, &why) == 0) {
+		if (strcmp(env.id, id) == 0 && (m = msg_add(q, &env)) != NULL) {
+			m->content_len = f.content_len;
+			log_info("event=recovered id=%s nrcpt=%zu", id, m->env.nrcpts);
+			msg_resume(m);
+			ok = 1;
+		} else
+			envelope_free(&env);
+	}
+	if (!ok && strcmp(why, "no footer") != 0)
+		log_info("event=footer-invalid id=%s reason=\"%s\"", id, why);
+	buf_free(&b);
+	close(fd);
+	return ok;
 }
 
 static void
@@ -1810,7 +1921,9 @@ recover(struct queue *q)
 			char envp[64];
 
 			path_of(envp, sizeof(envp), id, "env");
-			if (access(envp, F_OK) == -1) {
+			if (access(envp, F_OK) == -1 && recover_footer(q, id))
+				nrec++;
+			else if (access(envp, F_OK) == -1) {
 				/* Never committed: no client was told 250. */
 				snprintf(p, sizeof(p), QUEUE_DIR "/%s", de->d_name);
 				unlink(p);
@@ -1876,8 +1989,23 @@ env_load_disk(const char *id, struct envelope *env)
 
 	path_of(p, sizeof(p), id, "env");
 	buf_init(&b, ENV_TEXT_MAX);
-	if (read_file(p, &b) == 0 && envelope_decode(b.data, b.len, env, &why) == 0)
-		r = 0;
+	if (read_file(p, &b) == 0) {
+		if (envelope_decode(b.data, b.len, env, &why) == 0)
+			r = 0;
+	} else if (errno == ENOENT) {
+		/* Never rewritten: the envelope of its first commit, after the content. */
+		struct spool_footer f;
+		int fd;
+
+		buf_reset(&b);
+		path_of(p, sizeof(p), id, "msg");
+		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) != -1) {
+			if (spool_read(fd, id, 1, &f, &b, &why) == 0 &&
+			    envelope_decode(b.data, b.len, env, &why) == 0)
+				r = 0;
+			close(fd);
+		}
+	}
 	buf_free(&b);
 	return r;
 }
@@ -1913,6 +2041,9 @@ ctl_release(struct queue *q, const char *id, char *out, size_t outsz)
 		envelope_free(&env);
 		return;
 	}
+	m->envfile = 1;
+	if (content_len_of(id, &m->content_len) == -1)
+		log_warn("event=content-unreadable id=%s error=\"%s\"", id, strerror(errno));
 	if (q->nheld)
 		q->nheld--;
 	log_info("event=released id=%s recipients=%zu", id, n);
@@ -2226,6 +2357,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	if ((q.base = event_base_new()) == NULL)
 		log_fatal("event=event-base-failed");
 	q.syncpool = syncpool_new(SYNC_THREADS);
+	q.dirsync = bgsync_new(q.dirfd);
 	q.ev_commit = event_new(q.base, -1, 0, on_commit_batch, &q);
 	q.parent = ipc_new(q.base, parent_fd, on_parent, &q);
 	if (dchan_add(&q, deliver_fd) == -1)
@@ -2259,6 +2391,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	if (q.journal != -1)
 		close(q.journal);
 	syncpool_free(q.syncpool);
+	bgsync_free(q.dirsync);
 	free(q.pool);
 	log_info("event=stop");
 	exitsig_block();	/* before the signal events are freed */

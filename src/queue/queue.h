@@ -1,15 +1,17 @@
 /*
  * queue — the process that owns the spool. It creates message files for
- * the smtp workers (passing them an open descriptor), commits them (fsync
- * of content and envelope, rename of the envelope into place, one fsync of
- * the queue directory shared by every commit of the same batch) before
- * any 250 is given, hands committed messages to the deliver process,
- * records per-recipient results, retries temporary failures, and on start
- * recovers what a crash left: committed messages are delivered again,
- * partial ones removed.
+ * the smtp workers (passing them an open descriptor), commits them (the
+ * envelope and a footer after the content, one fdatasync per file, one
+ * fsync of the queue directory shared by the batch unless its names were
+ * synced early) before any 250 is given, hands committed messages to the
+ * deliver process, records per-recipient results, retries temporary
+ * failures, and on start recovers what a crash left: committed messages
+ * are delivered again, partial ones removed.
  *
- * Spool layout (cwd of the process): queue/ID.msg content, queue/ID.env
- * envelope (its presence means "committed"), tmp/ for envelope rewrites.
+ * Spool layout (cwd of the process): queue/ID.msg content (then envelope
+ * and footer: queue/spoolfile.h), queue/ID.env the envelope once rewritten
+ * (it then takes precedence), tmp/ for envelope rewrites, free/ files kept
+ * for reuse.
  */
 #ifndef TERN_QUEUE_H
 #define TERN_QUEUE_H

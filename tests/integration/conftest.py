@@ -22,6 +22,8 @@ USER_PASSWORDS) serve the TLS and AUTH tests.
 
 import atexit
 import os
+import struct
+import zlib
 import re
 import signal
 import socket
@@ -32,6 +34,24 @@ from pathlib import Path
 import pytest
 
 from smtp_client import Client
+
+
+def spool_footer(data, qid):
+    """Parses the footer after a spool file's content and envelope (written
+    here from the format in src/queue/spoolfile.h, so that it checks the C
+    code rather than repeats it): None if there is none for qid or it does
+    not hold, else its fields and the envelope text."""
+    if len(data) < 48 or data[-48:-40] != b"TERNSP1\n":
+        return None
+    f = data[-48:]
+    if struct.unpack("<I", f[44:48])[0] != zlib.crc32(f[:44]) or f[40:44] != b"\0\0\0\0":
+        return None
+    clen, elen, crc = struct.unpack("<QII", f[24:40])
+    if f[8:24] != qid.encode() or clen + elen + 48 != len(data):
+        return None
+    if zlib.crc32(data[:clen + elen]) != crc:
+        return None
+    return {"content_len": clen, "env": data[clen:clen + elen].decode()}
 
 REPO = Path(__file__).resolve().parents[2]
 TERN_BIN = os.environ.get("TERN_BIN", str(REPO / "build" / "tern"))
@@ -397,6 +417,13 @@ class Tern:
                 if Path(dirpath).name in ("new", "cur", "tmp"):
                     out += [str(Path(dirpath, f).relative_to(self.maildir_root)) for f in files]
         return sorted(out)
+
+    def queued_content(self, qid):
+        """The message bytes of queue/QID.msg, without the envelope and
+        footer a commit appends (see spool_footer)."""
+        data = (self.spool / "queue" / f"{qid}.msg").read_bytes()
+        foot = spool_footer(data, qid)
+        return data if foot is None else data[:foot["content_len"]]
 
     def spool_files(self):
         """Message files in the spool (queue/ and tmp/), relative paths."""

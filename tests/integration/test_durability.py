@@ -3,6 +3,7 @@ after the restart."""
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -79,3 +80,40 @@ def test_partial_spool_file_removed_at_start(tern):
         time.sleep(0.05)
     assert not junk.exists()
     assert tern.all_maildir_files() == []
+
+
+def test_footer_recovered_torn_removed(tern):
+    """Two lone messages are stored with their envelope after the content
+    (no ID.env) and stay queued (the deliver process is stopped); kill -9.
+    One file is then damaged as a crash can leave a reused file (a page of
+    another message in it, the footer intact). At start the intact one is
+    recovered from its footer and delivered once; the damaged one fails
+    its CRC and is removed as never committed."""
+    from test_direct import deliver_pids
+
+    [pid] = deliver_pids(tern)
+    c = tern.client()
+    c.ehlo()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        kept = c.deliver("bob@example.test", ["alice@localhost"], simple_body("kept"))
+        torn = c.deliver("bob@example.test", ["alice@localhost"], simple_body("torn"))
+        for qid in (kept, torn):
+            assert not (tern.spool / "queue" / f"{qid}.env").exists()
+        tern.kill9()
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    path = tern.spool / "queue" / f"{torn}.msg"
+    data = bytearray(path.read_bytes())
+    data[20:24] = b"XXXX"  # inside the Received header, before the footer
+    path.write_bytes(bytes(data))
+    tern.start()
+    tern.wait_log(rf"event=footer-invalid id={torn} reason=\"content or envelope torn \(CRC\)\"")
+    tern.wait_log(rf"event=recovered id={kept} nrcpt=1")
+    [msg] = tern.wait_for_messages("alice", settle=1.0)
+    assert f"id {kept}".encode() in msg and b"Subject: kept\r\n" in msg
+    assert not path.exists()
+    tern.wait_spool_empty()

@@ -628,7 +628,7 @@ def test_tempfail_then_retry(tern_factory, sinks):
     d = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln][0]
     assert "to=<someone@peer.test>" in d and "code=450 status=4.3.0" in d, d
     assert a.spool_files() == [f"queue/{qid}.env", f"queue/{qid}.msg"]
-    queued = (a.spool / "queue" / f"{qid}.msg").read_bytes()
+    queued = a.queued_content(qid)
     assert re.fullmatch(a_received(qid, "someone@peer.test") + re.escape(msg), queued, re.S)
     assert sink.files() == [] and not events(a, "sent", qid)
     sink.stop()
@@ -1340,7 +1340,7 @@ def b_queued(b, timeout=10):
         assert time.monotonic() < deadline, b.log()[-2000:]
         time.sleep(0.05)
     [m] = list((b.spool / "queue").glob("*.msg"))
-    return m.read_bytes()
+    return b.queued_content(m.name[:-4])
 
 
 def test_smarthost_auth_over_tls(tern_factory, unbound_server, tls_certs, password_hashes,

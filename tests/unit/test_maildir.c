@@ -390,7 +390,7 @@ deliver_cached(struct maildir_cache *c, const char *path, int src,
 {
 	struct maildir_job j;
 
-	assert_int_equal(maildir_begin_cached(&j, c, path, src, "C:", 2), 0);
+	assert_int_equal(maildir_begin_cached(&j, c, path, src, MAILDIR_WHOLE, "C:", 2), 0);
 	assert_int_equal(maildir_sync(&j), 0);
 	assert_int_equal(maildir_publish(&j), 0);
 	assert_int_equal(maildir_sync_new(&j), 0);
@@ -474,7 +474,7 @@ test_cache_eviction(void **state)
 	fds = open_fds();
 	/* Three jobs at once: the third finds no free entry and owns its dirs. */
 	for (i = 0; i < 3; i++)
-		assert_int_equal(maildir_begin_cached(&j[i], c, path[i], src, NULL, 0), 0);
+		assert_int_equal(maildir_begin_cached(&j[i], c, path[i], src, MAILDIR_WHOLE, NULL, 0), 0);
 	assert_non_null(j[0].slot);
 	assert_non_null(j[1].slot);
 	assert_null(j[2].slot);
@@ -486,12 +486,12 @@ test_cache_eviction(void **state)
 	}
 	assert_int_equal(open_fds(), fds + 4);	/* two entries of two dirs */
 	/* m2 replaces the least recently used, m0; m1 stays. */
-	assert_int_equal(maildir_begin_cached(&j[2], c, path[2], src, NULL, 0), 0);
+	assert_int_equal(maildir_begin_cached(&j[2], c, path[2], src, MAILDIR_WHOLE, NULL, 0), 0);
 	assert_non_null(j[2].slot);
 	j[2].failed = 1;	/* a failed job drops its entry */
 	maildir_end(&j[2]);
 	assert_int_equal(open_fds(), fds + 2);
-	assert_int_equal(maildir_begin_cached(&j[1], c, path[1], src, NULL, 0), 0);
+	assert_int_equal(maildir_begin_cached(&j[1], c, path[1], src, MAILDIR_WHOLE, NULL, 0), 0);
 	assert_int_equal(open_fds(), fds + 3);	/* only the message file */
 	maildir_end(&j[1]);
 	maildir_cache_free(c);

@@ -198,7 +198,7 @@ sign_dual(void **state)
 	assert_non_null(s);
 	assert_true(signer_active(s));
 	buf_init(&out, 65536);
-	assert_int_equal(signer_sign(s, fd, &out, dom, sizeof(dom), why, sizeof(why)), 1);
+	assert_int_equal(signer_sign(s, fd, UINT64_MAX, &out, dom, sizeof(dom), why, sizeof(why)), 1);
 	assert_string_equal(dom, "example.test");
 	assert_memory_equal(out.data, "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; "
 	    "d=example.test;", 58);
@@ -229,7 +229,7 @@ not_signed(void **state)
 	for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
 		int fd = message_fd(msgs[i]);
 
-		assert_int_equal(signer_sign(s, fd, &out, dom, sizeof(dom), why, sizeof(why)), 0);
+		assert_int_equal(signer_sign(s, fd, UINT64_MAX, &out, dom, sizeof(dom), why, sizeof(why)), 0);
 		assert_int_equal(out.len, 0);
 		close(fd);
 	}
@@ -238,7 +238,7 @@ not_signed(void **state)
 		static const char two[] = "From: a@other.test, b@example.test\r\n\r\nbody\r\n";
 		int fd = message_fd(two);
 
-		assert_int_equal(signer_sign(s, fd, &out, dom, sizeof(dom), why, sizeof(why)), 1);
+		assert_int_equal(signer_sign(s, fd, UINT64_MAX, &out, dom, sizeof(dom), why, sizeof(why)), 1);
 		assert_string_equal(dom, "example.test");
 		verify(&out, two, 1);
 		close(fd);
