@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from conftest import spool_footer
 from smtp_client import queued_id
 
 BODY = (b"From: bob@example.test\r\nTo: alice@localhost\r\nSubject: retry\r\n"
@@ -42,6 +43,8 @@ def test_temporary_failure_is_retried(tern):
     os.chmod(box, 0)
     qid = c.deliver("bob@example.test", ["alice@localhost"], BODY)
     tern.wait_log(rf"event=tempfail id={qid} to=alice@localhost")
+    # The retry state is stored (ID.env) just before "deferred" is logged.
+    tern.wait_log(rf"event=deferred id={qid} ")
     assert (tern.spool / "queue" / f"{qid}.msg").exists(), "deferred message left the spool"
     assert "pending" in envelope(tern, qid)
     assert tern.maildir_names("alice") == []
@@ -126,10 +129,15 @@ def test_full_spool_gives_452_and_loses_nothing(tern_factory, tmp_path):
                 refused += 1
         assert refused > 0, "a 400 KiB spool took 20 messages of 60 KB"
         assert accepted, "nothing was accepted at all"
-        # Every acknowledged message is in the spool, complete.
+        # Every acknowledged message is in the spool, complete: committed
+        # through its footer, or deferred already (then with ID.env).
         for qid in accepted:
-            assert (spool / "queue" / f"{qid}.env").exists()
-            assert (spool / "queue" / f"{qid}.msg").stat().st_size > len(body)
+            data = (spool / "queue" / f"{qid}.msg").read_bytes()
+            foot = spool_footer(data, qid)
+            assert foot is not None or (spool / "queue" / f"{qid}.env").exists()
+            assert len(data) > len(body)
+            if foot is not None:
+                assert data[:foot["content_len"]].endswith(body)
         # Space returns when carol's box is fixed: all of them arrive.
         os.chown(box, uid, gid)
         os.chmod(box, 0o700)

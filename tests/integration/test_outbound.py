@@ -1369,6 +1369,7 @@ def test_smarthost_auth_wrong_password(tern_factory, unbound_server, tls_certs,
     assert "code=451 status=4.7.0 " in d and \
         'reply="authentication failed: 535 5.7.8 ' in d, d
     assert not list((b.spool / "queue").glob("*.env"))
+    assert not list((b.spool / "queue").glob("*.msg"))
 
 
 def test_smarthost_auth_refused_without_tls(tern_factory, unbound_server, tls_certs,
