@@ -118,6 +118,10 @@ def test_lone_message_is_stored(tern):
                            capture_output=True, text=True, timeout=20)
         assert r.returncode == 0 and r.stdout.splitlines()[1].startswith(qid + " "), r
         assert "alice@localhost" in r.stdout
+        r = subprocess.run([TERNCTL_BIN, "-C", str(tern.conf), "queue", "show", qid],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0 and f"id: {qid}\n" in r.stdout, r
+        assert "rcpt: pending local <alice@localhost>" in r.stdout, r.stdout
     finally:
         os.kill(pid, signal.SIGCONT)
     [stored] = tern.wait_for_messages("alice", settle=0.5)
