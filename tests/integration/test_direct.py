@@ -32,6 +32,21 @@ def deliver_pids(tern):
     return sorted(pids)
 
 
+@contextlib.contextmanager
+def deliver_stopped(tern):
+    """The (one) deliver process under SIGSTOP for the block; SIGCONT after,
+    unless it is gone by then."""
+    [pid] = deliver_pids(tern)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 def send_parallel(tern, tag, n):
     """n clients at once, one message each, Subject: TAGi; returns the subjects."""
     errors = []
@@ -100,11 +115,9 @@ def test_lone_message_is_stored(tern):
     """Nothing else in the works: the message is stored (envelope and footer
     after its content, no ID.env), acknowledged, then delivered; ternctl
     lists it meanwhile from its footer."""
-    [pid] = deliver_pids(tern)
     c = tern.client()
     c.ehlo()
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with deliver_stopped(tern):
         qid = c.deliver("carol@example.test", ["alice@localhost"], simple_body("alone"))
         line = committed_line(tern, qid)
         assert "direct=" not in line and line.endswith(" batch=1"), line
@@ -122,8 +135,6 @@ def test_lone_message_is_stored(tern):
                            capture_output=True, text=True, timeout=20)
         assert r.returncode == 0 and f"id: {qid}\n" in r.stdout, r
         assert "rcpt: pending local <alice@localhost>" in r.stdout, r.stdout
-    finally:
-        os.kill(pid, signal.SIGCONT)
     [stored] = tern.wait_for_messages("alice", settle=0.5)
     # Exactly the content: neither envelope nor footer reached the mailbox.
     assert stored.endswith(data[:foot["content_len"]])
@@ -151,24 +162,19 @@ def test_success_notify_goes_through_the_spool(tern):
 def test_stalled_deliver_process_still_gets_a_250(tern):
     """The deliver process does not answer: after a second the message is
     stored as any other and acknowledged; delivered once when it resumes."""
-    [pid] = deliver_pids(tern)
     c = tern.client()
     c.ehlo()
-    with companion(tern):
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            t0 = time.monotonic()
-            qid = c.deliver("carol@example.test", ["alice@localhost"], simple_body("stalled"))
-            waited = time.monotonic() - t0
-            tern.wait_log(rf"event=direct-timeout id={qid} inflight=1")
-            assert committed_line(tern, qid).endswith(" direct=stored")
-            env = (tern.spool / "queue" / f"{qid}.env").read_text()
-            assert re.search(r"^rcpt: pending local .*alice@localhost", env, re.M), env
-            assert (tern.spool / "queue" / f"{qid}.msg").exists()
-            assert tern.maildir_names("alice") == []
-            assert 0.9 < waited < 8, waited
-        finally:
-            os.kill(pid, signal.SIGCONT)
+    with companion(tern), deliver_stopped(tern):
+        t0 = time.monotonic()
+        qid = c.deliver("carol@example.test", ["alice@localhost"], simple_body("stalled"))
+        waited = time.monotonic() - t0
+        tern.wait_log(rf"event=direct-timeout id={qid} inflight=1")
+        assert committed_line(tern, qid).endswith(" direct=stored")
+        env = (tern.spool / "queue" / f"{qid}.env").read_text()
+        assert re.search(r"^rcpt: pending local .*alice@localhost", env, re.M), env
+        assert (tern.spool / "queue" / f"{qid}.msg").exists()
+        assert tern.maildir_names("alice") == []
+        assert 0.9 < waited < 8, waited
     [stored] = tern.wait_for_messages("alice", settle=1.0)
     assert f"id {qid}".encode() in stored
     tern.wait_log(rf"event=removed id={qid} delivered=1 failed=0")

@@ -3,7 +3,6 @@ after the restart."""
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 
@@ -89,23 +88,16 @@ def test_footer_recovered_torn_removed(tern):
     another message in it, the footer intact). At start the intact one is
     recovered from its footer and delivered once; the damaged one fails
     its CRC and is removed as never committed."""
-    from test_direct import deliver_pids
+    from test_direct import deliver_stopped
 
-    [pid] = deliver_pids(tern)
     c = tern.client()
     c.ehlo()
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with deliver_stopped(tern):
         kept = c.deliver("bob@example.test", ["alice@localhost"], simple_body("kept"))
         torn = c.deliver("bob@example.test", ["alice@localhost"], simple_body("torn"))
         for qid in (kept, torn):
             assert not (tern.spool / "queue" / f"{qid}.env").exists()
         tern.kill9()
-    finally:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
     path = tern.spool / "queue" / f"{torn}.msg"
     data = bytearray(path.read_bytes())
     data[20:24] = b"XXXX"  # inside the Received header, before the footer
