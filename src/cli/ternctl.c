@@ -176,16 +176,13 @@ load_footer_envelope(const char *spool, const char *id, struct envelope *e)
 	char path[4200];
 	const char *why;
 	struct buf b;
-	int fd, r = -1;
+	int r = -1;
 
 	snprintf(path, sizeof(path), "%s/queue/%s.msg", spool, id);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
 	buf_init(&b, SPOOL_ENV_MAX);
-	if (spool_read(fd, id, 0, &f, &b, &why) == 0)
+	if (spool_read_file(path, id, 0, &f, &b, &why) == 0)
 		r = envelope_decode(b.data, b.len, e, &why);
 	buf_free(&b);
-	close(fd);
 	return r;
 }
 

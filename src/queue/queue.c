@@ -446,20 +446,44 @@ content_len_of(const char *id, uint64_t *len)
 	struct stat st;
 	const char *why;
 	char p[64];
-	int fd, rc = -1;
 
 	path_of(p, sizeof(p), id, "msg");
-	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	if (spool_read(fd, id, 0, &f, NULL, &why) == 0) {
+	if (spool_read_file(p, id, 0, &f, NULL, &why) == 0) {
 		*len = f.content_len;
-		rc = 0;
-	} else if (fstat(fd, &st) == 0) {
-		*len = (uint64_t)st.st_size;
-		rc = 0;
+		return 0;
 	}
-	close(fd);
-	return rc;
+	if (stat(p, &st) == -1)
+		return -1;
+	*len = (uint64_t)st.st_size;
+	return 0;
+}
+
+/*
+ * The envelope of a first commit, after the content of ID.msg (its CRC
+ * checked), and the content's length. 0, or -1 with *why.
+ */
+static int
+footer_envelope(const char *id, struct envelope *env, uint64_t *clen, const char **why)
+{
+	struct spool_footer f;
+	struct buf b;
+	char p[64];
+	int r = -1;
+
+	path_of(p, sizeof(p), id, "msg");
+	buf_init(&b, ENV_TEXT_MAX);
+	if (spool_read_file(p, id, 1, &f, &b, why) == 0 &&
+	    envelope_decode(b.data, b.len, env, why) == 0) {
+		if (strcmp(env->id, id) == 0) {
+			*clen = f.content_len;
+			r = 0;
+		} else {
+			envelope_free(env);
+			*why = "envelope of another message";
+		}
+	}
+	buf_free(&b);
+	return r;
 }
 
 static void
@@ -909,7 +933,6 @@ msg_check_done(struct qmsg *m)
 		return;
 	}
 	if (held) {
-		m->envfile = 1;	/* or at least tried: recycling tries both names */
 		if (env_store(m->q, &m->env, 1) == -1)
 			log_warn("event=envelope-store-failed id=%s error=\"%s\"", m->env.id, strerror(errno));
 		log_info("event=held id=%s recipients=%zu", m->env.id, held);
@@ -1856,34 +1879,25 @@ recover_one(struct queue *q, const char *id)
 static int
 recover_footer(struct queue *q, const char *id)
 {
-	struct spool_footer f;
 	struct envelope env;
 	const char *why = "unreadable";
 	struct qmsg *m;
-	struct buf b;
-	char p[64];
-	int fd, ok = 0;
+	uint64_t clen;
 
-	path_of(p, sizeof(p), id, "msg");
-	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) == -1)
-		return 0;
-	buf_init(&b, ENV_TEXT_MAX);
 	envelope_init(&env);
-	if (spool_read(fd, id, 1, &f, &b, &why) == 0 &&
-	    envelope_decode(b.data, b.len, &env, &why) == 0) {
-		if (strcmp(env.id, id) == 0 && (m = msg_add(q, &env)) != NULL) {
-			m->content_len = f.content_len;
-			log_info("event=recovered id=%s nrcpt=%zu", id, m->env.nrcpts);
-			msg_resume(m);
-			ok = 1;
-		} else
-			envelope_free(&env);
+	if (footer_envelope(id, &env, &clen, &why) == -1) {
+		if (strcmp(why, "no footer") != 0)
+			log_info("event=footer-invalid id=%s reason=\"%s\"", id, why);
+		return 0;
 	}
-	if (!ok && strcmp(why, "no footer") != 0)
-		log_info("event=footer-invalid id=%s reason=\"%s\"", id, why);
-	buf_free(&b);
-	close(fd);
-	return ok;
+	if ((m = msg_add(q, &env)) == NULL) {
+		envelope_free(&env);
+		return 0;
+	}
+	m->content_len = clen;
+	log_info("event=recovered id=%s nrcpt=%zu", id, m->env.nrcpts);
+	msg_resume(m);
+	return 1;
 }
 
 static void
@@ -1919,11 +1933,14 @@ recover(struct queue *q)
 				memcpy(q->last_id, id, sizeof(id));
 		} else if (strcmp(de->d_name + QUEUE_ID_LEN, ".msg") == 0) {
 			char envp[64];
+			int has_env;
 
+			/* With ID.env it is recovered through that. */
 			path_of(envp, sizeof(envp), id, "env");
-			if (access(envp, F_OK) == -1 && recover_footer(q, id))
+			has_env = access(envp, F_OK) == 0;
+			if (!has_env && recover_footer(q, id))
 				nrec++;
-			else if (access(envp, F_OK) == -1) {
+			else if (!has_env) {
 				/* Never committed: no client was told 250. */
 				snprintf(p, sizeof(p), QUEUE_DIR "/%s", de->d_name);
 				unlink(p);
@@ -1994,17 +2011,9 @@ env_load_disk(const char *id, struct envelope *env)
 			r = 0;
 	} else if (errno == ENOENT) {
 		/* Never rewritten: the envelope of its first commit, after the content. */
-		struct spool_footer f;
-		int fd;
+		uint64_t clen;
 
-		buf_reset(&b);
-		path_of(p, sizeof(p), id, "msg");
-		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) != -1) {
-			if (spool_read(fd, id, 1, &f, &b, &why) == 0 &&
-			    envelope_decode(b.data, b.len, env, &why) == 0)
-				r = 0;
-			close(fd);
-		}
+		r = footer_envelope(id, env, &clen, &why);
 	}
 	buf_free(&b);
 	return r;

@@ -2,6 +2,7 @@
 #include "queue/spoolfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -237,5 +238,20 @@ spool_read(int fd, const char *id, int check_crc, struct spool_footer *f, struct
 		rc = -1;
 	}
 	free(text);
+	return rc;
+}
+
+int
+spool_read_file(const char *path, const char *id, int check_crc, struct spool_footer *f,
+    struct buf *env, const char **why)
+{
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		*why = "cannot open";
+		return -1;
+	}
+	rc = spool_read(fd, id, check_crc, f, env, why);
+	close(fd);
 	return rc;
 }

@@ -64,4 +64,8 @@ int spool_append(int fd, const char *id, uint64_t content_len, const struct buf 
 int spool_read(int fd, const char *id, int check_crc, struct spool_footer *f, struct buf *env,
     const char **why);
 
+/* spool_read of the file at path (opened read-only and closed again). */
+int spool_read_file(const char *path, const char *id, int check_crc, struct spool_footer *f,
+    struct buf *env, const char **why);
+
 #endif
