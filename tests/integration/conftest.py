@@ -53,6 +53,17 @@ def spool_footer(data, qid):
         return None
     return {"content_len": clen, "env": data[clen:clen + elen].decode()}
 
+def is_stock_file(path):
+    """A file of the queue's stock (src/queue/queue.c, stock_fill): an
+    ID.msg in queue/ with no ID.env beside it, modification time 0."""
+    if path.parent.name != "queue" or path.suffix != ".msg" or path.with_suffix(".env").exists():
+        return False
+    try:
+        return path.stat().st_mtime == 0
+    except FileNotFoundError:
+        return False
+
+
 REPO = Path(__file__).resolve().parents[2]
 TERN_BIN = os.environ.get("TERN_BIN", str(REPO / "build" / "tern"))
 TERNCTL_BIN = os.environ.get("TERNCTL_BIN", str(Path(TERN_BIN).parent / "ternctl"))
@@ -426,14 +437,22 @@ class Tern:
         return data if foot is None else data[:foot["content_len"]]
 
     def spool_files(self):
-        """Message files in the spool (queue/ and tmp/), relative paths."""
+        """Message files in the spool (queue/ and tmp/), relative paths;
+        not the queue's stock (files named ahead for the next messages,
+        never written yet: modification time 0, see is_stock_file)."""
         out = []
         for sub in ("queue", "tmp"):
             d = self.spool / sub
             if d.exists():
                 for dirpath, _dirs, files in os.walk(d):
-                    out += [str(Path(dirpath, f).relative_to(self.spool)) for f in files]
+                    out += [str(Path(dirpath, f).relative_to(self.spool)) for f in files
+                            if not is_stock_file(Path(dirpath, f))]
         return sorted(out)
+
+    def stock_files(self):
+        """The queue's stock: names in queue/ (see spool_files)."""
+        d = self.spool / "queue"
+        return sorted(f for f in os.listdir(d) if is_stock_file(d / f)) if d.exists() else []
 
     def wait_log(self, pattern, timeout=10):
         """Polls the log until the regex `pattern` matches; fails with the log if not."""

@@ -1335,12 +1335,12 @@ def smarthost_pair(tern_factory, unbound_server, tls_certs, password_hashes, tmp
 def b_queued(b, timeout=10):
     """The content of the one message B has queued."""
     deadline = time.monotonic() + timeout
-    while not list((b.spool / "queue").glob("*.msg")) or \
+    while not [f for f in b.spool_files() if f.endswith(".msg")] or \
             not list((b.spool / "queue").glob("*.env")):
         assert time.monotonic() < deadline, b.log()[-2000:]
         time.sleep(0.05)
-    [m] = list((b.spool / "queue").glob("*.msg"))
-    return b.queued_content(m.name[:-4])
+    [m] = [f for f in b.spool_files() if f.endswith(".msg")]
+    return b.queued_content(m[len("queue/"):-4])
 
 
 def test_smarthost_auth_over_tls(tern_factory, unbound_server, tls_certs, password_hashes,
@@ -1368,8 +1368,7 @@ def test_smarthost_auth_wrong_password(tern_factory, unbound_server, tls_certs,
     [d] = [ln for ln in events(a, "deferred", qid) if "proc=mta" in ln]
     assert "code=451 status=4.7.0 " in d and \
         'reply="authentication failed: 535 5.7.8 ' in d, d
-    assert not list((b.spool / "queue").glob("*.env"))
-    assert not list((b.spool / "queue").glob("*.msg"))
+    assert b.spool_files() == []
 
 
 def test_smarthost_auth_refused_without_tls(tern_factory, unbound_server, tls_certs,

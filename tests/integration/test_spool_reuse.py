@@ -3,9 +3,11 @@ again for the next message) instead of unlinked and created anew; a reused
 file must carry exactly the new message, never the tail of an older one."""
 
 import os
+import subprocess
 
 import pytest
 
+from conftest import TERNCTL_BIN, spool_footer
 from smtp_client import simple_body
 from test_delivery import deliver_owner
 
@@ -27,6 +29,12 @@ def body_of(stored):
 
 
 def test_reused_file_holds_only_the_new_message(tern):
+    """A long message's file goes to free/ after delivery and comes back
+    into the queue's stock at its next fill (after 12 more lone messages,
+    see test_stock_fill); the short message stored in it later must end
+    where its own footer says, with the old tail cut."""
+    from test_direct import deliver_stopped
+
     c = tern.client()
     c.ehlo()
     long_text = "\r\n".join(["x" * 900] * 200)  # 180 KB
@@ -37,18 +45,54 @@ def test_reused_file_holds_only_the_new_message(tern):
     # No envelope file was written (a lone message has its envelope after
     # the content, test_direct.py): the content file waits in free/.
     assert len(first) == 1 and first[0].endswith(".msg"), first
-    qid = c.deliver("bob@example.test", ["alice@localhost"], simple_body("short", "tiny"))
-    msgs = tern.wait_for_messages("alice", n=2)
+    inode = os.stat(tern.spool / "free" / first[0]).st_ino
+    qids = []
+    with deliver_stopped(tern):
+        for i in range(20):
+            qids.append(c.deliver("bob@example.test", ["alice@localhost"],
+                                  simple_body(f"short {i}", f"tiny {i}")))
+        reused = [q for q in qids if os.stat(tern.spool / "queue" / f"{q}.msg").st_ino == inode]
+        assert len(reused) == 1, (qids, tern.stock_files())
+        i = qids.index(reused[0])
+        data = (tern.spool / "queue" / f"{reused[0]}.msg").read_bytes()
+        assert spool_footer(data, reused[0]) is not None and len(data) < 4000, len(data)
+        assert tern.queued_content(reused[0]).endswith(f"\r\n\r\ntiny {i}\r\n".encode())
+    msgs = tern.wait_for_messages("alice", n=21)
     tern.wait_spool_empty()
-    short = [m for m in msgs if b"Subject: short" in m]
-    assert len(short) == 1
-    assert qid.encode() in short[0]
-    assert body_of(short[0]) == b"tiny\r\n"
-    assert short[0].endswith(b"\r\n\r\ntiny\r\n")
-    # The file was taken from free/ and came back there after delivery.
-    assert len(free_files(tern)) == 1
-    assert free_files(tern) != first
+    [short] = [m for m in msgs if f"Subject: short {i}\r\n".encode() in m]
+    assert reused[0].encode() in short
+    assert body_of(short) == f"tiny {i}\r\n".encode()
     c.close()
+
+
+def test_stock_fill(tern):
+    """The queue names 16 files ahead in queue/ (modification time 0, no
+    content): each lone message takes the oldest; below 4 the stock is
+    filled up again with one directory fsync. ternctl does not list them,
+    a clean stop removes them."""
+    stock = tern.stock_files()
+    assert len(stock) == 16, stock
+    for name in stock:
+        st = os.stat(tern.spool / "queue" / name)
+        assert st.st_mtime == 0 and st.st_size == 0, (name, st)
+    r = subprocess.run([TERNCTL_BIN, "-C", str(tern.conf), "queue", "list"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and r.stdout.strip() == "Mail queue is empty", r
+    c = tern.client()
+    c.ehlo()
+    qids = [c.deliver("bob@example.test", ["alice@localhost"], simple_body(f"s{i}"))
+            for i in range(14)]
+    c.close()
+    # Taken in the order they were named. The 13th left 3, and 13 new
+    # names filled it up to 16; the 14th took the oldest, one of the first.
+    assert [f"{q}.msg" for q in qids] == stock[:14]
+    now = tern.stock_files()
+    assert now[:2] == stock[14:] and len(now) == 15, now
+    assert not set(now[2:]) & set(stock)
+    tern.wait_for_messages("alice", n=14)
+    tern.wait_spool_empty()
+    tern.stop()
+    assert os.listdir(tern.spool / "queue") == []
 
 
 def test_free_files_removed_at_start(tern):
