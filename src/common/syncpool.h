@@ -5,7 +5,8 @@
  * and one serves many (a batch of 32 small files: about 5-30 ms instead of
  * 80-130 ms on the benchmark machine). The semantics of each call are
  * those of fsync(2): when syncpool_run returns, every file whose error is
- * 0 is on stable storage.
+ * 0 is on stable storage. With two or more, the calling thread first writes
+ * back the data of all of them (sync_file_range), then the fsyncs run.
  */
 #ifndef TERN_SYNCPOOL_H
 #define TERN_SYNCPOOL_H
