@@ -278,7 +278,7 @@ txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case EX_MAIL:
 		if (r->code / 100 != 2) {
 			c->mail_failed = 1;
-			c->mail_reply = *r;
+			reply_copy(&c->mail_reply, r);
 			for (i = 0; i < c->msg->nrcpts; i++)
 				result_from_reply(&c->res[i], r);
 		}

@@ -5,11 +5,39 @@
 #include <string.h>
 #include <strings.h>
 
+/*
+ * A reply is 128 KiB (REPLY_TEXT_MAX) of which a few bytes are used: it is
+ * emptied and copied by its fields, never whole (memset and struct copies
+ * of it were a third of the mta's CPU).
+ */
+static void
+reply_clear(struct smtp_reply *c)
+{
+	c->code = 0;
+	c->enhanced[0] = '\0';
+	c->nlines = 0;
+	c->textlen = 0;
+	c->text[0] = '\0';
+}
+
+void
+reply_copy(struct smtp_reply *dst, const struct smtp_reply *src)
+{
+	dst->code = src->code;
+	memcpy(dst->enhanced, src->enhanced, sizeof(dst->enhanced));
+	dst->nlines = src->nlines;
+	dst->textlen = src->textlen;
+	memcpy(dst->text, src->text, src->textlen + 1);
+}
+
 void
 reply_reader_init(struct reply_reader *r)
 {
-	memset(r, 0, sizeof(*r));
 	buf_init(&r->line, REPLY_LINE_MAX);
+	r->code = 0;
+	r->nlines = 0;
+	reply_clear(&r->cur);
+	r->why[0] = '\0';
 }
 
 void
@@ -71,7 +99,7 @@ take_line(struct reply_reader *r, const char *l, size_t n, enum reply_status *st
 		return 1;
 	}
 	if (r->code == 0) {
-		memset(c, 0, sizeof(*c));
+		reply_clear(c);
 		c->code = code;
 		if ((tlen = n > 4 ? enhanced_len(l + 4, n - 4, code) : 0) > 0 &&
 		    tlen < sizeof(c->enhanced)) {
@@ -122,7 +150,7 @@ reply_feed(struct reply_reader *r, const char *p, size_t n, size_t *used,
 		if (take_line(r, r->line.data ? r->line.data : "", r->line.len, &st)) {
 			buf_reset(&r->line);
 			if (st == REPLY_DONE) {
-				*out = r->cur;
+				reply_copy(out, &r->cur);
 				r->code = 0;
 				r->nlines = 0;
 			}

@@ -37,6 +37,8 @@ struct reply_reader {
 };
 
 void reply_reader_init(struct reply_reader *r);
+/* dst = src, the used part of the text only (a reply is 128 KiB). */
+void reply_copy(struct smtp_reply *dst, const struct smtp_reply *src);
 void reply_reader_free(struct reply_reader *r);
 /*
  * Consumes bytes from p[0..n); *used tells how many. REPLY_DONE: *out holds

@@ -49,6 +49,42 @@ test_single(void **state)
 	assert_string_equal(rp.enhanced, "");
 }
 
+/* One reader, one output, two replies: nothing of the long first one may
+ * show through the short second one (a reply is emptied and copied field
+ * by field, not whole). */
+static void
+test_reader_reused(void **state)
+{
+	static struct smtp_reply rp, copy;
+	const char *two = "451-4.3.0 first line of a long reply\r\n"
+	    "451-4.3.0 second line\r\n451 4.3.0 third\r\n354 go\r\n";
+	struct reply_reader r;
+	size_t off = 0, used;
+
+	reply_reader_init(&r);
+	assert_int_equal(reply_feed(&r, two, strlen(two), &used, &rp), REPLY_DONE);
+	assert_int_equal(rp.code, 451);
+	assert_string_equal(rp.enhanced, "4.3.0");
+	assert_int_equal(rp.nlines, 3);
+	assert_string_equal(rp.text,
+	    "4.3.0 first line of a long reply\n4.3.0 second line\n4.3.0 third");
+	off = used;
+	assert_int_equal(reply_feed(&r, two + off, strlen(two) - off, &used, &rp), REPLY_DONE);
+	assert_int_equal(rp.code, 354);
+	assert_string_equal(rp.enhanced, "");
+	assert_int_equal(rp.nlines, 1);
+	assert_int_equal(rp.textlen, 2);
+	assert_string_equal(rp.text, "go");
+	reply_reader_free(&r);
+	memset(&copy, 'X', sizeof(copy));
+	reply_copy(&copy, &rp);
+	assert_int_equal(copy.code, 354);
+	assert_string_equal(copy.enhanced, "");
+	assert_int_equal(copy.nlines, 1);
+	assert_int_equal(copy.textlen, 2);
+	assert_string_equal(copy.text, "go");
+}
+
 static void
 test_multiline_every_split(void **state)
 {
@@ -125,6 +161,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single),
+		cmocka_unit_test(test_reader_reused),
 		cmocka_unit_test(test_multiline_every_split),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_pipelined),
