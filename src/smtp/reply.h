@@ -15,7 +15,14 @@
 
 #define REPLY_LINE_MAX  2048	/* generous: RFC 5321 4.5.3.1.5 says 512 */
 #define REPLY_LINES_MAX 64
-#define REPLY_TEXT_MAX  (REPLY_LINES_MAX * REPLY_LINE_MAX)
+/*
+ * The text kept of a reply: all lines are read and checked, but their text
+ * is cut here. EHLO replies are a few hundred bytes, error texts are kept
+ * to 300; a reply sits in every job and idle connection of the mta and is
+ * copied when a connection changes hands (it was 128 KiB: a third of the
+ * mta's CPU went to zeroing and copying it).
+ */
+#define REPLY_TEXT_MAX  8192
 
 struct smtp_reply {
 	int    code;		/* 200..599 */
@@ -37,7 +44,7 @@ struct reply_reader {
 };
 
 void reply_reader_init(struct reply_reader *r);
-/* dst = src, the used part of the text only (a reply is 128 KiB). */
+/* dst = src, the used part of the text only. */
 void reply_copy(struct smtp_reply *dst, const struct smtp_reply *src);
 void reply_reader_free(struct reply_reader *r);
 /*

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -132,6 +133,34 @@ test_errors(void **state)
 	assert_int_equal(feed_all(longline, 100, &rp, &used), REPLY_ERROR);
 }
 
+/* A reply whose text is longer than REPLY_TEXT_MAX is read whole; its text is cut. */
+static void
+test_long_text_cut(void **state)
+{
+	static char s[64 * (REPLY_LINE_MAX + 8)];
+	static struct smtp_reply rp;
+	size_t i, off = 0, used;
+
+	for (i = 0; i < 20; i++) {
+		off += (size_t)snprintf(s + off, sizeof(s) - off, "250%c", i == 19 ? ' ' : '-');
+		memset(s + off, 'a' + (int)i, 1000);
+		off += 1000;
+		memcpy(s + off, "\r\n", 2);
+		off += 2;
+	}
+	memcpy(s + off, "354 next\r\n", 11);
+	s[off + 11] = '\0';
+	assert_int_equal(feed_all(s, 4096, &rp, &used), REPLY_DONE);
+	assert_int_equal(used, off);	/* all 20 lines, not the next reply */
+	assert_int_equal(rp.code, 250);
+	assert_int_equal(rp.nlines, 20);
+	assert_int_equal(rp.textlen, REPLY_TEXT_MAX - 1);
+	assert_int_equal(strlen(rp.text), REPLY_TEXT_MAX - 1);
+	assert_int_equal(rp.text[0], 'a');
+	assert_int_equal(rp.text[1000], '\n');
+	assert_int_equal(rp.text[1001], 'b');
+}
+
 static void
 test_pipelined(void **state)
 {
@@ -162,6 +191,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single),
 		cmocka_unit_test(test_reader_reused),
+		cmocka_unit_test(test_long_text_cut),
 		cmocka_unit_test(test_multiline_every_split),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_pipelined),
