@@ -285,16 +285,6 @@ msg_free(struct qmsg *m)
 }
 
 /*
- * Spool files are reused instead of unlinked and created anew: ext4 without
- * a journal (the benchmark machine) searches past every inode deleted in
- * the last minutes at each create (fs/ext4/ialloc.c, recently_deleted()),
- * which made a create cost 0.3-0.6 ms at a few hundred messages a second.
- * A removed message's files are renamed into free/ (the envelope first, as
- * in msg_remove_files); a new file is renamed out of it, never over an
- * existing name, and overwritten from offset 0 (its old tail is cut at
- * commit). Files in free/ are never read.
- */
-/*
  * A file in free/ keeps its old content until it is overwritten: space
  * that a full spool needs back. Below 5% (or 256 MiB) free it is given
  * back at once (the truncate costs a discard on some disks, so not always).
@@ -310,6 +300,16 @@ spool_low(const struct queue *q)
 	    (uint64_t)sv.f_bavail * sv.f_frsize < SPOOL_LOW_BYTES;
 }
 
+/*
+ * Spool files are reused instead of unlinked and created anew: ext4 without
+ * a journal (the benchmark machine) searches past every inode deleted in
+ * the last minutes at each create (fs/ext4/ialloc.c, recently_deleted()),
+ * which made a create cost 0.3-0.6 ms at a few hundred messages a second.
+ * A removed message's files are renamed into free/ (the envelope first, as
+ * in msg_remove_files); a new file is renamed out of it, never over an
+ * existing name, and overwritten from offset 0 (its old tail is cut at
+ * commit). Files in free/ are never read.
+ */
 static void
 pool_put(struct queue *q, const char *id, const char *ext)
 {
