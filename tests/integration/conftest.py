@@ -21,6 +21,7 @@ USER_PASSWORDS) serve the TLS and AUTH tests.
 """
 
 import atexit
+import collections
 import os
 import struct
 import zlib
@@ -97,10 +98,22 @@ def _kill_all_at_exit():
 atexit.register(_kill_all_at_exit)
 
 
+_recent_ports = collections.deque(maxlen=256)
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now, and not one of the last 256 handed out:
+    the kernel may give a just-closed port again, and one daemon's listeners
+    are picked one after the other before any of them binds (two listeners
+    on one port once failed a test with "declared twice")."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _recent_ports:
+            _recent_ports.append(port)
+            return port
+    raise RuntimeError("no free port that was not handed out just before")
 
 
 def _ppid(pid):
