@@ -101,6 +101,11 @@ def test_commands_per_session(tern):
 @pytest.mark.tern(limits={"messages_per_ip": 3})
 def test_messages_per_ip_per_minute(tern):
     body = b"Subject: rate\r\n\r\nx\r\n"
+    # The count is per clock minute (time / 60, src/server/worker.c): start
+    # early in one, or a slow run (valgrind) crosses into the next and the
+    # fourth message is counted afresh.
+    if time.time() % 60 > 40:
+        time.sleep(60.5 - time.time() % 60)
     for i in range(3):
         c = tern.client()
         c.ehlo()
