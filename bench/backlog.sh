@@ -12,6 +12,7 @@ mkdir -p "$W/spool" "$W/mail"; chown vmail:vmail "$W/mail"
 echo 'bench:{PLAIN}x' > "$W/users.passwd"
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu() { awk '{sub(/^.*\) /,""); split($0,f," "); print f[12]+f[13]}' "/proc/$1/stat"; }
+calc() { /usr/bin/python3 -c "print(round($1, 2))"; }	# no bc on a bare Debian
 queue_lines() { grep -c "proc=queue level=info event=$1" "$W/tern.log" || true; }
 RPORT=$(port); SPORT=$(port); DPORT=$(port)	# DPORT: nobody listens
 /usr/sbin/smtp-sink -u vmail -c "127.0.0.1:$SPORT" 1000 > /dev/null &
@@ -37,14 +38,14 @@ Q=$(cat "$W/spool/queue.pid")
 T0=$(date +%s.%N)
 /usr/sbin/smtp-source -c -m "$N" -s 20 -l 2048 -f bench@localhost -t x@dead.example "127.0.0.1:$RPORT" >/dev/null
 while [ "$(queue_lines deferred)" -lt "$N" ]; do sleep 0.2; done
-echo "backlog: $N deferred in $(echo "$(date +%s.%N) - $T0" | bc -l | cut -c1-6) s"
+echo "backlog: $N deferred in $(calc "$(date +%s.%N) - $T0") s"
 a=$(cpu "$Q"); T0=$(date +%s.%N)
 /usr/sbin/smtp-source -c -m 3000 -s 20 -l 5120 -f bench@localhost -t x@sink.example "127.0.0.1:$RPORT" >/dev/null
 while [ "$(queue_lines removed)" -lt 3000 ]; do sleep 0.1; done
 T1=$(date +%s.%N); b=$(cpu "$Q")
-echo "relay beside it: 3000 at $(echo "3000 / ($T1 - $T0)" | bc -l | cut -c1-7) msg/s, queue CPU $(( (b - a) * 10 * 1000 / 3000 )) ms/1000"
+echo "relay beside it: 3000 at $(calc "3000 / ($T1 - $T0)") msg/s, queue CPU $(( (b - a) * 10 * 1000 / 3000 )) ms/1000"
 a=$(cpu "$Q"); T0=$(date +%s.%N)
 kill -USR1 "$Q"
 while [ "$(queue_lines deferred)" -lt $((2 * N)) ]; do sleep 0.2; done
 T1=$(date +%s.%N); b=$(cpu "$Q")
-echo "retry wave: $N in $(echo "$T1 - $T0" | bc -l | cut -c1-6) s, queue CPU $(( (b - a) * 10 * 1000 / N )) ms/1000"
+echo "retry wave: $N in $(calc "$T1 - $T0") s, queue CPU $(( (b - a) * 10 * 1000 / N )) ms/1000"
