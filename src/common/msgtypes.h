@@ -19,7 +19,7 @@ enum msgtype {
 	MSG_Q_COMMIT_FAIL,	/* str id, u32 errno */
 	/* queue -> deliver */
 	MSG_D_DELIVER,		/* str id, u32 rcpt, str user, str domain, str sender, str prepend
-				   (header fields to write first), u32 quarantine, u64 content length
+				   (header fields to write first), u32 flags (DELIVER_F_*), u64 content length
 				   (the spool file's envelope may follow); fd = content */
 	/* deliver -> queue */
 	MSG_D_RESULT,		/* u32 status (enum deliver_status), str text */
@@ -60,5 +60,9 @@ enum msgtype {
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };
+
+/* MSG_D_DELIVER flags */
+#define DELIVER_F_QUARANTINE 1u	/* into the junk folder */
+#define DELIVER_F_LATER      2u	/* stored already, no client waits: may wait for a fuller batch */
 
 #endif

@@ -26,6 +26,15 @@
  * flight; a larger burst is cut into batches).
  */
 #define BATCH_MAX    64
+/*
+ * A batch that no client waits for (every request DELIVER_F_LATER: stored
+ * and acknowledged already) waits up to LINGER_USEC for more requests,
+ * unless it has LINGER_BATCH: one message at a time (S=1) made rounds of
+ * about 3, each with its own new/ fsync and wake-ups. A request that a
+ * client waits for (a direct commit) runs the batch at the end of the turn.
+ */
+#define LINGER_USEC  5000
+#define LINGER_BATCH 16
 #define SYNC_THREADS 16	/* fsyncs in parallel */
 #define MAILDIR_CACHE 64	/* Maildirs whose tmp/ and new/ stay open */
 
@@ -37,6 +46,7 @@ struct job {
 	char               path[PATH_MAX];
 	const char        *where;	/* path, or relative to the cwd */
 	int                staged;	/* md is in use */
+	int                later;	/* DELIVER_F_LATER: nobody waits for the answer */
 	struct maildir_job md;
 };
 
@@ -50,6 +60,7 @@ struct deliverd {
 	struct maildir_cache *maildirs;	/* NULL: open per message */
 	struct job          *jobs;
 	size_t               njobs;
+	int                  urgent;	/* a job of the batch is not `later` */
 };
 
 int
@@ -106,7 +117,7 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	char sender[SMTP_PATH_MAX + 1];
 	char *path = j->path;
 	char *prepend;
-	uint32_t quarantine;
+	uint32_t flags;
 	uint64_t clen;
 	const struct domain_cfg *dom;
 	const char *where = path;
@@ -119,7 +130,7 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	ipc_get_str(m, domain, sizeof(domain));
 	ipc_get_str(m, sender, sizeof(sender));
 	prepend = ipc_get_strdup(m, ENVELOPE_PREPEND_MAX);
-	quarantine = ipc_get_u32(m);
+	flags = ipc_get_u32(m);
 	clen = ipc_get_u64(m);	/* the content's length: the envelope may follow it */
 	if (prepend == NULL || ipc_get_end(m) == -1 || m->fd == -1 || clen == 0) {
 		refuse(j, DELIVER_TEMPFAIL, "malformed request");
@@ -132,7 +143,7 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 		return;
 	}
 	if (maildir_expand(dom->maildir, user, domain, path, sizeof(j->path)) == -1 ||
-	    (quarantine && append_folder(path, sizeof(j->path), d->cfg->checks.junk_folder) == -1)) {
+	    ((flags & DELIVER_F_QUARANTINE) && append_folder(path, sizeof(j->path), d->cfg->checks.junk_folder) == -1)) {
 		refuse(j, DELIVER_PERMFAIL, "5.1.3 unsafe mailbox name");
 		free(prepend);
 		return;
@@ -146,6 +157,7 @@ deliver_one(struct deliverd *d, struct job *j, struct ipc_msg *m)
 	buf_appends(&prefix, prepend);
 	free(prepend);
 	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->later = (flags & DELIVER_F_LATER) != 0;
 	j->where = where;
 	j->staged = 1;
 	maildir_begin_cached(&j->md, d->maildirs, where, m->fd, clen, prefix.data, prefix.len);
@@ -193,6 +205,7 @@ on_batch(evutil_socket_t fd, short what, void *arg)
 	int fds[BATCH_MAX], errs[BATCH_MAX];
 	size_t i, src[BATCH_MAX];
 
+	event_del(d->ev_batch);	/* a linger timer, when a full batch runs early */
 	for (i = 0; i < d->njobs; i++)
 		fds[i] = d->jobs[i].staged && !d->jobs[i].md.failed ? d->jobs[i].md.fd : -1;
 	syncpool_run(d->syncpool, fds, errs, d->njobs, 0);
@@ -218,6 +231,20 @@ on_batch(evutil_socket_t fd, short what, void *arg)
 			maildir_end(&d->jobs[i].md);
 	}
 	d->njobs = 0;
+	d->urgent = 0;
+}
+
+/* Runs the batch at the end of this turn, or after the linger (see LINGER_USEC). */
+static void
+batch_schedule(struct deliverd *d)
+{
+	static const struct timeval linger = { 0, LINGER_USEC };
+
+	if (d->urgent || d->njobs >= LINGER_BATCH) {
+		event_del(d->ev_batch);
+		event_active(d->ev_batch, EV_TIMEOUT, 0);
+	} else if (!event_pending(d->ev_batch, EV_TIMEOUT, NULL))
+		event_add(d->ev_batch, &linger);
 }
 
 /* Leaves nothing of an unfinished batch behind: the queue sends it again. */
@@ -232,6 +259,7 @@ batch_abort(struct deliverd *d)
 			maildir_end(&d->jobs[i].md);
 		}
 	d->njobs = 0;
+	d->urgent = 0;
 }
 
 static void
@@ -253,7 +281,8 @@ on_queue(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		deliver_one(d, j, m);
 	else
 		refuse(j, DELIVER_TEMPFAIL, "unknown request");
-	event_active(d->ev_batch, EV_TIMEOUT, 0);
+	d->urgent |= !j->later;	/* refusals too: answered at once */
+	batch_schedule(d);
 	if (m->fd != -1)
 		close(m->fd);
 }
@@ -276,6 +305,7 @@ deliver_main(const struct config *cfg, int queue_fd, const char *base)
 	d.cfg = cfg;
 	d.root = base ? base : "";
 	d.njobs = 0;
+	d.urgent = 0;
 	if ((d.jobs = calloc(BATCH_MAX, sizeof(*d.jobs))) == NULL)
 		log_fatal("event=oom");
 	if ((d.base = event_base_new()) == NULL)

@@ -1088,7 +1088,8 @@ schedule(struct queue *q)
 		ipc_put_str(&b, r->domain);
 		ipc_put_str(&b, w->m->env.sender);
 		ipc_put_str(&b, w->m->env.prepend ? w->m->env.prepend : "");
-		ipc_put_u32(&b, w->m->env.quarantine ? 1u : 0u);
+		ipc_put_u32(&b, (w->m->env.quarantine ? DELIVER_F_QUARANTINE : 0) |
+		    (w->m->direct ? 0 : DELIVER_F_LATER));
 		ipc_put_u64(&b, w->m->content_len);
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 		    ipc_send(dc->ipc, MSG_D_DELIVER, 0, b.data, b.len, fd) == -1) {
