@@ -566,8 +566,13 @@ on_queue_msg(struct ipc *ipc, struct ipc_msg *m, void *arg)
 static void
 maybe_exit(struct parent *p)
 {
+	/*
+	 * Workers first (no new mail), then the queue, then the rest: a deliver
+	 * process or mta that stopped before the queue would look lost to it
+	 * (event=deliver-lost at every stop); they leave when its channel closes.
+	 */
 	if (p->stopping && count_role(p, ROLE_WORKER) == 0)
-		signal_role(p, ROLE_NONE, SIGTERM, 0);
+		signal_role(p, count_role(p, ROLE_QUEUE) ? ROLE_QUEUE : ROLE_NONE, SIGTERM, 0);
 	if (p->stopping && count_role(p, ROLE_NONE) == 0)
 		event_base_loopbreak(p->base);
 	if (p->restarting && count_role(p, ROLE_NONE) == 0) {
