@@ -449,7 +449,18 @@ maildir_publish(struct maildir_job *m)
 
 	if (m->failed)
 		return -1;
-	if (linkat(m->tmpfd, m->name, m->newfd, m->name, 0) == 0) {
+	/*
+	 * One call where the filesystem has it: a rename that, like link(),
+	 * never replaces an existing name (maildir(5)'s link-then-unlink in
+	 * one step; a crash before the fsync of new/ leaves the file under
+	 * either name or both, as with link()).
+	 */
+	if (renameat2(m->tmpfd, m->name, m->newfd, m->name, RENAME_NOREPLACE) == 0) {
+		m->in_tmp = 0;
+		m->in_new = 1;
+	} else if (errno != EINVAL && errno != ENOSYS) {
+		return md_fail(m, res, errno, "rename into new");
+	} else if (linkat(m->tmpfd, m->name, m->newfd, m->name, 0) == 0) {
 		m->in_new = 1;
 		/*
 		 * The message is delivered now; a tmp/ leftover is harmless

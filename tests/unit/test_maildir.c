@@ -273,6 +273,37 @@ test_staged_batch(void **state)
 	free(out);
 }
 
+/* A name already in new/ is never replaced: the delivery fails, the old file stays. */
+static void
+test_publish_never_replaces(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir_job j;
+	char p[PATH_MAX + 300];
+	size_t got;
+	char *out;
+	int fd;
+
+	fd = make_source(f, "new", 3, 0);
+	assert_int_equal(maildir_begin(&j, f->md, fd, "", 0), 0);
+	close(fd);
+	assert_int_equal(maildir_sync(&j), 0);
+	snprintf(p, sizeof(p), "%s/new/%s", f->md, j.name);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "old", 3), 3);
+	close(fd);
+	assert_int_equal(maildir_publish(&j), -1);
+	assert_int_equal(j.res.temporary, 1);
+	maildir_end(&j);
+	assert_int_equal(count_sub(f, "new"), 1);
+	assert_int_equal(count_sub(f, "tmp"), 0);
+	out = read_delivered(f, j.name, &got);
+	assert_int_equal(got, 3);
+	assert_memory_equal(out, "old", 3);
+	free(out);
+}
+
 static void
 test_existing_maildir(void **state)
 {
@@ -606,6 +637,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_two_deliveries_distinct,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_batch, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_publish_never_replaces, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_existing_maildir, setup,
 		    teardown),
