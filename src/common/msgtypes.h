@@ -10,12 +10,12 @@ enum msgtype {
 	/* smtp worker -> queue */
 	MSG_Q_OPEN = 1,		/* (none); reqid names the session */
 	MSG_Q_ENV_PART,		/* str id, bytes envelope text (not the last part) */
-	MSG_Q_COMMIT,		/* str id, bytes envelope text (last part) */
+	MSG_Q_COMMIT,		/* str id, bytes envelope text (last part), u32 flags (COMMIT_F_*) */
 	MSG_Q_ABORT,		/* str id */
 	/* queue -> smtp worker */
 	MSG_Q_OPEN_OK,		/* str id; fd = the message file, opened for writing */
 	MSG_Q_OPEN_FAIL,	/* u32 errno */
-	MSG_Q_COMMIT_OK,	/* str id */
+	MSG_Q_COMMIT_OK,	/* str id [, str spare id; fd = the spare, the worker's next message file] */
 	MSG_Q_COMMIT_FAIL,	/* str id, u32 errno */
 	/* queue -> deliver */
 	MSG_D_DELIVER,		/* str id, u32 rcpt, str user, str domain, str sender, str prepend
@@ -60,6 +60,9 @@ enum msgtype {
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };
+
+/* MSG_Q_COMMIT flags */
+#define COMMIT_F_SPARE 1u	/* the worker has no spare file: send one with the answer */
 
 /* MSG_D_DELIVER flags */
 #define DELIVER_F_QUARANTINE 1u	/* into the junk folder */

@@ -62,6 +62,8 @@ struct qfile {
 	uint32_t      reqid;
 	uint64_t      dirticket;	/* its name's sync (bgsync), 0 if none was asked */
 	int           lone;	/* nothing else was in the works at open: stored, not delivered first */
+	int           spare;	/* handed to the worker ahead, not in use yet (see spare_new) */
+	int           want_spare;	/* its commit's answer brings the worker a new spare */
 	struct buf    env;
 };
 
@@ -100,6 +102,7 @@ struct qmsg {
 	int             direct, abandoned;
 	struct wchan   *direct_w;
 	uint32_t        direct_reqid;
+	int             direct_spare;	/* the answer brings a spare (qfile.want_spare) */
 	struct event   *direct_deadline;
 };
 
@@ -163,7 +166,7 @@ static void journal_give(struct queue *);
 static void journal_empty_if_idle(struct queue *);
 static int direct_end(struct qmsg *);
 static struct dchan *dchan_pick(struct queue *);
-static void reply_commit_to(struct wchan *, uint32_t, const char *, int);
+static void reply_commit_to(struct wchan *, uint32_t, const char *, int, int);
 
 /* ---- IDs ---- */
 
@@ -360,11 +363,13 @@ pool_open(struct queue *q, const char *path, int flags)
  * clean stop removes them; after a crash recovery removes them as it
  * removes any file that was never committed.
  */
+/* The modification time of a file named ahead (stock, spare) until it is written. */
+static const struct timespec stock_epoch[2] = { { 0, 0 }, { 0, 0 } };
+
 static void
 stock_fill(struct queue *q)
 {
 	size_t first = q->nstock, i;
-	static const struct timespec epoch[2] = { { 0, 0 }, { 0, 0 } };
 	uint64_t t;
 	char path[64];
 
@@ -373,7 +378,7 @@ stock_fill(struct queue *q)
 
 		new_id(q, s->id);
 		path_of(path, sizeof(path), s->id, "msg");
-		if ((s->fd = pool_open(q, path, O_RDWR)) == -1 || futimens(s->fd, epoch) == -1) {
+		if ((s->fd = pool_open(q, path, O_RDWR)) == -1 || futimens(s->fd, stock_epoch) == -1) {
 			log_warn("event=stock-failed error=\"%s\"", strerror(errno));
 			if (s->fd != -1) {
 				unlink(path);
@@ -1235,7 +1240,7 @@ qfile_drop(struct qfile *f, int unlink_it)
 		path_of(p, sizeof(p), f->id, "msg");
 		unlink(p);
 	}
-	if (f->w->q->nopen)
+	if (!f->spare && f->w->q->nopen)
 		f->w->q->nopen--;
 	close(f->fd);
 	buf_free(&f->env);
@@ -1267,23 +1272,89 @@ qfile_find(struct wchan *w, const char *id)
 	return NULL;
 }
 
-static void
-reply_commit_to(struct wchan *w, uint32_t reqid, const char *id, int err)
+/*
+ * A file for worker w: from the stock when `stocked` (its name is on disk
+ * already; if the stock is empty, one whose name starts on its way to disk
+ * now), else a new one. NULL with errno.
+ */
+static struct qfile *
+qfile_new(struct wchan *w, int stocked)
 {
+	struct queue *q = w->q;
+	struct qfile *f = calloc(1, sizeof(*f));
+	char path[64];
+
+	if (f == NULL)
+		return NULL;
+	if (!stocked || stock_take(q, f) == -1) {
+		new_id(q, f->id);
+		path_of(path, sizeof(path), f->id, "msg");
+		if ((f->fd = pool_open(q, path, O_RDWR)) == -1) {
+			int e = errno;
+
+			free(f);
+			errno = e;
+			return NULL;
+		}
+		if (stocked)
+			f->dirticket = bgsync_request(q->dirsync);
+	}
+	f->w = w;
+	buf_init(&f->env, ENV_TEXT_MAX);
+	f->next = w->files;
+	w->files = f;
+	return f;
+}
+
+/*
+ * The next message's file, handed to the worker with a commit's answer
+ * (MSG_Q_COMMIT_OK): its next DATA needs no MSG_Q_OPEN, and one message at
+ * a time (S=1) saves a round trip, two wake-ups, per message. A file of
+ * the stock, so that it can be stored alone; until the worker commits or
+ * gives it back it is not counted as open (see on_env).
+ */
+static struct qfile *
+spare_new(struct wchan *w)
+{
+	struct queue *q = w->q;
+	/* Under load (other commits, deliveries first) a plain file, as MSG_Q_OPEN gives. */
+	int stocked = q->ndirect == 0 && q->nbatch <= 1;
+	struct qfile *f = qfile_new(w, stocked);
+
+	if (f != NULL)
+		f->spare = 1;
+	if (f == NULL || (!stocked && futimens(f->fd, stock_epoch) == -1)) {
+		log_warn("event=spare-failed error=\"%s\"", strerror(errno));
+		if (f)
+			qfile_recycle(q, f);
+		return NULL;
+	}
+	if (w->q->nstock < STOCK_LOW)
+		stock_fill(w->q);
+	return f;
+}
+
+static void
+reply_commit_to(struct wchan *w, uint32_t reqid, const char *id, int err, int spare)
+{
+	struct qfile *f = spare && !err ? spare_new(w) : NULL;
 	struct buf b;
 
 	buf_init(&b, 256);
 	ipc_put_str(&b, id);
 	if (err)
 		ipc_put_u32(&b, (uint32_t)err);
-	ipc_send(w->ipc, err ? MSG_Q_COMMIT_FAIL : MSG_Q_COMMIT_OK, reqid, b.data, b.len, -1);
+	else if (f)
+		ipc_put_str(&b, f->id);
+	ipc_send(w->ipc, err ? MSG_Q_COMMIT_FAIL : MSG_Q_COMMIT_OK, reqid, b.data, b.len,
+	    f ? f->fd : -1);
 	buf_free(&b);
 }
 
 static void
 reply_commit(struct qfile *f, int err)
 {
-	reply_commit_to(f->w, f->reqid, f->id, err);
+	reply_commit_to(f->w, f->reqid, f->id, err, f->want_spare);
 }
 
 /* Checks what a worker sent us before it goes to disk: it may be hostile. */
@@ -1350,7 +1421,7 @@ static void
 direct_reply(struct qmsg *m, int err, const char *how)
 {
 	if (m->direct_w)
-		reply_commit_to(m->direct_w, m->direct_reqid, m->env.id, err);
+		reply_commit_to(m->direct_w, m->direct_reqid, m->env.id, err, m->direct_spare);
 	m->direct_w = NULL;
 	if (m->direct && m->q->ndirect)
 		m->q->ndirect--;
@@ -1442,6 +1513,7 @@ direct_start(struct queue *q, struct qfile *f, struct envelope *env, uint64_t cl
 	m->content_len = clen;
 	m->direct_w = f->w;
 	m->direct_reqid = f->reqid;
+	m->direct_spare = f->want_spare;
 	evtimer_add(m->direct_deadline, &tv);
 	qfile_drop(f, 0);
 	for (i = 0; i < m->env.nrcpts; i++)
@@ -1569,45 +1641,29 @@ static void
 on_open(struct wchan *w, uint32_t reqid)
 {
 	struct queue *q = w->q;
-	struct qfile *f = calloc(1, sizeof(*f));
-	char path[64];
-	struct buf b;
-	int err = 0;
-
 	/*
 	 * A message on its own (no other in the works) will be stored rather
 	 * than delivered first (see on_commit_batch): it gets a file of the
 	 * stock, whose name is on disk already, or one whose name starts on
 	 * its way to disk now, while the client still sends.
 	 */
-	if (f != NULL)
-		f->lone = q->nopen == 0 && q->ndirect == 0 && q->nbatch == 0;
-	if (f == NULL)
-		err = ENOMEM;
-	else if (!f->lone || stock_take(q, f) == -1) {
-		new_id(q, f->id);
-		path_of(path, sizeof(path), f->id, "msg");
-		f->fd = pool_open(q, path, O_RDWR);
-		if (f->fd == -1)
-			err = errno;
-		else if (f->lone)
-			f->dirticket = bgsync_request(q->dirsync);
-	}
+	int lone = q->nopen == 0 && q->ndirect == 0 && q->nbatch == 0;
+	struct qfile *f = qfile_new(w, lone);
+	struct buf b;
+
 	buf_init(&b, 256);
-	if (err) {
+	if (f == NULL) {
+		int err = errno ? errno : ENOMEM;
+
 		log_warn("event=open-failed error=\"%s\"", strerror(err));
-		free(f);
 		ipc_put_u32(&b, (uint32_t)err);
 		ipc_send(w->ipc, MSG_Q_OPEN_FAIL, reqid, b.data, b.len, -1);
 		buf_free(&b);
 		return;
 	}
-	f->w = w;
+	f->lone = lone;
 	f->reqid = reqid;
 	q->nopen++;
-	buf_init(&f->env, ENV_TEXT_MAX);
-	f->next = w->files;
-	w->files = f;
 	ipc_put_str(&b, f->id);
 	ipc_send(w->ipc, MSG_Q_OPEN_OK, reqid, b.data, b.len, f->fd);
 	buf_free(&b);
@@ -1622,13 +1678,23 @@ on_env(struct wchan *w, struct ipc_msg *m)
 	char id[QUEUE_ID_LEN + 1];
 	const uint8_t *p;
 	struct qfile *f;
+	uint32_t flags = 0;
 	size_t n;
 
 	ipc_get_str(m, id, sizeof(id));
 	p = ipc_get_bytes(m, &n);
+	if (m->type == MSG_Q_COMMIT)
+		flags = ipc_get_u32(m);
 	if (ipc_get_end(m) == -1 || (f = qfile_find(w, id)) == NULL)
 		return;
+	if (f->spare) {
+		/* In use since the worker's DATA: judged as on_open would have. */
+		f->spare = 0;
+		f->lone = q->nopen == 0 && q->ndirect == 0 && q->nbatch == 0;
+		q->nopen++;
+	}
 	f->reqid = m->reqid;
+	f->want_spare = (flags & COMMIT_F_SPARE) != 0;
 	if (buf_append(&f->env, p, n) == -1) {
 		reply_commit(f, E2BIG);
 		qfile_drop(f, 1);
@@ -1664,6 +1730,10 @@ wchan_free(struct wchan *w)
 		if (q->batch[i]->w == w)
 			on_commit_batch(-1, 0, q);
 	while (w->files) {
+		if (w->files->spare) {	/* never used: back to free/ */
+			qfile_recycle(q, w->files);
+			continue;
+		}
 		log_info("event=partial-removed id=%s", w->files->id);
 		qfile_drop(w->files, 1);
 	}

@@ -81,6 +81,20 @@ struct worker {
 	int                       paused;	/* out of descriptors: not accepting */
 	struct event             *ev_resume;	/* ends the pause */
 	char                     *hdrbuf;	/* IPC_MAX_MSG: a check answer's header */
+	/* The next message's file, given ahead by the queue (COMMIT_F_SPARE). */
+	int                       spare_fd;	/* -1: none */
+	char                      spare_id[QUEUE_ID_LEN + 1];
+	int                       spare_asked;	/* a commit asked for one, not answered yet */
+	uint32_t                  spare_reqid;	/* that commit's session */
+	struct spare_open        *spare_opens;	/* announced in the next turn */
+};
+
+/* A spare file taken by a session at DATA, announced to it in the next turn. */
+struct spare_open {
+	struct spare_open *next;
+	struct worker *w;
+	uint32_t       reqid;
+	char           id[QUEUE_ID_LEN + 1];
 };
 
 static void conn_after(struct conn *);
@@ -158,11 +172,91 @@ conn_free(struct conn *c)
 
 /* ---- session operations ---- */
 
+/* Gives a file back to the queue (MSG_Q_ABORT), e.g. a spare nobody can use. */
+static void
+file_give_back(struct worker *w, uint32_t reqid, const char *id)
+{
+	struct buf b;
+
+	buf_init(&b, 64);
+	ipc_put_str(&b, id);
+	ipc_send(w->queue, MSG_Q_ABORT, reqid, b.data, b.len, -1);
+	buf_free(&b);
+}
+
+static void
+on_spare_open(evutil_socket_t fd, short what, void *arg)
+{
+	struct spare_open *so = arg, **pp;
+	struct conn *c = conn_lookup(so->w, so->reqid);
+
+	for (pp = &so->w->spare_opens; *pp; pp = &(*pp)->next)
+		if (*pp == so) {
+			*pp = so->next;
+			break;
+		}
+	if (c == NULL)	/* gone meanwhile; conn_free closed the descriptor */
+		file_give_back(so->w, so->reqid, so->id);
+	else {
+		session_open_done(c->s, so->id, 0);
+		conn_after(c);
+	}
+	free(so);
+}
+
+/*
+ * The spare file, if there is one, saves asking the queue: the session
+ * learns of it in the next turn of the loop (not from inside its own
+ * command handling). 0, or -1 to ask the queue.
+ */
+static int
+spare_use(struct conn *c)
+{
+	struct worker *w = c->w;
+	static const struct timeval now = { 0, 0 };
+	struct spare_open *so;
+
+	if (w->spare_fd == -1 || (so = malloc(sizeof(*so))) == NULL)
+		return -1;
+	so->w = w;
+	so->reqid = c->reqid;
+	memcpy(so->id, w->spare_id, sizeof(so->id));
+	if (event_base_once(w->base, -1, EV_TIMEOUT, on_spare_open, so, &now) == -1) {
+		free(so);
+		return -1;
+	}
+	so->next = w->spare_opens;
+	w->spare_opens = so;
+	c->msgfd = w->spare_fd;
+	w->spare_fd = -1;
+	return 0;
+}
+
+/* A spare that came with a commit's answer (the rest of MSG_Q_COMMIT_OK). */
+static void
+spare_take(struct worker *w, struct ipc_msg *m)
+{
+	char id[QUEUE_ID_LEN + 1] = "";
+
+	ipc_get_str(m, id, sizeof(id));
+	if (ipc_get_end(m) == -1 || id[0] == '\0')
+		return;
+	if (w->spare_fd != -1 || w->stopping || w->retiring) {
+		file_give_back(w, m->reqid, id);
+		return;
+	}
+	w->spare_fd = m->fd;
+	m->fd = -1;
+	memcpy(w->spare_id, id, sizeof(w->spare_id));
+}
+
 static void
 op_open(void *ctx, struct session *s)
 {
 	struct conn *c = ctx;
 
+	if (spare_use(c) == 0)
+		return;
 	if (ipc_send(c->w->queue, MSG_Q_OPEN, c->reqid, NULL, 0, -1) == -1)
 		session_open_done(s, NULL, EIO);
 }
@@ -200,8 +294,16 @@ op_commit(void *ctx, struct session *s, const char *id, const struct buf *env)
 		buf_init(&b, ENV_PART + 256);
 		ipc_put_str(&b, id);
 		ipc_put_bytes(&b, env->data + off, n);
+		if (last && c->w->spare_fd == -1 && !c->w->spare_asked && !c->w->stopping &&
+		    !c->w->retiring) {
+			c->w->spare_asked = 1;
+			c->w->spare_reqid = c->reqid;
+			ipc_put_u32(&b, COMMIT_F_SPARE);
+		} else if (last)
+			ipc_put_u32(&b, 0);
 		if (ipc_send(c->w->queue, last ? MSG_Q_COMMIT : MSG_Q_ENV_PART, c->reqid,
 		    b.data, b.len, -1) == -1) {
+			c->w->spare_asked = 0;
 			buf_free(&b);
 			session_commit_done(s, EIO);
 			return;
@@ -752,6 +854,10 @@ on_queue(struct ipc *ipc, struct ipc_msg *m, void *arg)
 		ipc_get_str(m, id, sizeof(id));
 		if (m->type == MSG_Q_COMMIT_FAIL)
 			err = ipc_get_u32(m);
+		else if (m->fd != -1)
+			spare_take(w, m);
+		if (w->spare_asked && m->reqid == w->spare_reqid)
+			w->spare_asked = 0;
 		if (c)
 			session_commit_done(c->s, m->type == MSG_Q_COMMIT_OK ? 0 : (err ? (int)err : EIO));
 		break;
@@ -929,6 +1035,14 @@ worker_free(struct worker *w)
 	free(w->listeners);
 	event_free(w->ev_resume);
 	free(w->hdrbuf);
+	if (w->spare_fd != -1)
+		close(w->spare_fd);	/* the queue takes it back when the channel closes */
+	while (w->spare_opens) {	/* their events go with the base */
+		struct spare_open *so = w->spare_opens;
+
+		w->spare_opens = so->next;
+		free(so);
+	}
 	ipc_free(w->check);
 	ipc_free(w->auth);
 	ipc_free(w->queue);
@@ -943,6 +1057,7 @@ worker_main(const struct worker_args *args)
 	size_t i;
 
 	memset(&w, 0, sizeof(w));
+	w.spare_fd = -1;
 	w.args = args;
 	w.cfg = args->cfg;
 	w.pid = (uint64_t)getpid();

@@ -95,6 +95,44 @@ def test_stock_fill(tern):
     assert os.listdir(tern.spool / "queue") == []
 
 
+@pytest.mark.tern(workers=1)
+def test_spare_file(tern):
+    """With a commit's answer the queue hands the worker the next message's
+    file (a spare, named ahead like the stock): the next DATA writes into it
+    without asking the queue. A worker that dies holding one gives it back
+    (to free/, no partial-message line); nothing of it stays in queue/."""
+    import signal
+    import time
+
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["alice@localhost"], simple_body("one"))
+    spare = tern.stock_files()[0]  # the oldest name: taken as the spare
+    q2 = c.deliver("bob@example.test", ["alice@localhost"], simple_body("two"))
+    assert f"{q2}.msg" == spare
+    spare = tern.stock_files()[0]
+    c.close()
+    tern.wait_for_messages("alice", n=2)
+    tern.wait_spool_empty()
+    [worker] = tern.smtp_workers()
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (tern.spool / "queue" / spare).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (tern.spool / "queue" / spare).exists(), tern.stock_files()
+    assert spare in free_files(tern)
+    assert "event=partial-removed" not in tern.log()
+    # The new worker starts without one, asks at DATA, and gets one again.
+    deadline = time.monotonic() + 10
+    while not tern.smtp_workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["alice@localhost"], simple_body("three"))
+    c.close()
+    tern.wait_for_messages("alice", n=3)
+
+
 def test_free_files_removed_at_start(tern):
     c = tern.client()
     c.ehlo()
