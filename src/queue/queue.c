@@ -351,6 +351,9 @@ pool_open(struct queue *q, const char *path, int flags)
 	return open(path, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
+/* The modification time of a file named ahead (stock, spare) until it is written. */
+static const struct timespec stock_epoch[2] = { { 0, 0 }, { 0, 0 } };
+
 /*
  * The stock: a few files named ahead for the next lone messages, with one
  * fsync of queue/ (on the bgsync thread) for all the names of a fill. A
@@ -363,9 +366,6 @@ pool_open(struct queue *q, const char *path, int flags)
  * clean stop removes them; after a crash recovery removes them as it
  * removes any file that was never committed.
  */
-/* The modification time of a file named ahead (stock, spare) until it is written. */
-static const struct timespec stock_epoch[2] = { { 0, 0 }, { 0, 0 } };
-
 static void
 stock_fill(struct queue *q)
 {

@@ -294,8 +294,13 @@ op_commit(void *ctx, struct session *s, const char *id, const struct buf *env)
 		buf_init(&b, ENV_PART + 256);
 		ipc_put_str(&b, id);
 		ipc_put_bytes(&b, env->data + off, n);
-		if (last && c->w->spare_fd == -1 && !c->w->spare_asked && !c->w->stopping &&
-		    !c->w->retiring) {
+		/*
+		 * A spare only for a worker serving this one session: under load
+		 * the queue answers many MSG_Q_OPEN in one turn anyway, and a
+		 * spare made while answering a commit delays the other answers.
+		 */
+		if (last && c->w->live <= 1 && c->w->spare_fd == -1 && !c->w->spare_asked &&
+		    !c->w->stopping && !c->w->retiring) {
 			c->w->spare_asked = 1;
 			c->w->spare_reqid = c->reqid;
 			ipc_put_u32(&b, COMMIT_F_SPARE);
