@@ -33,10 +33,10 @@ struct ipc {
 	uint8_t         rbuf[IPC_MAX_MSG + sizeof(struct ipc_hdr)];
 };
 
+/* One message from iovcnt pieces: 0, or -1 with errno (SEQPACKET: all or nothing). */
 static int
-ipc_sendmsg(int sock, const void *p, size_t len, int fd)
+ipc_sendmsg(int sock, struct iovec *iov, int iovcnt, int fd)
 {
-	struct iovec iov = { .iov_base = (void *)p, .iov_len = len };
 	union {
 		struct cmsghdr hdr;
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -45,8 +45,8 @@ ipc_sendmsg(int sock, const void *p, size_t len, int fd)
 	ssize_t n;
 
 	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
+	mh.msg_iov = iov;
+	mh.msg_iovlen = (size_t)iovcnt;
 	if (fd != -1) {
 		struct cmsghdr *c;
 
@@ -71,7 +71,9 @@ ipc_flush(struct ipc *ipc)
 	struct ipc_out *o;
 
 	while ((o = ipc->head) != NULL) {
-		if (ipc_sendmsg(ipc->fd, o->data, o->len, o->fd) == -1) {
+		struct iovec iov = { .iov_base = o->data, .iov_len = o->len };
+
+		if (ipc_sendmsg(ipc->fd, &iov, 1, o->fd) == -1) {
 			if (errno == EAGAIN || errno == ENOBUFS)
 				break;
 			/* The peer is gone; the read side will report it. */
@@ -208,6 +210,19 @@ ipc_send(struct ipc *ipc, uint32_t type, uint32_t reqid, const void *payload,
 
 	if (len > IPC_MAX_MSG)
 		return -1;
+	if (ipc->head == NULL) {
+		/*
+		 * Nothing waiting: straight from the caller's buffers, with no
+		 * copy and no dup of the descriptor (the common case; a full
+		 * socket queues the message as below).
+		 */
+		struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, len } };
+
+		if (ipc_sendmsg(ipc->fd, iov, len ? 2 : 1, fd) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != ENOBUFS)
+			return 0;	/* the peer is gone; the read side will report it */
+	}
 	if ((o = malloc(sizeof(*o) + sizeof(h) + len)) == NULL)
 		return -1;
 	memcpy(o->data, &h, sizeof(h));

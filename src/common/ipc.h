@@ -35,7 +35,10 @@ typedef void ipc_cb(struct ipc *ipc, struct ipc_msg *msg, void *arg);
 
 struct ipc *ipc_new(struct event_base *base, int fd, ipc_cb *cb, void *arg);
 void ipc_free(struct ipc *ipc);
-/* Queues a message; fd (or -1) is duplicated, the caller keeps its own. 0 or -1. */
+/*
+ * Sends a message at once when nothing waits, else queues it (fd, or -1, is
+ * then duplicated); the caller keeps its own descriptor either way. 0 or -1.
+ */
 int  ipc_send(struct ipc *ipc, uint32_t type, uint32_t reqid, const void *payload,
     size_t len, int fd);
 /* Pending output, in messages. */
