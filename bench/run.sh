@@ -136,12 +136,23 @@ tree_ticks() {
 		while (n > 0) {
 			p = stack[n--]
 			sum += t[p]
+			if (each)
+				print p, t[p]
 			k = split(kids[p], c, " ")
 			for (i = 1; i <= k; i++)
 				stack[++n] = c[i]
 		}
-		print sum
-	}'
+		if (!each)
+			print sum
+	}' each="${2:-}"
+}
+
+# kthread_ticks BEFORE AFTER: CPU ticks of kernel threads between two
+# `tree_ticks 2 each` lists ("pid ticks" lines), counted per thread: a
+# kworker that exits in between takes its ticks with it, and a plain sum
+# would go down (negative kernel-thread CPU, "other" load made up).
+kthread_ticks() {
+	awk 'NR == FNR { t0[$1] = $2; next } { d = $2 - ($1 in t0 ? t0[$1] : 0); if (d > 0) s += d } END { print s + 0 }' "$1" "$2"
 }
 
 # Busy and iowait jiffies of the whole machine (all CPUs), from /proc/stat.
@@ -498,7 +509,7 @@ run_one() {
 	sync
 	[ -n "$spid" ] && sk0=$(tree_ticks "$spid")
 	c0=$(tree_ticks "$pid")
-	k0=$(tree_ticks 2)	# kthreadd's children: jbd2, kworkers (I/O)
+	tree_ticks 2 each >"$WORK/kthreads.0"	# kthreadd's children: jbd2, kworkers (I/O)
 	m0=$(machine_jiffies)
 	t0=$EPOCHREALTIME
 	rc=0
@@ -538,7 +549,9 @@ run_one() {
 	done
 	sleep 0.2
 	c1=$(tree_ticks "$pid")
-	k1=$(tree_ticks 2)
+	tree_ticks 2 each >"$WORK/kthreads.1"
+	k0=0
+	k1=$(kthread_ticks "$WORK/kthreads.0" "$WORK/kthreads.1")
 	[ -n "$spid" ] && sk1=$(tree_ticks "$spid")
 	[ "$rc" = 0 ] || status="source-exit-$rc;$status"
 	if [ -s "$slog" ]; then
