@@ -33,8 +33,8 @@
  * about 3, each with its own new/ fsync and wake-ups. A request that a
  * client waits for (a direct commit) runs the batch at the end of the turn.
  */
-#define LINGER_USEC  5000
-#define LINGER_BATCH 16
+#define LINGER_USEC  20000
+#define LINGER_BATCH 32
 #define SYNC_THREADS 16	/* fsyncs in parallel */
 #define MAILDIR_CACHE 64	/* Maildirs whose tmp/ and new/ stay open */
 
