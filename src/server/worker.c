@@ -232,6 +232,23 @@ spare_use(struct conn *c)
 	return 0;
 }
 
+/*
+ * The commit's flags: a spare is asked for only by a worker serving this
+ * one session (under load the queue answers many MSG_Q_OPEN in one turn
+ * anyway, and a spare made while answering a commit delays the others).
+ */
+static uint32_t
+spare_ask(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (w->live > 1 || w->spare_fd != -1 || w->spare_asked || w->stopping || w->retiring)
+		return 0;
+	w->spare_asked = 1;
+	w->spare_reqid = c->reqid;
+	return COMMIT_F_SPARE;
+}
+
 /* A spare that came with a commit's answer (the rest of MSG_Q_COMMIT_OK). */
 static void
 spare_take(struct worker *w, struct ipc_msg *m)
@@ -294,18 +311,8 @@ op_commit(void *ctx, struct session *s, const char *id, const struct buf *env)
 		buf_init(&b, ENV_PART + 256);
 		ipc_put_str(&b, id);
 		ipc_put_bytes(&b, env->data + off, n);
-		/*
-		 * A spare only for a worker serving this one session: under load
-		 * the queue answers many MSG_Q_OPEN in one turn anyway, and a
-		 * spare made while answering a commit delays the other answers.
-		 */
-		if (last && c->w->live <= 1 && c->w->spare_fd == -1 && !c->w->spare_asked &&
-		    !c->w->stopping && !c->w->retiring) {
-			c->w->spare_asked = 1;
-			c->w->spare_reqid = c->reqid;
-			ipc_put_u32(&b, COMMIT_F_SPARE);
-		} else if (last)
-			ipc_put_u32(&b, 0);
+		if (last)
+			ipc_put_u32(&b, spare_ask(c));
 		if (ipc_send(c->w->queue, last ? MSG_Q_COMMIT : MSG_Q_ENV_PART, c->reqid,
 		    b.data, b.len, -1) == -1) {
 			c->w->spare_asked = 0;
@@ -834,13 +841,7 @@ on_queue(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	case MSG_Q_OPEN_OK:
 		ipc_get_str(m, id, sizeof(id));
 		if (ipc_get_end(m) == -1 || m->fd == -1 || c == NULL) {
-			/* The session is gone: give the file back. */
-			struct buf b;
-
-			buf_init(&b, 64);
-			ipc_put_str(&b, id);
-			ipc_send(ipc, MSG_Q_ABORT, m->reqid, b.data, b.len, -1);
-			buf_free(&b);
+			file_give_back(w, m->reqid, id);	/* the session is gone */
 			if (c)
 				session_open_done(c->s, NULL, EIO);
 			break;
