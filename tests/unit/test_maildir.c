@@ -124,6 +124,18 @@ read_delivered(const struct fixture *f, const char *name, size_t *len)
 	return buf;
 }
 
+/* The file new/name holds exactly want[0..n). */
+static void
+assert_delivered(const struct fixture *f, const char *name, const char *want, size_t n)
+{
+	size_t got;
+	char *out = read_delivered(f, name, &got);
+
+	assert_int_equal(got, n);
+	assert_memory_equal(out, want, n);
+	free(out);
+}
+
 static void
 fill_random(char *p, size_t n)
 {
@@ -224,10 +236,7 @@ test_two_deliveries_distinct(void **state)
 	out = read_delivered(f, r1.name, &got);
 	assert_int_equal(got, 0);
 	free(out);
-	out = read_delivered(f, r2.name, &got);
-	assert_int_equal(got, 2);
-	assert_memory_equal(out, "P\n", 2);
-	free(out);
+	assert_delivered(f, r2.name, "P\n", 2);
 	close(fd);
 }
 
@@ -240,8 +249,6 @@ test_staged_batch(void **state)
 {
 	struct fixture *f = *state;
 	struct maildir_job j[3];
-	size_t got;
-	char *out;
 	int i, fd[3];
 
 	for (i = 0; i < 3; i++) {
@@ -267,10 +274,7 @@ test_staged_batch(void **state)
 	assert_int_equal(count_sub(f, "new"), 2);
 	assert_int_equal(count_sub(f, "tmp"), 0);
 	assert_string_not_equal(j[0].name, j[2].name);
-	out = read_delivered(f, j[2].name, &got);
-	assert_int_equal(got, 5);
-	assert_memory_equal(out, "P:abc", 5);
-	free(out);
+	assert_delivered(f, j[2].name, "P:abc", 5);
 }
 
 /* A name already in new/ is never replaced: the delivery fails, the old file stays. */
@@ -280,8 +284,6 @@ test_publish_never_replaces(void **state)
 	struct fixture *f = *state;
 	struct maildir_job j;
 	char p[PATH_MAX + 300];
-	size_t got;
-	char *out;
 	int fd;
 
 	fd = make_source(f, "new", 3, 0);
@@ -298,10 +300,7 @@ test_publish_never_replaces(void **state)
 	maildir_end(&j);
 	assert_int_equal(count_sub(f, "new"), 1);
 	assert_int_equal(count_sub(f, "tmp"), 0);
-	out = read_delivered(f, j.name, &got);
-	assert_int_equal(got, 3);
-	assert_memory_equal(out, "old", 3);
-	free(out);
+	assert_delivered(f, j.name, "old", 3);
 }
 
 static void
@@ -455,10 +454,7 @@ test_cache_reuses_and_revalidates(void **state)
 	assert_int_equal(open_fds(), fds);	/* nothing opened or leaked */
 	assert_int_equal(count_sub(f, "new"), 2);
 	assert_int_equal(count_sub(f, "tmp"), 0);
-	out = read_delivered(f, r.name, &got);
-	assert_int_equal(got, 3);
-	assert_memory_equal(out, "C:x", 3);
-	free(out);
+	assert_delivered(f, r.name, "C:x", 3);
 
 	/* Removed: the next message makes the Maildir again. */
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->md);
