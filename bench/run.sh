@@ -25,6 +25,8 @@
 #   BENCH_TIMEOUT=120  seconds to wait for the last delivery after smtp-source
 #   BENCH_N_IDLE=10000 idle connections held at once (--quick: 2000)
 #   BENCH_IDLE_HOLD=0  seconds to keep holding them after the measurements
+#   BENCH_DROP_CACHES=1  sync and drop the clean page cache before every run
+#                      (0: do not; see settle_memory)
 #
 # Traffic stays on 127.0.0.1.  Every process started here is stopped on exit:
 # tern by the PID of its parent (SIGTERM; its children by PID if they linger),
@@ -145,6 +147,25 @@ tree_ticks() {
 		if (!each)
 			print sum
 	}' each="${2:-}"
+}
+
+# settle_memory: every run starts with the same kind of memory at hand. In
+# this VM (virtio-balloon with free page reporting) memory that stayed free
+# for a while has been handed back to the host, and the first touch of such
+# a page costs about 10 us of the guest's CPU (dd of 400 MiB into new page
+# cache: 0.95 s of system time; right after 400 MiB of files were deleted:
+# 0.08 s). Without this a 1 MiB run paid it or not depending on what ran
+# before it (tern 761, 779, then 302 msg/s; Postfix 221, 248, then 183).
+# With it, three sequences of three runs each were even for both servers
+# (tern 617-717, Postfix 227-253 msg/s). "1" drops only clean page cache
+# (after the sync), not dentries or inodes.
+settle_memory() {
+	[ "${BENCH_DROP_CACHES:-1}" = 1 ] || return 0
+	sync
+	if ! (echo 1 >/proc/sys/vm/drop_caches) 2>/dev/null; then
+		say "  (cannot drop the page cache, not root?: runs may differ by memory state)"
+		BENCH_DROP_CACHES=0
+	fi
 }
 
 # kthread_ticks BEFORE AFTER: CPU ticks of kernel threads between two
@@ -508,6 +529,7 @@ run_one() {
 	fi
 	sync
 	[ -n "$spid" ] && sk0=$(tree_ticks "$spid")
+	settle_memory
 	c0=$(tree_ticks "$pid")
 	tree_ticks 2 each >"$WORK/kthreads.0"	# kthreadd's children: jbd2, kworkers (I/O)
 	m0=$(machine_jiffies)
