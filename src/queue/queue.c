@@ -1637,6 +1637,13 @@ on_commit_batch(evutil_socket_t fd, short what, void *arg)
 	schedule(q);
 }
 
+/* Nothing else in the works (open, committing, delivered first): a message now would be alone. */
+static int
+queue_alone(const struct queue *q)
+{
+	return q->nopen == 0 && q->ndirect == 0 && q->nbatch == 0;
+}
+
 static void
 on_open(struct wchan *w, uint32_t reqid)
 {
@@ -1647,7 +1654,7 @@ on_open(struct wchan *w, uint32_t reqid)
 	 * stock, whose name is on disk already, or one whose name starts on
 	 * its way to disk now, while the client still sends.
 	 */
-	int lone = q->nopen == 0 && q->ndirect == 0 && q->nbatch == 0;
+	int lone = queue_alone(q);
 	struct qfile *f = qfile_new(w, lone);
 	struct buf b;
 
@@ -1690,7 +1697,7 @@ on_env(struct wchan *w, struct ipc_msg *m)
 	if (f->spare) {
 		/* In use since the worker's DATA: judged as on_open would have. */
 		f->spare = 0;
-		f->lone = q->nopen == 0 && q->ndirect == 0 && q->nbatch == 0;
+		f->lone = queue_alone(q);
 		q->nopen++;
 	}
 	f->reqid = m->reqid;
