@@ -213,11 +213,47 @@ put_value(struct buf *out, const char *s, size_t max)
 
 #define PUT_FIELD(out, f)	put_value((out), (f), sizeof(f))
 
+/*
+ * The encoder runs for every message a worker commits: pieces appended,
+ * no printf (14 calls of it were a fifth of a worker's instructions per
+ * message).
+ */
+static int
+put_key(struct buf *out, enum env_key k)
+{
+	return buf_appends(out, key_names[k]) == -1 || buf_append(out, ": ", 2) == -1 ? -1 : 0;
+}
+
+static int
+put_num(struct buf *out, uint64_t v)
+{
+	char d[20];
+	size_t n = sizeof(d);
+
+	do
+		d[--n] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return buf_append(out, d + n, sizeof(d) - n);
+}
+
+/* "key: N\n" */
+static int
+put_num_line(struct buf *out, enum env_key k, uint64_t v)
+{
+	return put_key(out, k) == -1 || put_num(out, v) == -1 ? -1 : buf_appendc(out, '\n');
+}
+
+/* "key: word\n" for a word of ours (a name from a table, a checked ID). */
+static int
+put_word_line(struct buf *out, enum env_key k, const char *word)
+{
+	return put_key(out, k) == -1 || buf_appends(out, word) == -1 ? -1 : buf_appendc(out, '\n');
+}
+
 static int
 put_line(struct buf *out, enum env_key k, const char *s, size_t max)
 {
-	if (buf_printf(out, "%s: ", key_names[k]) == -1 ||
-	    put_value(out, s, max) == -1)
+	if (put_key(out, k) == -1 || put_value(out, s, max) == -1)
 		return -1;
 	return buf_appendc(out, '\n');
 }
@@ -227,8 +263,10 @@ put_rcpt(struct buf *out, const struct envelope_rcpt *r)
 {
 	if ((size_t)r->state >= NSTATES || (size_t)r->kind >= NKINDS)
 		return -1;
-	if (buf_printf(out, "%s: %s %s %" PRIu32 " ", key_names[K_RCPT],
-	    state_names[r->state], kind_names[r->kind], r->attempts) == -1)
+	if (put_key(out, K_RCPT) == -1 || buf_appends(out, state_names[r->state]) == -1 ||
+	    buf_appendc(out, ' ') == -1 || buf_appends(out, kind_names[r->kind]) == -1 ||
+	    buf_appendc(out, ' ') == -1 || put_num(out, r->attempts) == -1 ||
+	    buf_appendc(out, ' ') == -1)
 		return -1;
 	if (PUT_FIELD(out, r->user) == -1 || buf_appendc(out, ' ') == -1 ||
 	    PUT_FIELD(out, r->domain) == -1 || buf_appendc(out, ' ') == -1 ||
@@ -239,7 +277,8 @@ put_rcpt(struct buf *out, const struct envelope_rcpt *r)
 	if (!dsn_notify_valid(r->notify) || !status_valid(r->status,
 	    strnlen(r->status, sizeof(r->status))))
 		return -1;
-	if (buf_printf(out, " %u ", r->notify) == -1 ||
+	if (buf_appendc(out, ' ') == -1 || put_num(out, r->notify) == -1 ||
+	    buf_appendc(out, ' ') == -1 ||
 	    PUT_FIELD(out, r->orcpt) == -1 || buf_appendc(out, ' ') == -1 ||
 	    PUT_FIELD(out, r->remote_mta) == -1 ||
 	    buf_appendc(out, ' ') == -1 || PUT_FIELD(out, r->status) == -1)
@@ -266,36 +305,29 @@ encode_all(const struct envelope *e, struct buf *out)
 {
 	size_t i;
 
-	if (buf_printf(out, "%s: %u\n%s: %s\n%s: %" PRId64 "\n",
-	    key_names[K_VERSION], ENVELOPE_VERSION, key_names[K_ID], e->id,
-	    key_names[K_CREATED], e->created) == -1 ||
+	/* encodable() checked the ID, the times (>= 0) and the table indexes. */
+	if (put_num_line(out, K_VERSION, ENVELOPE_VERSION) == -1 ||
+	    put_word_line(out, K_ID, e->id) == -1 ||
+	    put_num_line(out, K_CREATED, (uint64_t)e->created) == -1 ||
 	    put_line(out, K_SENDER, e->sender, sizeof(e->sender)) == -1 ||
 	    put_line(out, K_HELO, e->helo, sizeof(e->helo)) == -1 ||
-	    put_line(out, K_CLIENT, e->client_addr,
-	    sizeof(e->client_addr)) == -1 ||
-	    put_line(out, K_PROTO, e->proto, sizeof(e->proto)) == -1)
-		return -1;
-	if (buf_printf(out, "%s: %s\n%s: %d\n%s: %" PRIu64 "\n",
-	    key_names[K_BODY], e->body_8bit ? "8bitmime" : "7bit",
-	    key_names[K_SMTPUTF8], e->smtputf8 ? 1 : 0,
-	    key_names[K_SIZE], e->size) == -1)
-		return -1;
-	if (buf_printf(out, "%s: %s\n", key_names[K_RET],
-	    ret_names[e->ret]) == -1 ||
+	    put_line(out, K_CLIENT, e->client_addr, sizeof(e->client_addr)) == -1 ||
+	    put_line(out, K_PROTO, e->proto, sizeof(e->proto)) == -1 ||
+	    put_word_line(out, K_BODY, e->body_8bit ? "8bitmime" : "7bit") == -1 ||
+	    put_num_line(out, K_SMTPUTF8, e->smtputf8 ? 1 : 0) == -1 ||
+	    put_num_line(out, K_SIZE, e->size) == -1 ||
+	    put_word_line(out, K_RET, ret_names[e->ret]) == -1 ||
 	    put_line(out, K_ENVID, e->envid, sizeof(e->envid)) == -1 ||
-	    buf_printf(out, "%s: %" PRId64 "\n%s: %d\n%s: %s\n",
-	    key_names[K_NEXT], e->next_attempt, key_names[K_WARNED],
-	    e->warned ? 1 : 0, key_names[K_DSNKIND],
-	    dsn_kind_names[e->dsn_kind]) == -1)
-		return -1;
-	if (put_line(out, K_PREPEND, e->prepend ? e->prepend : "",
-	    ENVELOPE_PREPEND_MAX + 1) == -1 ||
-	    buf_printf(out, "%s: %d\n", key_names[K_QUARANTINE], e->quarantine ? 1 : 0) == -1)
+	    put_num_line(out, K_NEXT, (uint64_t)e->next_attempt) == -1 ||
+	    put_num_line(out, K_WARNED, e->warned ? 1 : 0) == -1 ||
+	    put_word_line(out, K_DSNKIND, dsn_kind_names[e->dsn_kind]) == -1 ||
+	    put_line(out, K_PREPEND, e->prepend ? e->prepend : "", ENVELOPE_PREPEND_MAX + 1) == -1 ||
+	    put_num_line(out, K_QUARANTINE, e->quarantine ? 1 : 0) == -1)
 		return -1;
 	for (i = 0; i < e->nrcpts; i++)
 		if (put_rcpt(out, &e->rcpts[i]) == -1)
 			return -1;
-	return buf_printf(out, "%s: 1\n", key_names[K_END]);
+	return put_num_line(out, K_END, 1);
 }
 
 int
