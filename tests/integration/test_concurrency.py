@@ -1,5 +1,6 @@
 """200 concurrent clients, each delivering one message: all arrive."""
 
+import re
 import smtplib
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -132,3 +133,50 @@ def test_out_of_descriptors_pauses_accepting(tern_factory, tmp_path, monkeypatch
     time.sleep(0.5)
     c = t.client()	# reads and checks the 220
     assert c.cmd("QUIT").code == 221
+
+
+def voluntary_switches(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches for {pid}")
+
+
+def connects_by_pid(tern):
+    """How many sessions each smtp worker accepted so far (its event=connect lines)."""
+    counts = {}
+    for m in re.finditer(r" pid=(\d+) proc=smtp level=info event=connect ", tern.log()):
+        counts[int(m.group(1))] = counts.get(int(m.group(1)), 0) + 1
+    return counts
+
+
+@pytest.mark.tern(workers=3)
+def test_one_idle_worker_woken_per_connection(tern):
+    """A new connection wakes one idle worker, not every worker listening on
+    the socket (EPOLLEXCLUSIVE, listen_exclusive in src/server/worker.c):
+    with clients one after the other, the workers that accept none of them
+    sleep through them all. Before, each connection woke all three, and two
+    found nothing to accept."""
+    import time
+
+    n = 30
+    workers = tern.smtp_workers()
+    assert len(workers) == 3
+    time.sleep(0.2)
+    conn0 = connects_by_pid(tern)
+    woke0 = {p: voluntary_switches(p) for p in workers}
+    for _ in range(n):
+        c = tern.client()	# reads and checks the 220
+        assert c.cmd("QUIT").code == 221
+        c.close()
+        time.sleep(0.05)
+    time.sleep(0.2)
+    conn1 = connects_by_pid(tern)
+    accepted = {p: conn1.get(p, 0) - conn0.get(p, 0) for p in workers}
+    woke = {p: voluntary_switches(p) - woke0[p] for p in workers}
+    assert sum(accepted.values()) == n, (accepted, conn1)
+    idle = [p for p in workers if accepted[p] == 0]
+    assert idle, f"every worker accepted some of {n} sequential clients: {accepted}"
+    for p in idle:
+        assert woke[p] <= 5, f"worker {p} accepted nothing but woke {woke[p]} times: {woke}"
