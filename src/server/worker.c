@@ -791,7 +791,7 @@ accept_pause(struct worker *w, int err)
 /*
  * Every worker listens on the same sockets. Registered as libevent does,
  * a new connection wakes every idle worker and all but one find nothing
- * to accept: at one message at a time the idle worker's wake-ups cost 30-45
+ * to accept: at one message at a time the idle worker's wake-ups cost 30-40
  * ms of CPU per 1000 messages, a tenth of tern's. EPOLLEXCLUSIVE wakes one
  * worker that waits (more only when the first is busy), but libevent 2.1
  * cannot ask for it; so each listening socket's entry in libevent's epoll
