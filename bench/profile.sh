@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "profile.sh: run as root" >&2; exit 2; }
 [ -x "$TERN" ] || { echo "profile.sh: no $TERN (make first)" >&2; exit 2; }
+[ -x /usr/sbin/smtp-source ] || { echo "profile.sh: no smtp-source (bash scripts/deps.sh installs it)" >&2; exit 2; }
 
 free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -117,7 +118,8 @@ fi
 sleep 1	# deliveries and relays still in flight
 M1=$(machine_ticks)
 snapshot >"$W/b"
-echo "rate $(echo "$N / ($T1 - $T0)" | bc -l | cut -c1-7) msg/s (smtp-source, $N messages, S=$S)"
+awk -v n="$N" -v t0="$T0" -v t1="$T1" -v s="$S" \
+	'BEGIN { printf "rate %.1f msg/s (smtp-source, %d messages, S=%d)\n", n / (t1 - t0), n, s }' 
 [ "$RELAY" = 1 ] || echo "delivered $(find "$W/mail/localhost/bench/new" -type f | wc -l)"
 echo "machine $(( (M1 - M0) * 10 * 1000 / N )) ms per 1000 (all CPUs, incl. 1 s after)"
 join "$W/a" "$W/b" | awk -v n="$N" '{ d = ($6 - $3) * 10 * 1000 / n; tot += d;

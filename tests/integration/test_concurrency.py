@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from conftest import proc_status
+
 N = 200
 
 
@@ -136,11 +138,7 @@ def test_out_of_descriptors_pauses_accepting(tern_factory, tmp_path, monkeypatch
 
 
 def voluntary_switches(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("voluntary_ctxt_switches:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no voluntary_ctxt_switches for {pid}")
+    return int(proc_status(pid)["voluntary_ctxt_switches"])
 
 
 def connects_by_pid(tern):

@@ -14,11 +14,12 @@ smtp-sink peer). Under a sanitizer build (redzones, quarantine) the figures
 are printed and the messages checked, but the memory bounds are not.
 """
 
+import os
 import time
 
 import pytest
 
-from conftest import descendants_of, free_port
+from conftest import descendants_of, free_port, proc_status
 from smtp_client import is_root
 from test_abuse import sanitized
 from test_outbound import Sink, sender_tern, submit, wait_log
@@ -32,16 +33,7 @@ SLACK_KIB = 2 * 1024
 
 
 def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} for {pid}")
-
-
-def comm(pid):
-    with open(f"/proc/{pid}/comm") as f:
-        return f.read().strip()
+    return int(proc_status(pid)[field].split()[0])
 
 
 def role_pids(t):
@@ -49,7 +41,7 @@ def role_pids(t):
     found = {}
     for pid in descendants_of(t.pid):
         try:
-            name = comm(pid)
+            name = proc_status(pid)["Name"]
         except OSError:
             continue
         if name in ROLES:
@@ -95,8 +87,7 @@ def send_local(t, body):
 def stored_size(t, qid):
     """The size of the Maildir copy of queue ID qid (log: event=delivered)."""
     [path] = wait_log(t, rf"event=delivered id={qid} .*?mailbox=(\S+)")
-    with open(path, "rb") as f:
-        return len(f.read())
+    return os.path.getsize(path)
 
 
 @pytest.mark.skipif(not is_root(), reason="clear_refs of processes of other users needs root")
