@@ -3,25 +3,51 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define STACK_SIZE (64 * 1024)	/* the threads only call fsync */
 
+/*
+ * No lock: a helper that was woken while the caller held a mutex went back
+ * to sleep on that mutex at once, and again each time it reported a file
+ * (the futex calls and their context switches were a fifth of the deliver
+ * process's CPU at S=20). Instead, files are claimed from one atomic word,
+ * which holds the batch's size (high half) and the next index (low half):
+ * a claim whose index is below the size is a file of the batch then being
+ * run, whatever batch the helper was woken for, and a claim can only
+ * succeed while that batch is unfinished, so its arrays are still valid.
+ * A failed claim touches nothing but the word.
+ */
 struct syncpool {
-	pthread_mutex_t lock;
-	pthread_cond_t  work;	/* a new batch, or stop */
-	pthread_cond_t  done;	/* the batch's last file finished */
-	pthread_t      *threads;
-	unsigned        nthreads;
-	int             stop;
-	/* The batch being synced; guarded by lock. */
-	const int      *fds;
-	int            *errs;
-	size_t          n, next, left;
-	size_t          full_from;	/* fds from this index get fsync, the others fdatasync */
+	pthread_t        *threads;
+	unsigned          nthreads;
+	_Atomic uint64_t  claim;	/* n << 32 | next index */
+	_Atomic uint32_t  left;		/* files of the batch not finished; futex */
+	_Atomic uint32_t  bell;		/* bumped for every batch and at stop; futex */
+	_Atomic int       stop;
+	/* The batch: written before `claim`, read-only while it runs. */
+	const int        *fds;
+	int              *errs;
+	size_t            full_from;	/* fds from this index get fsync, the others fdatasync */
 };
+
+static void
+futex_wait(_Atomic uint32_t *word, uint32_t seen)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+static void
+futex_wake(_Atomic uint32_t *word, int n)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
 
 static int
 sync_one(int fd, int datasync)
@@ -57,22 +83,19 @@ write_ahead(const int *fds, size_t n)
 			    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
 }
 
-/* Takes files of the current batch until none is left; called locked. */
+/* Syncs files of the running batch until none is left to claim. */
 static void
 drain(struct syncpool *p)
 {
-	while (p->next < p->n) {
-		size_t i = p->next++;
-		int err = 0;
+	for (;;) {
+		uint64_t c = atomic_fetch_add_explicit(&p->claim, 1, memory_order_acquire);
+		size_t i = (size_t)(uint32_t)c;
 
-		if (p->fds[i] != -1) {
-			pthread_mutex_unlock(&p->lock);
-			err = sync_one(p->fds[i], i < p->full_from);
-			pthread_mutex_lock(&p->lock);
-		}
-		p->errs[i] = err;
-		if (--p->left == 0)
-			pthread_cond_signal(&p->done);
+		if (i >= (size_t)(c >> 32))
+			return;
+		p->errs[i] = p->fds[i] == -1 ? 0 : sync_one(p->fds[i], i < p->full_from);
+		if (atomic_fetch_sub_explicit(&p->left, 1, memory_order_acq_rel) == 1)
+			futex_wake(&p->left, 1);
 	}
 }
 
@@ -81,13 +104,15 @@ worker(void *arg)
 {
 	struct syncpool *p = arg;
 
-	pthread_mutex_lock(&p->lock);
-	while (!p->stop) {
+	for (;;) {
+		uint32_t seen = atomic_load_explicit(&p->bell, memory_order_acquire);
+
+		if (atomic_load_explicit(&p->stop, memory_order_acquire))
+			return NULL;
 		drain(p);
-		pthread_cond_wait(&p->work, &p->lock);
+		/* Sleeps only if no batch began since `seen` was read. */
+		futex_wait(&p->bell, seen);
 	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
 }
 
 struct syncpool *
@@ -100,9 +125,10 @@ syncpool_new(unsigned threads)
 		free(p);
 		return NULL;
 	}
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->work, NULL);
-	pthread_cond_init(&p->done, NULL);
+	atomic_init(&p->claim, 0);
+	atomic_init(&p->left, 0);
+	atomic_init(&p->bell, 0);
+	atomic_init(&p->stop, 0);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, STACK_SIZE);
 	while (p->nthreads < threads &&
@@ -123,15 +149,11 @@ syncpool_free(struct syncpool *p)
 
 	if (p == NULL)
 		return;
-	pthread_mutex_lock(&p->lock);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->work);
-	pthread_mutex_unlock(&p->lock);
+	atomic_store_explicit(&p->stop, 1, memory_order_release);
+	atomic_fetch_add_explicit(&p->bell, 1, memory_order_release);
+	futex_wake(&p->bell, INT32_MAX);
 	for (i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
-	pthread_cond_destroy(&p->done);
-	pthread_cond_destroy(&p->work);
-	pthread_mutex_destroy(&p->lock);
 	free(p->threads);
 	free(p);
 }
@@ -142,6 +164,26 @@ syncpool_run(struct syncpool *p, const int *fds, int *errs, size_t n, int datasy
 	syncpool_run_mixed(p, fds, errs, n, datasync ? n : 0);
 }
 
+/* One batch of at most UINT32_MAX files (the claim word's halves). */
+static void
+run_batch(struct syncpool *p, const int *fds, int *errs, size_t n, size_t full_from, size_t busy)
+{
+	uint32_t l;
+
+	write_ahead(fds, n);
+	p->fds = fds;
+	p->errs = errs;
+	p->full_from = full_from;
+	atomic_store_explicit(&p->left, (uint32_t)n, memory_order_relaxed);
+	atomic_store_explicit(&p->claim, (uint64_t)n << 32, memory_order_release);
+	atomic_fetch_add_explicit(&p->bell, 1, memory_order_release);
+	/* Only as many helpers as there is work for: each wake-up costs. */
+	futex_wake(&p->bell, (int)(busy - 1 < p->nthreads ? busy - 1 : p->nthreads));
+	drain(p);
+	while ((l = atomic_load_explicit(&p->left, memory_order_acquire)) != 0)
+		futex_wait(&p->left, l);
+}
+
 void
 syncpool_run_mixed(struct syncpool *p, const int *fds, int *errs, size_t n, size_t full_from)
 {
@@ -149,26 +191,10 @@ syncpool_run_mixed(struct syncpool *p, const int *fds, int *errs, size_t n, size
 
 	for (i = 0; i < n; i++)
 		busy += fds[i] != -1;
-	if (p == NULL || busy < 2) {
+	if (p == NULL || busy < 2 || n > UINT32_MAX) {
 		for (i = 0; i < n; i++)
 			errs[i] = fds[i] == -1 ? 0 : sync_one(fds[i], i < full_from);
 		return;
 	}
-	write_ahead(fds, n);
-	pthread_mutex_lock(&p->lock);
-	p->fds = fds;
-	p->errs = errs;
-	p->n = p->left = n;
-	p->next = 0;
-	p->full_from = full_from;
-	/* Only as many helpers as there is work for: each wakeup costs. */
-	for (i = 1; i < busy && i <= p->nthreads; i++)
-		pthread_cond_signal(&p->work);
-	drain(p);
-	while (p->left > 0)
-		pthread_cond_wait(&p->done, &p->lock);
-	p->fds = NULL;
-	p->errs = NULL;
-	p->n = p->next = 0;
-	pthread_mutex_unlock(&p->lock);
+	run_batch(p, fds, errs, n, full_from, busy);
 }
