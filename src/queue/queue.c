@@ -143,6 +143,8 @@ struct queue {
 	unsigned             nheld;		/* held messages, on disk only */
 	int                  journal;		/* RELAY_JOURNAL, for the mta; -1 if none */
 	struct syncpool     *syncpool;	/* the commits' fdatasyncs */
+	time_t               low_checked;	/* spool_low: when it last asked (monotonic s) */
+	int                  low;
 	struct bgsync       *dirsync;	/* early syncs of queue/ for lone messages */
 	unsigned             nopen;	/* files handed to workers, not committed or dropped */
 	unsigned             ndirect;	/* messages in delivery before their 250 */
@@ -293,13 +295,19 @@ msg_free(struct qmsg *m)
  * back at once (the truncate costs a discard on some disks, so not always).
  */
 static int
-spool_low(const struct queue *q)
+spool_low(struct queue *q)
 {
 	struct statvfs sv;
+	struct timespec now;
 
+	/* Asked for every removed message: the filesystem's answer is kept a second. */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (q->low_checked != 0 && now.tv_sec == q->low_checked)
+		return q->low;
+	q->low_checked = now.tv_sec;
 	if (fstatvfs(q->dirfd, &sv) == -1)
-		return 0;
-	return sv.f_bavail < sv.f_blocks / 20 ||
+		return q->low = 0;
+	return q->low = sv.f_bavail < sv.f_blocks / 20 ||
 	    (uint64_t)sv.f_bavail * sv.f_frsize < SPOOL_LOW_BYTES;
 }
 

@@ -140,6 +140,33 @@ crc_of_range(int fd, uint64_t len, uint32_t *crc, unsigned char *chunk)
 	return 0;
 }
 
+/* The envelope and the footer at `off`: one write when they fit in buf (CHUNK bytes). */
+static int
+tail_write(int fd, const struct buf *envtext, const unsigned char *foot, unsigned char *buf, off_t off)
+{
+	if (envtext->len + SPOOL_FOOTER_LEN > CHUNK)
+		return pwrite_all(fd, envtext->data, envtext->len, off) == 0 &&
+		    pwrite_all(fd, foot, SPOOL_FOOTER_LEN, off + (off_t)envtext->len) == 0 ? 0 : -1;
+	memcpy(buf, envtext->data, envtext->len);
+	memcpy(buf + envtext->len, foot, SPOOL_FOOTER_LEN);
+	return pwrite_all(fd, buf, envtext->len + SPOOL_FOOTER_LEN, off);
+}
+
+/*
+ * The file ends at `end`: a reused spool file may be longer. Cut only
+ * then: an ftruncate to the same size still costs a syscall and an inode
+ * update per message.
+ */
+static int
+end_at(int fd, off_t end)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && st.st_size == end)
+		return 0;
+	return ftruncate(fd, end);
+}
+
 int
 spool_append(int fd, const char *id, uint64_t content_len, const struct buf *envtext)
 {
@@ -163,9 +190,8 @@ spool_append(int fd, const char *id, uint64_t content_len, const struct buf *env
 		f.crc = spool_crc(crc, envtext->data, envtext->len);
 		spool_footer_encode(foot, &f);
 		end = (off_t)(content_len + envtext->len + SPOOL_FOOTER_LEN);
-		if (pwrite_all(fd, envtext->data, envtext->len, (off_t)content_len) == 0 &&
-		    pwrite_all(fd, foot, sizeof(foot), (off_t)(content_len + envtext->len)) == 0 &&
-		    ftruncate(fd, end) == 0)
+		if (tail_write(fd, envtext, foot, chunk, (off_t)content_len) == 0 &&
+		    end_at(fd, end) == 0)
 			rc = 0;
 	}
 	free(chunk);

@@ -112,6 +112,42 @@ test_append_and_read(void **state)
 }
 
 /*
+ * An envelope too large to go out in one write with its footer (64 KiB
+ * and more: thousands of recipients), and a file reused for a message of
+ * the same length (nothing to cut): both read back whole.
+ */
+static void
+test_large_envelope_and_same_size(void **state)
+{
+	struct spool_footer f;
+	const char *why = NULL;
+	struct buf env, big;
+	size_t i;
+	int fd = temp_file();
+
+	(void)state;
+	buf_init(&big, 1 << 20);
+	for (i = 0; big.len < 70000; i++)
+		assert_int_equal(buf_appends(&big, "rcpt: <someone@example.org> 0 N\n"), 0);
+	put(fd, "Subject: hi\r\n\r\nbody\r\n", 0);
+	assert_int_equal(spool_append(fd, ID, 21, &big), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)(21 + big.len + SPOOL_FOOTER_LEN));
+	buf_init(&env, 1 << 20);
+	assert_int_equal(spool_read(fd, ID, 1, &f, &env, &why), 0);
+	assert_int_equal(env.len, big.len);
+	assert_memory_equal(env.data, big.data, big.len);
+	/* Reused by a message of the same sizes: the footer is the new one. */
+	put(fd, "Subject: ho\r\n\r\nbody\r\n", 0);
+	assert_int_equal(spool_append(fd, ID2, 21, &big), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)(21 + big.len + SPOOL_FOOTER_LEN));
+	assert_int_equal(spool_read(fd, ID2, 1, &f, NULL, &why), 0);
+	assert_int_equal(spool_read(fd, ID, 0, &f, NULL, &why), -1);
+	buf_free(&env);
+	buf_free(&big);
+	close(fd);
+}
+
+/*
  * After a crash a reused file can hold an intact footer over content of
  * which only some pages were written: the CRC must refuse it.
  */
@@ -189,6 +225,7 @@ main(void)
 		cmocka_unit_test(test_footer_round_trip),
 		cmocka_unit_test(test_footer_rejects),
 		cmocka_unit_test(test_append_and_read),
+		cmocka_unit_test(test_large_envelope_and_same_size),
 		cmocka_unit_test(test_torn_content),
 		cmocka_unit_test(test_lengths),
 	};
