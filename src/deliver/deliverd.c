@@ -30,10 +30,12 @@
  * A batch that no client waits for (every request DELIVER_F_LATER: stored
  * and acknowledged already) waits up to LINGER_USEC for more requests,
  * unless it has LINGER_BATCH: one message at a time (S=1) made rounds of
- * about 3, each with its own new/ fsync and wake-ups. A request that a
- * client waits for (a direct commit) runs the batch at the end of the turn.
+ * about 3, each with its own new/ fsync and wake-ups. The queue holds such
+ * requests itself (its LATER_MS) and sends them together; the linger here
+ * only lets all of one such burst arrive. A request that a client waits
+ * for (a direct commit) runs the batch at the end of the turn.
  */
-#define LINGER_USEC  20000
+#define LINGER_USEC  2000
 #define LINGER_BATCH 32
 #define SYNC_THREADS 16	/* fsyncs in parallel */
 #define MAILDIR_CACHE 64	/* Maildirs whose tmp/ and new/ stay open */

@@ -50,6 +50,14 @@
 #define SPOOL_LOW_BYTES ((uint64_t)256 << 20)	/* see spool_low */
 #define STOCK_MAX      16	/* files named ahead in queue/ for lone messages */
 #define STOCK_LOW      4	/* below this many the stock is filled up again */
+/*
+ * Deliveries of stored messages (acknowledged already, nobody waits) are
+ * held for up to LATER_MS or until LATER_BATCH of them are there, then
+ * sent to the deliver process together: at S=1 one request at a time woke
+ * it for every message. LATER_BATCH is the deliver's LINGER_BATCH.
+ */
+#define LATER_MS       20
+#define LATER_BATCH    32
 
 struct wchan;
 
@@ -136,6 +144,9 @@ struct queue {
 	size_t               nbatch, batchcap;
 	struct event        *ev_commit;
 	struct work         *todo, *todo_tail;	/* waiting for a deliver process */
+	struct work         *later, *later_tail;	/* held: stored messages' deliveries (LATER_MS) */
+	size_t               nlater;
+	struct event        *ev_later;
 	unsigned             nsent;		/* in flight at all deliver processes */
 	char                 last_id[QUEUE_ID_LEN + 1];
 	int                  dirfd;
@@ -617,12 +628,39 @@ enqueue_work(struct queue *q, struct qmsg *m, size_t rcpt)
 		log_panic("event=oom where=enqueue_work");
 	w->m = m;
 	w->rcpt = rcpt;
+	m->inflight++;
+	if (!m->direct) {
+		if (q->later_tail)
+			q->later_tail->next = w;
+		else
+			q->later = w;
+		q->later_tail = w;
+		q->nlater++;
+		return;
+	}
 	if (q->todo_tail)
 		q->todo_tail->next = w;
 	else
 		q->todo = w;
 	q->todo_tail = w;
-	m->inflight++;
+}
+
+/* The held deliveries join the line for the deliver process. */
+static void
+later_release(struct queue *q)
+{
+	if (q->later == NULL)
+		return;
+	log_debug("event=later-released n=%zu", q->nlater);
+	if (q->todo_tail)
+		q->todo_tail->next = q->later;
+	else
+		q->todo = q->later;
+	q->todo_tail = q->later_tail;
+	q->later = q->later_tail = NULL;
+	q->nlater = 0;
+	if (q->ev_later)
+		evtimer_del(q->ev_later);
 }
 
 static const char *
@@ -1080,8 +1118,13 @@ dchan_pick(struct queue *q)
 static void
 schedule(struct queue *q)
 {
+	static const struct timeval later_tv = { 0, LATER_MS * 1000 };
 	struct dchan *dc;
 
+	if (q->nlater >= LATER_BATCH || q->ev_later == NULL)
+		later_release(q);
+	else if (q->nlater > 0 && !evtimer_pending(q->ev_later, NULL))
+		evtimer_add(q->ev_later, &later_tv);
 	while (q->todo && q->nsent < DELIVER_WINDOW && (dc = dchan_pick(q)) != NULL) {
 		struct work *w = q->todo;
 		struct envelope_rcpt *r = &w->m->env.rcpts[w->rcpt];
@@ -1125,6 +1168,15 @@ schedule(struct queue *q)
 		dc->nsent++;
 		q->nsent++;
 	}
+}
+
+static void
+on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	later_release(q);
+	schedule(q);
 }
 
 static void
@@ -2512,6 +2564,10 @@ queue_free(struct queue *q)
 		ipc_free(wc->ipc);
 		free(wc);
 	}
+	for (w = q->later; w; w = next) {
+		next = w->next;
+		free(w);
+	}
 	for (w = q->todo; w; w = next) {
 		next = w->next;
 		free(w);
@@ -2537,6 +2593,8 @@ queue_free(struct queue *q)
 	idmap_free(q->byid);
 	free(q->batch);
 	event_free(q->ev_commit);
+	if (q->ev_later)
+		event_free(q->ev_later);
 	ipc_free(q->mta);
 	ipc_free(q->parent);
 	close(q->dirfd);
@@ -2567,6 +2625,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 		log_fatal("event=oom");
 	q.dirsync = bgsync_new(q.dirfd);
 	q.ev_commit = event_new(q.base, -1, 0, on_commit_batch, &q);
+	q.ev_later = evtimer_new(q.base, on_later, &q);	/* NULL: nothing is held */
 	q.parent = ipc_new(q.base, parent_fd, on_parent, &q);
 	if (dchan_add(&q, deliver_fd) == -1)
 		log_fatal("event=ipc-failed what=deliver");

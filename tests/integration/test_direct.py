@@ -143,6 +143,25 @@ def test_lone_message_is_stored(tern):
     c.close()
 
 
+@pytest.mark.tern(verbose=True)
+def test_stored_messages_go_to_the_deliver_process_together(tern):
+    """Stored messages (acknowledged, nobody waits) are delivered in bursts:
+    the queue holds their requests for a moment and sends them together,
+    instead of waking the deliver process for each message."""
+    n = 10
+    for i in range(n):
+        c = tern.client()
+        c.ehlo()
+        c.deliver("carol@example.test", ["alice@localhost"], simple_body(f"burst{i}"))
+        c.close()
+    assert len(tern.wait_for_messages("alice", n=n)) == n
+    tern.wait_spool_empty()
+    released = [int(k) for k in re.findall(r"event=later-released n=(\d+)", tern.log())]
+    # Every one went through the hold, and fewer bursts than messages.
+    assert sum(released) == n, released
+    assert len(released) < n, released
+
+
 def test_success_notify_goes_through_the_spool(tern):
     """A success DSN is owed: the message is stored (fsync) before the 250."""
     c = tern.client()
