@@ -619,6 +619,17 @@ footer_envelope(const char *id, struct envelope *env, uint64_t *clen, const char
 	return r;
 }
 
+/* Puts the chain first..last at the end of the list (head, tail). */
+static void
+work_append(struct work **head, struct work **tail, struct work *first, struct work *last)
+{
+	if (*tail)
+		(*tail)->next = first;
+	else
+		*head = first;
+	*tail = last;
+}
+
 static void
 enqueue_work(struct queue *q, struct qmsg *m, size_t rcpt)
 {
@@ -629,20 +640,12 @@ enqueue_work(struct queue *q, struct qmsg *m, size_t rcpt)
 	w->m = m;
 	w->rcpt = rcpt;
 	m->inflight++;
-	if (!m->direct) {
-		if (q->later_tail)
-			q->later_tail->next = w;
-		else
-			q->later = w;
-		q->later_tail = w;
+	if (m->direct)
+		work_append(&q->todo, &q->todo_tail, w, w);
+	else {
+		work_append(&q->later, &q->later_tail, w, w);
 		q->nlater++;
-		return;
 	}
-	if (q->todo_tail)
-		q->todo_tail->next = w;
-	else
-		q->todo = w;
-	q->todo_tail = w;
 }
 
 /* The held deliveries join the line for the deliver process. */
@@ -652,11 +655,7 @@ later_release(struct queue *q)
 	if (q->later == NULL)
 		return;
 	log_debug("event=later-released n=%zu", q->nlater);
-	if (q->todo_tail)
-		q->todo_tail->next = q->later;
-	else
-		q->todo = q->later;
-	q->todo_tail = q->later_tail;
+	work_append(&q->todo, &q->todo_tail, q->later, q->later_tail);
 	q->later = q->later_tail = NULL;
 	q->nlater = 0;
 	if (q->ev_later)
@@ -1160,11 +1159,7 @@ schedule(struct queue *q)
 		}
 		close(fd);
 		buf_free(&b);
-		if (dc->sent_tail)
-			dc->sent_tail->next = w;
-		else
-			dc->sent = w;
-		dc->sent_tail = w;
+		work_append(&dc->sent, &dc->sent_tail, w, w);
 		dc->nsent++;
 		q->nsent++;
 	}
