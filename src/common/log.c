@@ -147,8 +147,8 @@ log_prefix(char *out, const char *level, size_t *body)
 
 /*
  * The conversions log lines use (%s %c %d %i %u %x, with l, ll or z, and
- * %%) without printf: vsnprintf was about a quarter of a worker's own
- * instructions per message. Writes at most room - 1 bytes and a NUL;
+ * %%) without printf: 1,816 instead of vsnprintf's 3,071 instructions for
+ * a committed line, and every process logs a few per message. Writes at most room - 1 bytes and a NUL;
  * returns their count, or -1 (nothing to trust in out) at the first
  * conversion it does not know (a flag, a width, another type): the caller
  * then formats the line with vsnprintf.

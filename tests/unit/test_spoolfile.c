@@ -122,12 +122,11 @@ test_large_envelope_and_same_size(void **state)
 	struct spool_footer f;
 	const char *why = NULL;
 	struct buf env, big;
-	size_t i;
 	int fd = temp_file();
 
 	(void)state;
 	buf_init(&big, 1 << 20);
-	for (i = 0; big.len < 70000; i++)
+	while (big.len < 70000)
 		assert_int_equal(buf_appends(&big, "rcpt: <someone@example.org> 0 N\n"), 0);
 	put(fd, "Subject: hi\r\n\r\nbody\r\n", 0);
 	assert_int_equal(spool_append(fd, ID, 21, &big), 0);

@@ -60,7 +60,7 @@ kit_close(struct kit *k)
 	rmdir(k->dir);
 }
 
-/* fds[i] of kind (i * seed) % 5: file, file, -1, pipe, closed; the expected answers. */
+/* fds[i] of kind (i * 7 + seed) % 5: file, file, -1, pipe, closed; the expected answers. */
 static void
 make_batch(const struct kit *k, int *fds, int *want, int *errs, size_t n, unsigned seed)
 {
