@@ -57,6 +57,9 @@ enum msgtype {
 				   "connections N" lines */
 	/* queue -> mta */
 	MSG_M_JOURNAL,		/* (none); fd = the relay journal, opened for appending */
+	/* parent -> queue, at a reload */
+	MSG_P_CONFIG,		/* u32 generation; fd = a memfd holding the qconf encoding
+				   (queue/qconf.h) of the new configuration */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

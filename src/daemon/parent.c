@@ -29,6 +29,7 @@
 #include "deliver/mta.h"
 #include "deliver/signer.h"
 #include "queue/maildrop.h"
+#include "queue/qconf.h"
 #include "server/dmarcrep.h"
 #include "queue/queue.h"
 #include "server/authd.h"
@@ -349,6 +350,28 @@ add_deliver(struct parent *p)
 	memcpy(gen, &p->gen, sizeof(gen));
 	ipc_send(p->queue, MSG_P_DELIVER, 0, gen, sizeof(gen), qend);
 	close(qend);
+}
+
+/*
+ * The queue outlives reloads and may not read the configuration's files:
+ * it gets what it uses of the new configuration as bytes (queue/qconf.h).
+ */
+static void
+send_qconf(struct parent *p)
+{
+	uint8_t gen[4];
+	int fd;
+
+	if (p->queue == NULL)
+		return;
+	if ((fd = qconf_to_memfd(p->cfg)) == -1) {
+		log_warn("event=reload-queue-failed error=\"%s\" note=\"the queue keeps "
+		    "the old configuration\"", strerror(errno));
+		return;
+	}
+	memcpy(gen, &p->gen, sizeof(gen));
+	ipc_send(p->queue, MSG_P_CONFIG, 0, gen, sizeof(gen), fd);
+	close(fd);
 }
 
 /* The outbound process: unprivileged, no chroot (it reads resolv.conf). */
@@ -747,6 +770,32 @@ same_listen(const struct config *a, const struct config *b)
 	return 1;
 }
 
+/*
+ * Settings the running processes were started with: a reload keeps the old
+ * value and says so. 0, or -1 when memory runs out.
+ */
+static int
+keep_start_settings(const struct config *old, struct config *n)
+{
+	char *spool;
+
+	if (strcmp(old->user, n->user) != 0 || strcmp(old->deliver_user, n->deliver_user) != 0) {
+		log_warn("event=reload-restart-needed setting=user note=\"user and deliver_user "
+		    "change at a restart; the old ones stay\"");
+		memcpy(n->user, old->user, sizeof(n->user));
+		memcpy(n->deliver_user, old->deliver_user, sizeof(n->deliver_user));
+	}
+	if (strcmp(old->spool_dir, n->spool_dir) != 0) {
+		log_warn("event=reload-restart-needed setting=spool note=\"spool changes at a "
+		    "restart; the old one stays\"");
+		if ((spool = strdup(old->spool_dir)) == NULL)
+			return -1;
+		free(n->spool_dir);
+		n->spool_dir = spool;
+	}
+	return 0;
+}
+
 /* A new generation of workers; the old ones stop accepting and drain. */
 static void
 respawn_workers(struct parent *p)
@@ -781,6 +830,12 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		memcpy(ncfg->listen, p->cfg->listen, sizeof(ncfg->listen));
 		ncfg->nlisten = p->cfg->nlisten;
 	}
+	if (keep_start_settings(p->cfg, ncfg) == -1) {
+		log_warn("event=reload-failed error=\"out of memory\" note=\"old configuration kept\"");
+		config_free(ncfg);
+		free(ncfg);
+		return;
+	}
 	settle_workers(ncfg);
 	if (ncfg->tls.present && (ntls = tls_server_new(ncfg, err, sizeof(err))) == NULL) {
 		log_warn("event=reload-failed error=\"%s\" note=\"old configuration kept\"", err);
@@ -802,6 +857,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	p->cfg = ncfg;
 	p->tls = ntls;
 	p->gen++;
+	send_qconf(p);
 	for (i = 0; i < p->cfg->deliver_processes; i++)
 		add_deliver(p);
 	if (p->queue && spawn_mta(p, &qend) == 0) {

@@ -31,6 +31,7 @@
 #include "queue/envelope.h"
 #include "queue/journal.h"
 #include "queue/maildrop.h"
+#include "queue/qconf.h"
 #include "queue/spoolfile.h"
 #include "server/resolve.h"
 #include "smtp/parse.h"
@@ -130,6 +131,7 @@ struct dchan {
 
 struct queue {
 	const struct config *cfg;
+	struct config       *reloaded;	/* cfg since a reload (qconf), else NULL */
 	struct event_base   *base;
 	struct ipc          *parent;
 	struct dchan        *deliver[CONFIG_DELIVER_MAX];	/* deliver_processes of them */
@@ -1855,6 +1857,33 @@ on_worker(struct ipc *ipc, struct ipc_msg *m, void *arg)
 /* ---- parent channel ---- */
 
 
+/* A reload: the part of the new configuration the queue uses (qconf.h). */
+static void
+config_apply(struct queue *q, struct ipc_msg *m)
+{
+	struct config *c = calloc(1, sizeof(*c));
+	uint32_t gen = 0;
+	char err[256];
+
+	if (m->len == sizeof(gen))
+		memcpy(&gen, m->data, sizeof(gen));
+	if (c == NULL || qconf_from_fd(m->fd, c, err, sizeof(err)) == -1) {
+		log_warn("event=reload-queue-failed generation=%u error=\"%s\" "
+		    "note=\"the queue keeps the old configuration\"", gen,
+		    c ? err : "out of memory");
+		if (c)
+			config_free(c);
+		free(c);
+		return;
+	}
+	if (q->reloaded) {
+		config_free(q->reloaded);
+		free(q->reloaded);
+	}
+	q->cfg = q->reloaded = c;
+	log_info("event=config-applied generation=%u domains=%zu", gen, c->ndomains);
+}
+
 static void
 on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 {
@@ -1870,7 +1899,10 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 	}
 	if (m->fd == -1)
 		return;
-	if (m->type == MSG_P_WORKER) {
+	if (m->type == MSG_P_CONFIG) {
+		config_apply(q, m);
+		close(m->fd);
+	} else if (m->type == MSG_P_WORKER) {
 		struct wchan *w = calloc(1, sizeof(*w));
 
 		if (w == NULL || (w->ipc = ipc_new(q->base, m->fd, on_worker, w)) == NULL) {
@@ -2587,6 +2619,10 @@ queue_free(struct queue *q)
 	}
 	idmap_free(q->byid);
 	free(q->batch);
+	if (q->reloaded) {
+		config_free(q->reloaded);
+		free(q->reloaded);
+	}
 	event_free(q->ev_commit);
 	if (q->ev_later)
 		event_free(q->ev_later);

@@ -271,10 +271,34 @@ bad_name(const char *s, size_t n)
 	return 0;
 }
 
-static struct table *
+struct table *
 table_new(void)
 {
 	return calloc(1, sizeof(struct table));
+}
+
+int
+table_add(struct table *t, const char *key, size_t klen, const char *val,
+    size_t vlen)
+{
+	if (klen == 0 || klen > TABLE_KEY_MAX || vlen > TABLE_LINE_MAX ||
+	    t->count >= TABLE_MAX_ENTRIES) {
+		errno = E2BIG;
+		return -1;
+	}
+	if (memchr(key, '\0', klen) || memchr(val, '\0', vlen)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (table_find(t, key, klen) != NULL) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (table_put(t, key, klen, val, vlen, 0) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
 }
 
 static int

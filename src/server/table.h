@@ -33,6 +33,17 @@ struct table *table_parse_aliases(const char *data, size_t len, const char *name
 struct table *table_load_passwd(const char *path, char *err, size_t errlen);
 struct table *table_load_aliases(const char *path, char *err, size_t errlen);
 
+/* An empty table, to be filled with table_add. NULL: out of memory. */
+struct table *table_new(void);
+/*
+ * Adds key -> val (the key lower-cased; both may hold any byte but NUL).
+ * 0, or -1 with errno EEXIST (the key is there), E2BIG (an empty or too
+ * long key, too long a value, too many entries), EINVAL (a NUL byte) or
+ * ENOMEM.
+ */
+int         table_add(struct table *t, const char *key, size_t klen,
+    const char *val, size_t vlen);
+
 /* Looks up key (case-insensitive); returns the value or NULL. */
 const char *table_lookup(const struct table *t, const char *key, size_t keylen);
 size_t      table_count(const struct table *t);

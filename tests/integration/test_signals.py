@@ -53,6 +53,41 @@ def test_sighup_adds_user_keeps_sessions(tern):
     assert tern.proc.poll() is None
 
 
+def test_sighup_reaches_the_queue(tern):
+    """The queue outlives a reload: it resolves the recipients of local
+    programs' mail and writes its Received fields with the new
+    configuration, which the parent passes to it (it may not read the files)."""
+    from test_sendmail import sendmail
+    tern.users.append("carol")
+    tern.write_users()
+    tern.hostname = "renamed.example"
+    tern.conf.write_text(tern.config_text())
+    tern.sighup()
+    assert wait_until(lambda: "event=config-applied generation=1 domains=2" in tern.log()), \
+        tern.log()[-3000:]
+    r = sendmail(tern, ["-f", "bob@localhost", "carol@localhost"], b"Subject: hi\n\nfor carol\n")
+    assert r.returncode == 0, r.stderr
+    [m] = tern.wait_for_messages("carol")
+    assert b"Received: by renamed.example (tern) with local id " in m, m[:300]
+    assert b"for carol" in m
+    assert "event=pickup-refused" not in tern.log()
+
+
+def test_sighup_keeps_the_spool(tern, tmp_path):
+    """The spool changes only at a restart: a reload says so and goes on
+    with the old one (the queue works in it)."""
+    text = tern.config_text()
+    tern.conf.write_text(text.replace(f"spool {tern.spool}\n", f"spool {tmp_path / 'other'}\n"))
+    tern.sighup()
+    assert wait_until(lambda: "event=reloaded generation=1" in tern.log()), tern.log()[-3000:]
+    assert "event=reload-restart-needed setting=spool" in tern.log()
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["alice@localhost"], simple_body("after"))
+    assert b"after" in tern.wait_for_messages("alice")[0]
+    assert not (tmp_path / "other").exists()
+
+
 def test_sighup_with_bad_config_keeps_old(tern):
     good = tern.conf.read_text()
     tern.conf.write_text(good + "frobnicate yes\n")

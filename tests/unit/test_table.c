@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,34 @@ load_missing(void **state)
 	assert_string_equal(err, "/: not a regular file");
 }
 
+/* Built entry by entry (what the queue does with a reload's tables). */
+static void
+add_entries(void **state)
+{
+	struct table *t = table_new();
+	char key[400];
+
+	assert_non_null(t);
+	assert_int_equal(table_add(t, "Alice", 5, "x", 1), 0);
+	assert_string_equal(get(t, "alice"), "x");
+	errno = 0;
+	assert_int_equal(table_add(t, "ALICE", 5, "y", 1), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_string_equal(get(t, "alice"), "x");
+	assert_int_equal(table_add(t, "", 0, "y", 1), -1);
+	assert_int_equal(errno, E2BIG);
+	memset(key, 'k', sizeof(key));
+	assert_int_equal(table_add(t, key, 321, "", 0), -1);
+	assert_int_equal(errno, E2BIG);
+	assert_int_equal(table_add(t, key, 320, "", 0), 0);
+	assert_int_equal(table_add(t, "a\0b", 3, "", 0), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(table_add(t, "b", 1, "v\0w", 3), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(table_count(t), 2);
+	table_free(t);
+}
+
 int
 main(void)
 {
@@ -226,6 +255,7 @@ main(void)
 		cmocka_unit_test(aliases_nul),
 		cmocka_unit_test(many_entries),
 		cmocka_unit_test(load_missing),
+		cmocka_unit_test(add_entries),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
