@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,14 +18,62 @@
 static int log_foreground = 1;
 static int log_debug_on;
 static char log_proc[16] = "tern";
+/*
+ * Not foreground: a datagram socket connected to /dev/log, ours rather
+ * than syslog(3)'s so that children keep it (log_syslog_fd) and a chrooted,
+ * filtered worker logs through it without reconnecting. glibc's hidden
+ * descriptor was closed with every other one in each child, and its number
+ * soon named the child's epoll or a client's socket: syslog(3) then wrote
+ * into those or closed them.
+ */
+static int log_sock = -1;
+static struct sockaddr_un log_syslog_addr;
+
+static int
+syslog_connect(void)
+{
+	const struct sockaddr_un *sa = &log_syslog_addr;
+	int fd;
+
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
 
 void
-log_init(int foreground, int debug)
+log_init(int foreground, int debug, const char *syslog_path)
 {
+	const char *path = syslog_path ? syslog_path : LOG_SYSLOG_PATH;
+
 	log_foreground = foreground;
 	log_debug_on = debug;
-	if (!foreground)
-		openlog("tern", LOG_PID | LOG_NDELAY, LOG_MAIL);
+	if (foreground || log_sock != -1)
+		return;
+	log_syslog_addr.sun_family = AF_UNIX;
+	snprintf(log_syslog_addr.sun_path, sizeof(log_syslog_addr.sun_path), "%s", path);
+	log_sock = syslog_connect();
+}
+
+int
+log_syslog_fd(void)
+{
+	return log_sock;
+}
+
+void
+log_reopen(void)
+{
+	int fd;
+
+	if (log_foreground || (fd = syslog_connect()) == -1)
+		return;
+	if (log_sock != -1)
+		close(log_sock);
+	log_sock = fd;
 }
 
 void
@@ -118,11 +169,11 @@ log_prefix(char *out, const char *level, size_t *body)
 	struct tm tm;
 	size_t n = 0;
 
+	if (log_pid == 0) {
+		(void)pthread_once(&log_atfork_once, log_atfork);
+		log_pid = getpid();
+	}
 	if (log_foreground) {
-		if (log_pid == 0) {
-			(void)pthread_once(&log_atfork_once, log_atfork);
-			log_pid = getpid();
-		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		if (ts.tv_sec != log_sec) {
 			gmtime_r(&ts.tv_sec, &tm);
@@ -224,6 +275,50 @@ log_format(char *out, size_t room, const char *fmt, va_list ap)
 	return (int)n;
 }
 
+/*
+ * "<PRI>Mmm dd hh:mm:ss tern[PID]: " (RFC 3164, local time, as syslog(3)
+ * writes it) at out (at least 64 bytes); its length.
+ */
+static size_t
+syslog_header(char *out, int prio)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t n = 0;
+
+	out[n++] = '<';
+	n += put_uint(out + n, (unsigned long)(LOG_MAIL | prio), 1);
+	out[n++] = '>';
+	localtime_r(&now, &tm);
+	n += strftime(out + n, 20, "%b %e %H:%M:%S", &tm);
+	n += put_str(out + n, " tern[", 8);
+	n += put_uint(out + n, (unsigned long)log_pid, 1);
+	n += put_str(out + n, "]: ", 4);
+	return n;
+}
+
+/* One datagram; a syslog daemon that went away is connected to again once. */
+static void
+syslog_send(int prio, const char *body, size_t len)
+{
+	char head[64];
+	struct iovec iov[2];
+	int tries;
+
+	iov[0].iov_base = head;
+	iov[0].iov_len = syslog_header(head, prio);
+	iov[1].iov_base = (void *)body;
+	iov[1].iov_len = len;
+	for (tries = 0; tries < 2; tries++) {
+		if (log_sock == -1 && (log_sock = syslog_connect()) == -1)
+			return;	/* no syslog daemon, or a filtered worker: the line is lost */
+		if (writev(log_sock, iov, 2) != -1 || errno == EAGAIN)
+			return;
+		close(log_sock);
+		log_sock = -1;
+	}
+}
+
 static void
 log_emit(int prio, const char *level, const char *fmt, va_list ap)
 {
@@ -245,7 +340,7 @@ log_emit(int prio, const char *level, const char *fmt, va_list ap)
 		line[n++] = '\n';
 		log_write(line, n);
 	} else
-		syslog(prio, "%s", line + body);
+		syslog_send(prio, line + body, n - body);
 }
 
 #define LOG_BODY(prio, level) do {		\

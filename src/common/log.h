@@ -1,6 +1,6 @@
 /*
  * log — one line per event, logfmt (key=value), to stderr in the foreground
- * or to syslog(3) otherwise. Every line starts with proc=NAME; callers add
+ * or to syslog otherwise (facility mail, ident "tern", over /dev/log). Every line starts with proc=NAME; callers add
  * event=..., session=..., id=QUEUEID as the event needs.
  * Peer text must go through log_esc() before it is logged.
  * The destination is process-wide state set once at start by log_init().
@@ -10,7 +10,17 @@
 
 #include <stddef.h>
 
-void log_init(int foreground, int debug);
+#define LOG_SYSLOG_PATH "/dev/log"
+
+/* syslog_path: the syslog daemon's socket when not foreground (NULL: /dev/log). */
+void log_init(int foreground, int debug, const char *syslog_path);
+/*
+ * The syslog socket (not foreground), or -1: a child that closes the
+ * descriptors it inherited must keep this one.
+ */
+int  log_syslog_fd(void);
+/* Connects to the syslog socket anew (a reload: the daemon may have restarted). */
+void log_reopen(void);
 void log_set_proc(const char *proc);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1240,6 +1240,18 @@ fn_dns_server(struct parser *ps, const struct directive *e, struct dir *d, void 
 }
 
 static int
+fn_syslog_socket(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
+{
+	size_t n = strlen(d->w[1]);
+
+	if (d->w[1][0] != '/' || n >= sizeof(ps->cfg->syslog_socket))
+		return perr(ps, d->line, "syslog_socket: \"%s\" is not an absolute path "
+		    "of at most %zu bytes", d->w[1], sizeof(ps->cfg->syslog_socket) - 1);
+	memcpy(ps->cfg->syslog_socket, d->w[1], n + 1);
+	return 0;
+}
+
+static int
 fn_lifetime(struct parser *ps, const struct directive *e, struct dir *d, void *arg)
 {
 	if (strcmp(e->name, "delay_warning") == 0)
@@ -1873,6 +1885,7 @@ static const struct directive top_tab[] = {
 	{ "auth", fn_auth, 0, BLOCK_REQUIRED, 0, NULL },
 	{ "trusted_networks", fn_trusted, NARGS_ANY, BLOCK_NO, 0, NULL },
 	{ "dns_server", fn_dns_server, 1, BLOCK_NO, 0, NULL },
+	{ "syslog_socket", fn_syslog_socket, 1, BLOCK_NO, 0, NULL },
 	{ "lifetime", fn_lifetime, 1, BLOCK_NO, 0, NULL },
 	{ "delay_warning", fn_lifetime, 1, BLOCK_NO, 0, NULL },
 	{ "smtp_tls", fn_smtp_tls, 1, BLOCK_NO, 0, NULL },
@@ -1936,6 +1949,7 @@ config_defaults(struct config *cfg, const char *name)
 	cfg->ntrusted = 2;
 	cfg->path = strdup(name);
 	cfg->spool_dir = strdup("/var/spool/tern");
+	snprintf(cfg->syslog_socket, sizeof(cfg->syslog_socket), "%s", "/dev/log");
 	cfg->chroot_dir = strdup("/var/empty");
 	return cfg->path && cfg->spool_dir && cfg->chroot_dir ? 0 : -1;
 }

@@ -172,6 +172,7 @@ struct config {
 	char               deliver_user[64];	/* mailbox owner when root; default "vmail" */
 	char              *spool_dir;		/* default "/var/spool/tern" */
 	char              *chroot_dir;		/* smtp workers' chroot when root; default "/var/empty" */
+	char               syslog_socket[108];	/* without -d, logs go here; default "/dev/log" */
 	int                workers;		/* smtp worker processes; 0 = one per core */
 	int                deliver_processes;	/* 1..CONFIG_DELIVER_MAX, default 1 */
 	char               recipient_delimiter[8];	/* default "+"; "" = off */

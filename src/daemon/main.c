@@ -31,7 +31,9 @@ usage(FILE *out)
 	    "  -f FILE  configuration file (default " DEFAULT_CONFIG ")\n"
 	    "  -n       check the configuration and the tables it names, then exit:\n"
 	    "           0 if valid, else 1 with FILE:LINE: reason on stderr\n"
-	    "  -d       stay in the foreground and log to stderr\n"
+	    "  -d       stay in the foreground and log to stderr (without -d: go into\n"
+	    "           the background and log to syslog, facility mail, through\n"
+	    "           the socket `syslog_socket` names, default /dev/log)\n"
 	    "  -v       log debug events too\n"
 	    "  -h       this help\n"
 	    "\n"
@@ -156,7 +158,7 @@ main(int argc, char **argv)
 	}
 	if (!foreground)
 		daemonize();
-	log_init(foreground, debug);
+	log_init(foreground, debug, cfg->syslog_socket);
 	raise_nofile(cfg);
 	return parent_main(cfg, path);
 }

@@ -146,7 +146,8 @@ child_setup(const int *keep, size_t nkeep)
 		long v = strtol(de->d_name, &endp, 10);
 		int fd = (*endp == '\0' && v >= 0 && v < INT32_MAX) ? (int)v : -1, k = 0;
 
-		if (de->d_name[0] == '.' || fd <= 2 || fd == dirfd(d))
+		if (de->d_name[0] == '.' || fd <= 2 || fd == dirfd(d) ||
+		    fd == log_syslog_fd())
 			continue;
 		for (i = 0; i < nkeep; i++)
 			if (keep[i] == fd)
@@ -785,6 +786,11 @@ keep_start_settings(const struct config *old, struct config *n)
 		memcpy(n->user, old->user, sizeof(n->user));
 		memcpy(n->deliver_user, old->deliver_user, sizeof(n->deliver_user));
 	}
+	if (strcmp(old->syslog_socket, n->syslog_socket) != 0) {
+		log_warn("event=reload-restart-needed setting=syslog_socket note=\"syslog_socket "
+		    "changes at a restart; the old one stays\"");
+		memcpy(n->syslog_socket, old->syslog_socket, sizeof(n->syslog_socket));
+	}
 	if (strcmp(old->spool_dir, n->spool_dir) != 0) {
 		log_warn("event=reload-restart-needed setting=spool note=\"spool changes at a "
 		    "restart; the old one stays\"");
@@ -818,6 +824,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 
 	if (p->stopping || p->restarting)
 		return;
+	log_reopen();	/* the new children inherit a live syslog socket */
 	if ((ncfg = calloc(1, sizeof(*ncfg))) == NULL ||
 	    config_load(p->conf_path, ncfg, err, sizeof(err)) == -1) {
 		log_warn("event=reload-failed error=\"%s\" note=\"old configuration kept\"",

@@ -208,6 +208,7 @@ defaults(void **state)
 	assert_string_equal(cfg.deliver_user, "vmail");
 	assert_string_equal(cfg.spool_dir, "/var/spool/tern");
 	assert_string_equal(cfg.chroot_dir, "/var/empty");
+	assert_string_equal(cfg.syslog_socket, "/dev/log");
 	assert_int_equal(cfg.workers, 0);
 	assert_int_equal(cfg.deliver_processes, 1);
 	assert_string_equal(cfg.recipient_delimiter, "+");
@@ -369,6 +370,33 @@ errors_more(void **state)
 	bad(MIN "recipient_delimiter ++++++++\n",
 	    "tern.conf:3: recipient_delimiter: too long (max 7 characters)");
 	bad(MIN "spool \"\"\n", "tern.conf:3: spool: empty path");
+	bad(MIN "syslog_socket dev/log\n", "tern.conf:3: syslog_socket: \"dev/log\" is not "
+	    "an absolute path of at most 107 bytes");
+	{
+		/* sun_path holds 108 bytes with the NUL: 107 is the longest path. */
+		char text[300], want[300], path[109];
+		struct config cfg;
+
+		path[0] = '/';
+		memset(path + 1, 'p', 107);
+		path[108] = '\0';
+		snprintf(text, sizeof(text), "%ssyslog_socket %s\n", MIN, path);
+		snprintf(want, sizeof(want), "tern.conf:3: syslog_socket: \"%s\" is not an "
+		    "absolute path of at most 107 bytes", path);
+		bad(text, want);
+		path[107] = '\0';
+		snprintf(text, sizeof(text), "%ssyslog_socket %s\n", MIN, path);
+		assert_int_equal(parse(text, &cfg), 0);
+		assert_string_equal(cfg.syslog_socket, path);
+		config_free(&cfg);
+	}
+	{
+		struct config cfg;
+
+		assert_int_equal(parse(MIN "syslog_socket /run/tern-log\n", &cfg), 0);
+		assert_string_equal(cfg.syslog_socket, "/run/tern-log");
+		config_free(&cfg);
+	}
 }
 
 static void

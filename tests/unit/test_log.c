@@ -27,7 +27,7 @@ capture(void **state)
 	captured = tmpfile();
 	if (captured == NULL || (saved_stderr = dup(STDERR_FILENO)) == -1)
 		return -1;
-	log_init(1, 1);
+	log_init(1, 1, NULL);
 	log_set_proc("test");
 	return 0;
 }
