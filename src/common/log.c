@@ -23,8 +23,8 @@ static char log_proc[16] = "tern";
  * than syslog(3)'s so that children keep it (log_syslog_fd) and a chrooted,
  * filtered worker logs through it without reconnecting. glibc's hidden
  * descriptor was closed with every other one in each child, and its number
- * soon named the child's epoll or a client's socket: syslog(3) then wrote
- * into those or closed them.
+ * could then name the child's epoll or a client's socket, which syslog(3)
+ * wrote into or closed (a worker exited at its first line).
  */
 static int log_sock = -1;
 static struct sockaddr_un log_syslog_addr;

@@ -36,8 +36,9 @@ static const int allowed[] = {
 
 /*
  * Refused with EPERM rather than fatal: a library may try these on an
- * error or logging path (syslog() reconnecting makes a socket, stdio may
- * probe with ioctl), and the worker must then go on without them.
+ * error or logging path (the log's syslog socket reconnecting after the
+ * daemon restarted, stdio may probe with ioctl), and the worker must then
+ * go on without them.
  */
 static const int refused[] = {
 	SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(creat),
