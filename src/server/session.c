@@ -241,7 +241,9 @@ write_received(struct session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&h, 4096);
-	buf_printf(&h, "Received: from %s ([%s])\r\n", s->helo, s->ip);
+	/* An address literal (4.1.3): IPv6 ones are tagged "IPv6:". */
+	buf_printf(&h, "Received: from %s ([%s%s])\r\n", s->helo,
+	    strchr(s->ip, ':') ? "IPv6:" : "", s->ip);
 	if (s->tls_active)
 		buf_printf(&h, "\t(using %s)\r\n", s->tls_info);
 	buf_printf(&h, "\tby %s (tern) with %s id %s", s->cfg->hostname, proto_name(s), t->id);

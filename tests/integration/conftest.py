@@ -148,6 +148,15 @@ def descendants_of(pid):
     return out
 
 
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def alive(pid):
     r = _ppid(pid)
     return r is not None and r[1] != "Z"

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from conftest import free_port, has_ipv6_loopback
 from smtp_client import check_stored, queued_id, simple_body
 
 BODY = (b"From: Bob <bob@example.test>\r\n"
@@ -112,6 +113,20 @@ def test_swaks(tern):
         b"\r\n\tfor <alice@localhost>; ")
     assert b"\r\nSubject: swaks test\r\n" in stored
     assert b"\r\n\r\nhello from swaks\r\n" in stored
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="::1 is not configured on this machine")
+def test_ipv6_client_in_received(tern_factory):
+    """RFC 5321 4.1.3/4.4: an IPv6 client's address in the Received field
+    is an IPv6 address literal, "[IPv6:::1]"."""
+    port = free_port()
+    t = tern_factory(extra=f"listen [::1]:{port} {{ mode mx }}\n")
+    s = smtplib.SMTP("::1", port, local_hostname="six.example", timeout=10)
+    s.sendmail("bob@example.test", ["alice@localhost"], BODY)
+    s.quit()
+    [stored] = t.wait_for_messages("alice")
+    assert b"\r\nReceived: from six.example ([IPv6:::1])\r\n\tby test.example (tern) with ESMTP id " \
+        in stored, stored[:300]
 
 
 def test_subaddress(tern):

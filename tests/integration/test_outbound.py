@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TERN_BIN, USER_PASSWORDS, free_port
+from conftest import TERN_BIN, USER_PASSWORDS, free_port, has_ipv6_loopback
 from dns_fixture import unbound_server  # noqa: F401
 from smtp_client import is_root
 from tls_helpers import SERVER_NAME, start_submission, tls_block
@@ -1417,15 +1417,6 @@ def test_auth_login_without_tls_when_allowed(tern_factory, peers, tmp_path):
 
 
 # ---- IPv6
-
-def has_ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6) as s6:
-            s6.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
 
 @pytest.mark.skipif(not has_ipv6_loopback(), reason="::1 is not configured on this machine")
 @pytest.mark.parametrize("via", ["[v6.peer.test]", "v6relay.test"])

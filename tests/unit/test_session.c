@@ -1445,6 +1445,26 @@ test_smtputf8(void **state)
 	envelope_free(&e);
 }
 
+/* RFC 5321 4.1.3: an IPv6 client's address literal in Received is "IPv6:..." */
+static void
+received_ipv6_literal(void **state)
+{
+	struct fake *f = *state;
+	static const char want[] = "Received: from client.example ([IPv6:2001:db8::25])\r\n"
+	    "\tby test.example (tern) with ESMTP id ";
+
+	session_free(f->s);
+	f->s = session_new(&f->cfg, &fake_ops, f, "2001:db8::25", 44);
+	assert_non_null(f->s);
+	mail_rcpt(f);
+	assert_string_equal(say(f, "DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+	assert_string_equal(say(f, "Subject: v6\r\n\r\nhi\r\n.\r\n"),
+	    "250 2.0.0 Ok: queued as 00000000000000a1\r\n");
+	assert_int_equal(f->commits, 1);
+	assert_true(f->msg.len > sizeof(want) - 1);
+	assert_memory_equal(f->msg.data, want, sizeof(want) - 1);
+}
+
 /* ---- inbound checks (mx listener with ops->check) ---- */
 
 /* A session on the configuration's mx listener whose messages are checked. */
@@ -1670,6 +1690,7 @@ main(void)
 		T(test_helo_dialog),
 		T(test_sequence_errors),
 		T(test_data_happy),
+		T(received_ipv6_literal),
 		T(test_pipelining),
 		T(test_pipelining_open_later),
 		T(test_split_everywhere),
