@@ -2452,7 +2452,12 @@ on_control(struct control_conn *cc, const struct control_cmd *cmd, void *arg)
 
 /* ---- the relay journal (journal.h) ---- */
 
-/* One journal line: the recipient is delivered in the stored envelope. */
+/*
+ * One journal line: the recipient is delivered in the stored envelope.
+ * The mta writes the journal and only ever gets remote recipients: a line
+ * naming a local one is not believed (a compromised mta could otherwise
+ * drop local mail at the next start).
+ */
 static void
 journal_apply(struct queue *q, const char *id, uint32_t k, size_t *applied)
 {
@@ -2460,7 +2465,10 @@ journal_apply(struct queue *q, const char *id, uint32_t k, size_t *applied)
 
 	if (env_load_disk(id, &env) == -1)
 		return;		/* already removed */
-	if (k < env.nrcpts && env.rcpts[k].state == RCPT_PENDING) {
+	if (k < env.nrcpts && env.rcpts[k].kind != RCPTK_REMOTE) {
+		log_warn("event=journal-ignored id=%s to=%s reason=\"not a relayed recipient\"",
+		    id, env.rcpts[k].addr);
+	} else if (k < env.nrcpts && env.rcpts[k].state == RCPT_PENDING) {
 		env.rcpts[k].state = RCPT_DELIVERED;
 		env.rcpts[k].last_error[0] = '\0';
 		if (env_store(q, &env, 0) == 0)

@@ -57,6 +57,39 @@ def test_temporary_failure_is_retried(tern):
     tern.wait_spool_empty()
 
 
+@pytest.mark.tern(aliases={"team": "alice, someone@foreign.example"},
+                  extra="route * { via 127.0.0.1:9 }\nretry_interval 1s")
+def test_relay_journal_marks_only_relayed_recipients(tern):
+    """The mta's journal of accepted recipients is replayed at start. A line
+    for a relayed recipient marks it delivered; a line naming a local one is
+    not believed (the mta never gets local recipients: a compromised one
+    must not be able to drop local mail)."""
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["bob@localhost"], BODY)
+    tern.wait_for_messages("bob")
+    box = tern.maildir("alice")	# exists, but the delivery user cannot write it
+    box.mkdir(mode=0o700)
+    os.chmod(box, 0)
+    qid = c.deliver("bob@example.test", ["team@localhost"], BODY)
+    tern.wait_log(rf"event=deferred id={qid} pending=2 ")	# both recipients tried
+    tern.stop()
+    rcpts = [line for line in envelope(tern, qid).splitlines() if line.startswith("rcpt: ")]
+    assert len(rcpts) == 2 and " local " in rcpts[0] and "alice@localhost" in rcpts[0] and \
+        " remote " in rcpts[1] and "someone@foreign.example" in rcpts[1], rcpts
+    (tern.spool / "relay.journal").write_text(f"{qid} 0\n{qid} 1\n")
+    uid, gid = deliver_owner()
+    os.chown(box, uid, gid)
+    os.chmod(box, 0o700)
+    tern.start()
+    tern.wait_log(rf"event=journal-ignored id={qid} to=alice@localhost")
+    tern.wait_log(rf"event=journal-delivered id={qid} to=someone@foreign.example")
+    [stored] = tern.wait_for_messages("alice", timeout=15)
+    assert f"id {qid}".encode() in stored
+    tern.wait_spool_empty()
+    assert "journal-delivered id=" + qid + " to=alice" not in tern.log()
+
+
 @pytest.mark.tern(aliases={"ext": "someone@foreign.example",
                            "team": "alice, someone@foreign.example"},
                   extra="route * { via 127.0.0.1:9 }\nretry_interval 1s")
