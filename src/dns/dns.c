@@ -481,3 +481,23 @@ dns_static_resolver(struct dns_static *z)
 
 	return r;
 }
+
+void
+dns_reverse_name(int v6, const uint8_t *ip, char *buf, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	int i;
+
+	if (!v6) {
+		snprintf(buf, cap, "%u.%u.%u.%u.in-addr.arpa", ip[3], ip[2], ip[1], ip[0]);
+		return;
+	}
+	for (i = 15; i >= 0 && n + 4 < cap; i--) {
+		buf[n++] = hex[ip[i] & 15];
+		buf[n++] = '.';
+		buf[n++] = hex[ip[i] >> 4];
+		buf[n++] = '.';
+	}
+	snprintf(buf + n, cap - n, "ip6.arpa");
+}

@@ -69,6 +69,13 @@ void dns_answer_free(struct dns_answer *a);
 /* Appends a copy of rr (and its data) to a; -1 on ENOMEM. */
 int  dns_answer_add(struct dns_answer *a, const struct dns_rr *rr);
 const char *dns_status_str(enum dns_status s);
+/*
+ * The PTR query name of an address: "4.3.2.1.in-addr.arpa" for the 4
+ * bytes of an IPv4 one (v6 == 0), the 32 nibbles under "ip6.arpa" for
+ * the 16 of an IPv6 one. cap must be at least DNS_REVERSE_MAX.
+ */
+#define DNS_REVERSE_MAX 73
+void dns_reverse_name(int v6, const uint8_t *ip, char *buf, size_t cap);
 const char *dns_type_str(enum dns_type t);
 
 /*

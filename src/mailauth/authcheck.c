@@ -7,7 +7,7 @@
 #include "mailauth/authres.h"
 
 #define HEADER_MAX	16384	/* the field; authres_build caps each value */
-#define ENTRIES_MAX	(DKIM_MAX_SIGS + 3)
+#define ENTRIES_MAX	(DKIM_MAX_SIGS + 4)
 
 static const char *
 domain_of(const char *addr)
@@ -118,6 +118,7 @@ build(const struct authcheck_request *req, struct authcheck_result *out)
 		    pol ? dmarc_policy_str(dm->disposition) : NULL);
 		n++;
 	}
+	authres_iprev(&e[n++], iprev_result_str(out->iprev.result), req->ip, out->iprev.name);
 	return authres_build(&out->header, req->authserv_id, e, n);
 }
 
@@ -127,6 +128,10 @@ authcheck_run(const struct dns_resolver *dns, const struct orgdomain *od,
 {
 	memset(out, 0, sizeof(*out));
 	buf_init(&out->header, HEADER_MAX);
+	if (iprev_check(dns, req->ip, &out->iprev) == -1) {
+		authcheck_result_free(out);
+		return -1;
+	}
 	run_spf(dns, req, out);
 	if (req->hdr != NULL) {
 		run_dkim(dns, req, out);

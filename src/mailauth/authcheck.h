@@ -2,8 +2,8 @@
  * authcheck — every inbound authentication check of one message: SPF for
  * MAIL FROM (or postmaster@HELO for <>) and HELO (RFC 7208), each DKIM
  * signature (RFC 6376; body verdicts computed earlier, see dkim.h),
- * DMARC for the From domain (RFC 7489), and the one Authentication-Results
- * field that reports them (RFC 8601). The check process runs it for the
+ * DMARC for the From domain (RFC 7489), the client's reverse DNS (iprev),
+ * and the one Authentication-Results field that reports them (RFC 8601). The check process runs it for the
  * smtp workers; anything else holding a resolver (ternctl) may too.
  * authcheck_verdict() turns the results and a policy into what to do.
  */
@@ -18,6 +18,7 @@
 #include "dns/dns.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
+#include "mailauth/iprev.h"
 #include "mailauth/spf.h"
 
 struct orgdomain;
@@ -46,6 +47,7 @@ struct authcheck_result {
 	/* the SPF identity DMARC aligns (3.1.2): MAIL FROM's domain, or HELO for <> */
 	char                   dmarc_spf_domain[DNS_NAME_MAX + 1];
 	struct dmarc_outcome   dmarc;
+	struct iprev_outcome   iprev;	/* the client address (RFC 8601 3) */
 	struct buf             header;	/* "Authentication-Results: ...\r\n" */
 };
 

@@ -131,27 +131,6 @@ addr_match(struct spf_ctx *c, const char *name, int cidr4, int cidr6, int count_
 	return q == Q_TEMP ? M_TEMPERROR : q == Q_PERM ? M_PERMERROR : m;
 }
 
-/* The reverse-lookup name of the client (5.5). */
-static void
-reverse_name(const struct spf_ctx *c, char *buf, size_t cap)
-{
-	const uint8_t *ip = c->mc.ip;
-	size_t n = 0;
-	int i;
-
-	if (c->mc.family != AF_INET6) {
-		snprintf(buf, cap, "%u.%u.%u.%u.in-addr.arpa", ip[3], ip[2], ip[1], ip[0]);
-		return;
-	}
-	for (i = 15; i >= 0 && n + 4 < cap; i--) {
-		buf[n++] = "0123456789abcdef"[ip[i] & 15];
-		buf[n++] = '.';
-		buf[n++] = "0123456789abcdef"[ip[i] >> 4];
-		buf[n++] = '.';
-	}
-	snprintf(buf + n, cap - n, "ip6.arpa");
-}
-
 /* 1 if name is target or a subdomain of it (case-insensitive). */
 static int
 name_within(const char *name, const char *target)
@@ -182,7 +161,7 @@ validated(struct spf_ctx *c, const char *want, const char *domain, char *p, size
 	int q, rank, best = 0, m = M_NOMATCH;
 	size_t i;
 
-	reverse_name(c, rev, sizeof(rev));
+	dns_reverse_name(c->mc.family == AF_INET6, c->mc.ip, rev, sizeof(rev));
 	q = lookup(c, rev, DNS_T_PTR, &a, count_void);
 	for (i = 0; q == Q_OK && i < a.n && i < SPF_PTR_LIMIT && m == M_NOMATCH; i++) {
 		const char *name = a.rrs[i].data;

@@ -131,6 +131,10 @@ def test_signed_rsa_and_ed25519_pass(tern_factory, unbound_server, keys):
     assert sorted((r, p["header.d"], p["header.s"]) for r, p in res["dkim"]) == \
         [("pass", "good.test", "ed"), ("pass", "good.test", "rsa")]
     assert res["dmarc"] == [("pass", {"header.from": "good.test", "policy.dmarc": "none"})]
+    # iprev (RFC 8601 3): 127.0.0.1's PTR is "localhost", whose A record leads
+    # back (both from libunbound's own local zones).
+    assert res["iprev"] == [("pass", {"policy.iprev": "127.0.0.1"})]
+    assert "iprev=pass (localhost) policy.iprev=127.0.0.1" in fields[0]
     # Above our Received header, the message after it byte for byte.
     assert raw.index(b"Authentication-Results:") < raw.index(b"Received: from client.example")
     assert raw.endswith(msg)

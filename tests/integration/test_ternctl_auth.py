@@ -278,6 +278,12 @@ DMARC_ZONE = [
     '_dmarc.org.test TXT "v=DMARC1; p=reject; sp=quarantine"',
     'mx.helo.test A 192.0.2.9',
     'mx.helo.test TXT "v=spf1 a -all"',
+    # iprev (addresses outside the reserved ranges, whose reverse zones
+    # libunbound answers itself): .9 leads back, .10 names a host elsewhere.
+    '9.0.0.16.in-addr.arpa PTR relay.iprev.test',
+    'relay.iprev.test A 16.0.0.9',
+    '10.0.0.16.in-addr.arpa PTR liar.iprev.test',
+    'liar.iprev.test A 16.0.0.99',
 ]
 
 
@@ -364,7 +370,9 @@ def test_dmarc_check_pass(dmarc_env):
         "\tspf=pass smtp.helo=mx.helo.test;\n"
         f"\tdkim=pass header.d=dpass.test header.s=kdpasstest header.b={b};\n"
         "\tdmarc=pass (p=reject sp=reject dis=none) header.from=dpass.test\n"
-        "\tpolicy.dmarc=none\n")
+        "\tpolicy.dmarc=none;\n"
+        # 2.0.192.in-addr.arpa is one of libunbound's own (empty) zones
+        "\tiprev=permerror policy.iprev=192.0.2.9\n")
     # A file, and --resolver instead of the configuration's dns_server.
     f = conf.parent / "m.eml"
     f.write_bytes(msg)
@@ -399,7 +407,8 @@ def test_dmarc_check_fail_reject(dmarc_env):
         "\tspf=fail smtp.helo=mx.helo.test;\n"
         "\tdkim=none;\n"
         "\tdmarc=fail (p=reject sp=reject dis=reject) header.from=reject.test\n"
-        "\tpolicy.dmarc=reject\n")
+        "\tpolicy.dmarc=reject;\n"
+        "\tiprev=permerror policy.iprev=203.0.113.5\n")
 
 
 def test_dmarc_check_no_record(dmarc_env):
@@ -415,7 +424,19 @@ def test_dmarc_check_no_record(dmarc_env):
         "  disposition: none",
         "  reason: no DMARC record for nodmarc.test",
     ]
-    assert "\tdmarc=none header.from=nodmarc.test\n" in ar_field(r)
+    assert "\tdmarc=none header.from=nodmarc.test;\n" in ar_field(r)
+
+
+@pytest.mark.parametrize("ip,field", [
+    ("16.0.0.9", "\tiprev=pass (relay.iprev.test) policy.iprev=16.0.0.9\n"),
+    ("16.0.0.10", "\tiprev=fail policy.iprev=16.0.0.10\n"),
+    ("16.0.0.11", "\tiprev=permerror policy.iprev=16.0.0.11\n"),
+])
+def test_dmarc_check_iprev(dmarc_env, ip, field):
+    """RFC 8601 3: the client address's PTR name must lead back to it."""
+    _, conf, _ = dmarc_env
+    r = dmarc_check(conf, dmsg("x@nodmarc.test"), ip, "x@nodmarc.test")
+    assert ar_field(r).endswith(field), ar_field(r)
 
 
 def test_dmarc_check_relaxed_and_strict_alignment(dmarc_env):
