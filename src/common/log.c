@@ -28,6 +28,8 @@ static char log_proc[16] = "tern";
  */
 static int log_sock = -1;
 static struct sockaddr_un log_syslog_addr;
+/* The check process and the mta log from several threads: one reconnects at a time. */
+static pthread_mutex_t log_sock_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int
 syslog_connect(void)
@@ -71,9 +73,11 @@ log_reopen(void)
 
 	if (log_foreground || (fd = syslog_connect()) == -1)
 		return;
+	pthread_mutex_lock(&log_sock_lock);
 	if (log_sock != -1)
 		close(log_sock);
 	log_sock = fd;
+	pthread_mutex_unlock(&log_sock_lock);
 }
 
 void
@@ -309,14 +313,16 @@ syslog_send(int prio, const char *body, size_t len)
 	iov[0].iov_len = syslog_header(head, prio);
 	iov[1].iov_base = (void *)body;
 	iov[1].iov_len = len;
+	pthread_mutex_lock(&log_sock_lock);
 	for (tries = 0; tries < 2; tries++) {
 		if (log_sock == -1 && (log_sock = syslog_connect()) == -1)
-			return;	/* no syslog daemon, or a filtered worker: the line is lost */
+			break;	/* no syslog daemon, or a filtered worker: the line is lost */
 		if (writev(log_sock, iov, 2) != -1 || errno == EAGAIN)
-			return;
+			break;
 		close(log_sock);
 		log_sock = -1;
 	}
+	pthread_mutex_unlock(&log_sock_lock);
 }
 
 static void
