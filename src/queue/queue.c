@@ -127,6 +127,7 @@ struct dchan {
 	struct ipc   *ipc;
 	struct work  *sent, *sent_tail;
 	unsigned      nsent;
+	int           retiring;	/* of an older configuration: gets nothing new, closed once empty */
 };
 
 struct queue {
@@ -134,7 +135,8 @@ struct queue {
 	struct config       *reloaded;	/* cfg since a reload (qconf), else NULL */
 	struct event_base   *base;
 	struct ipc          *parent;
-	struct dchan        *deliver[CONFIG_DELIVER_MAX];	/* deliver_processes of them */
+	/* deliver_processes of them, and the retiring ones of older configurations */
+	struct dchan        *deliver[2 * CONFIG_DELIVER_MAX];
 	size_t               ndeliver;
 	unsigned             deliver_gen;	/* the parent's generation they belong to */
 	struct ipc          *mta;
@@ -149,6 +151,7 @@ struct queue {
 	struct work         *later, *later_tail;	/* held: stored messages' deliveries (LATER_MS) */
 	size_t               nlater;
 	struct event        *ev_later;
+	struct event        *ev_retire;	/* closes retiring deliver channels once empty */
 	unsigned             nsent;		/* in flight at all deliver processes */
 	char                 last_id[QUEUE_ID_LEN + 1];
 	int                  dirfd;
@@ -1111,7 +1114,8 @@ dchan_pick(struct queue *q)
 	size_t i;
 
 	for (i = 0; i < q->ndeliver; i++)
-		if (best == NULL || q->deliver[i]->nsent < best->nsent)
+		if (!q->deliver[i]->retiring &&
+		    (best == NULL || q->deliver[i]->nsent < best->nsent))
 			best = q->deliver[i];
 	return best;
 }
@@ -1216,27 +1220,71 @@ on_deliver_result(struct dchan *dc, struct ipc_msg *m)
 	w->m->inflight--;
 	msg_check_done(w->m);
 	free(w);
+	if (dc->retiring && dc->nsent == 0)
+		event_active(q->ev_retire, EV_TIMEOUT, 0);
 	schedule(q);
 }
 
-/*
- * A deliver process went away (or a reload replaced it): what it had goes
- * to the others (or the next one), first in line. Its answers are lost,
- * so a message it had delivered may be delivered again.
- */
 static void
-dchan_drop(struct dchan *dc)
+dchan_unlist(struct dchan *dc)
 {
 	struct queue *q = dc->q;
 	size_t i;
 
-	log_warn("event=deliver-lost inflight=%u", dc->nsent);
 	for (i = 0; i < q->ndeliver; i++)
 		if (q->deliver[i] == dc) {
 			q->deliver[i] = q->deliver[--q->ndeliver];
 			q->deliver[q->ndeliver] = NULL;
 			break;
 		}
+}
+
+/* Retiring channels with nothing in flight: closed, their process exits. */
+static void
+on_retire(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+	struct dchan *gone[sizeof(q->deliver) / sizeof(q->deliver[0])];
+	size_t i, n = 0;
+
+	for (i = 0; i < q->ndeliver; i++)
+		if (q->deliver[i]->retiring && q->deliver[i]->nsent == 0)
+			gone[n++] = q->deliver[i];
+	for (i = 0; i < n; i++) {
+		dchan_unlist(gone[i]);
+		ipc_free(gone[i]->ipc);
+		free(gone[i]);
+		log_info("event=deliver-retired");
+	}
+}
+
+/*
+ * A reload: the deliver processes of the older configuration get no new
+ * requests and are closed once their answers are in, so nothing they
+ * delivered is sent again.
+ */
+static void
+dchan_retire_all(struct queue *q)
+{
+	size_t i;
+
+	for (i = 0; i < q->ndeliver; i++)
+		q->deliver[i]->retiring = 1;
+	event_active(q->ev_retire, EV_TIMEOUT, 0);
+}
+
+/*
+ * A deliver process went away: what it had goes to the others (or the
+ * next one), first in line. Its answers are lost, so a message it had
+ * delivered may be delivered again.
+ */
+static void
+dchan_drop(struct dchan *dc)
+{
+	struct queue *q = dc->q;
+
+	log_warn("event=deliver-lost inflight=%u", dc->nsent);
+	dchan_unlist(dc);
 	ipc_free(dc->ipc);
 	if (dc->sent_tail) {
 		dc->sent_tail->next = q->todo;
@@ -1268,8 +1316,14 @@ static int
 dchan_add(struct queue *q, int fd)
 {
 	struct dchan *dc;
+	size_t i;
 
-	if (q->ndeliver == CONFIG_DELIVER_MAX || (dc = calloc(1, sizeof(*dc))) == NULL)
+	/* Reloads faster than the old processes finish: a retiring one goes now. */
+	for (i = 0; q->ndeliver == sizeof(q->deliver) / sizeof(q->deliver[0]) && i < q->ndeliver; i++)
+		if (q->deliver[i]->retiring)
+			dchan_drop(q->deliver[i]);
+	if (q->ndeliver == sizeof(q->deliver) / sizeof(q->deliver[0]) ||
+	    (dc = calloc(1, sizeof(*dc))) == NULL)
 		return -1;
 	dc->q = q;
 	if ((dc->ipc = ipc_new(q->base, fd, on_deliver, dc)) == NULL) {
@@ -1929,11 +1983,11 @@ on_parent(struct ipc *ipc, struct ipc_msg *m, void *arg)
 
 		if (m->len == sizeof(gen))
 			memcpy(&gen, m->data, sizeof(gen));
-		/* A reload: the processes of the old configuration go (on_deliver). */
-		while (gen > q->deliver_gen && q->ndeliver > 0)
-			dchan_drop(q->deliver[q->ndeliver - 1]);
-		if (gen > q->deliver_gen)
+		/* A reload: the processes of the old configuration finish and go. */
+		if (gen > q->deliver_gen) {
+			dchan_retire_all(q);
 			q->deliver_gen = gen;
+		}
 		if (dchan_add(q, m->fd) == -1) {
 			close(m->fd);
 			return;
@@ -2632,6 +2686,7 @@ queue_free(struct queue *q)
 		free(q->reloaded);
 	}
 	event_free(q->ev_commit);
+	event_free(q->ev_retire);
 	if (q->ev_later)
 		event_free(q->ev_later);
 	ipc_free(q->mta);
@@ -2665,6 +2720,8 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	q.dirsync = bgsync_new(q.dirfd);
 	q.ev_commit = event_new(q.base, -1, 0, on_commit_batch, &q);
 	q.ev_later = evtimer_new(q.base, on_later, &q);	/* NULL: nothing is held */
+	if ((q.ev_retire = evtimer_new(q.base, on_retire, &q)) == NULL)
+		log_fatal("event=oom");
 	q.parent = ipc_new(q.base, parent_fd, on_parent, &q);
 	if (dchan_add(&q, deliver_fd) == -1)
 		log_fatal("event=ipc-failed what=deliver");
