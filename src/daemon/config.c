@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "mailauth/dkim_canon.h"
 #include "server/passwd.h"
 
@@ -1949,7 +1950,7 @@ config_defaults(struct config *cfg, const char *name)
 	cfg->ntrusted = 2;
 	cfg->path = strdup(name);
 	cfg->spool_dir = strdup("/var/spool/tern");
-	snprintf(cfg->syslog_socket, sizeof(cfg->syslog_socket), "%s", "/dev/log");
+	snprintf(cfg->syslog_socket, sizeof(cfg->syslog_socket), "%s", LOG_SYSLOG_PATH);
 	cfg->chroot_dir = strdup("/var/empty");
 	return cfg->path && cfg->spool_dir && cfg->chroot_dir ? 0 : -1;
 }

@@ -156,7 +156,7 @@ static int
 validated(struct spf_ctx *c, const char *want, const char *domain, char *p, size_t pcap,
     int count_void)
 {
-	char rev[80];
+	char rev[DNS_REVERSE_MAX];
 	struct dns_answer a;
 	int q, rank, best = 0, m = M_NOMATCH;
 	size_t i;
