@@ -31,6 +31,7 @@
 #include "dns/mx.h"
 #include "dns/unbound.h"
 #include "queue/envelope.h"
+#include "queue/journal.h"
 #include "smtp/client.h"
 #include "smtp/reply.h"
 
@@ -187,17 +188,16 @@ static void
 journal_delivered(const struct job *j)
 {
 	char line[64 * 32];
-	size_t i, n = 0;
+	size_t i, n = 0, w;
 
 	for (i = 0; i < j->n && j->m->journal != -1; i++) {
-		int w;
-
 		if (j->res[i].code / 100 != 2)
 			continue;
-		w = snprintf(line + n, sizeof(line) - n, "%s %u\n", j->id, (unsigned)j->index[i]);
-		if (w < 0 || (size_t)w >= sizeof(line) - n)
+		/* "r": the peer did not take the DSN duty over (journal.h). */
+		if ((w = journal_format_line(line + n, sizeof(line) - n, j->id, j->index[i],
+		    !j->dsn_passed)) == 0)
 			break;
-		n += (size_t)w;
+		n += w;
 		if (sizeof(line) - n < 64) {
 			/* One write per batch of lines: O_APPEND keeps them whole. */
 			if (write(j->m->journal, line, n) != (ssize_t)n)

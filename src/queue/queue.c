@@ -158,6 +158,8 @@ struct queue {
 	struct control      *ctl;		/* ternctl's socket */
 	unsigned             nheld;		/* held messages, on disk only */
 	int                  journal;		/* RELAY_JOURNAL, for the mta; -1 if none */
+	struct journal_line *owed;	/* replayed lines whose success report is ours (recovery) */
+	size_t               nowed;
 	struct syncpool     *syncpool;	/* the commits' fdatasyncs */
 	time_t               low_checked;	/* spool_low: when it last asked (monotonic s) */
 	int                  low;
@@ -174,6 +176,7 @@ static void schedule(struct queue *);
 static void msg_check_done(struct qmsg *);
 static void msg_fail_rcpt(struct qmsg *, size_t, const char *);
 static void msg_report(struct qmsg *, char);
+static void journal_owed_report(struct queue *, struct qmsg *);
 static int read_file(const char *, struct buf *);
 static const char *status_of(const char *, const char *);
 static void dsn_mark(struct qmsg *, size_t, char);
@@ -2186,6 +2189,7 @@ recover_one(struct queue *q, const char *id)
 			if (content_len_of(id, &m->content_len) == -1)
 				log_warn("event=content-unreadable id=%s error=\"%s\"", id, strerror(errno));
 			log_info("event=recovered id=%s nrcpt=%zu", id, m->env.nrcpts);
+			journal_owed_report(q, m);
 			msg_resume(m);
 			return;
 		}
@@ -2225,6 +2229,7 @@ recover_footer(struct queue *q, const char *id)
 	}
 	m->content_len = clen;
 	log_info("event=recovered id=%s nrcpt=%zu", id, m->env.nrcpts);
+	journal_owed_report(q, m);
 	msg_resume(m);
 	return 1;
 }
@@ -2510,33 +2515,80 @@ on_control(struct control_conn *cc, const struct control_cmd *cmd, void *arg)
  * One journal line: the recipient is delivered in the stored envelope.
  * The mta writes the journal and only ever gets remote recipients: a line
  * naming a local one is not believed (a compromised mta could otherwise
- * drop local mail at the next start).
+ * drop local mail at the next start). A recipient that asked for
+ * NOTIFY=SUCCESS from a peer that did not take the DSN duty over is left
+ * pending on disk and marked at recovery (journal_owed_report), so its
+ * report is committed before the envelope says delivered.
  */
 static void
-journal_apply(struct queue *q, const char *id, uint32_t k, size_t *applied)
+journal_apply(struct queue *q, const struct journal_line *l, size_t *applied)
 {
 	struct envelope env;
+	uint32_t k = l->index;
 
-	if (env_load_disk(id, &env) == -1)
+	if (env_load_disk(l->id, &env) == -1)
 		return;		/* already removed */
 	if (k < env.nrcpts && env.rcpts[k].kind != RCPTK_REMOTE) {
 		log_warn("event=journal-ignored id=%s to=%s reason=\"not a relayed recipient\"",
-		    id, env.rcpts[k].addr);
+		    l->id, env.rcpts[k].addr);
+	} else if (k < env.nrcpts && env.rcpts[k].state == RCPT_PENDING && l->report &&
+	    (env.rcpts[k].notify & DSN_NOTIFY_SUCCESS)) {
+		struct journal_line *o = realloc(q->owed, (q->nowed + 1) * sizeof(*o));
+
+		if (o != NULL) {
+			q->owed = o;
+			q->owed[q->nowed++] = *l;
+		}
 	} else if (k < env.nrcpts && env.rcpts[k].state == RCPT_PENDING) {
 		env.rcpts[k].state = RCPT_DELIVERED;
 		env.rcpts[k].last_error[0] = '\0';
 		if (env_store(q, &env, 0) == 0)
 			(*applied)++;
-		log_info("event=journal-delivered id=%s to=%s", id, env.rcpts[k].addr);
+		log_info("event=journal-delivered id=%s to=%s", l->id, env.rcpts[k].addr);
 	}
 	envelope_free(&env);
 }
 
 /*
+ * A recovered message's recipients that journal_apply left for us: marked
+ * delivered, the success report (action "relayed") committed, then the
+ * envelope. A crash in between sends the report again at worst.
+ */
+static void
+journal_owed_report(struct queue *q, struct qmsg *m)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < q->nowed; i++) {
+		struct envelope_rcpt *r;
+
+		if (strcmp(q->owed[i].id, m->env.id) != 0 || q->owed[i].index >= m->env.nrcpts)
+			continue;
+		r = &m->env.rcpts[q->owed[i].index];
+		if (r->state != RCPT_PENDING)
+			continue;
+		snprintf(r->status, sizeof(r->status), "2.0.0");
+		r->remote_mta[0] = '\0';	/* not in the journal */
+		msg_done_rcpt(m, q->owed[i].index);
+		log_info("event=journal-delivered id=%s to=%s", m->env.id, r->addr);
+		n++;
+	}
+	if (n == 0 || m->dsn_now == NULL)
+		return;
+	msg_report(m, 's');
+	free(m->dsn_now);
+	m->dsn_now = NULL;
+	if (env_store(q, &m->env, 1) == 0)
+		m->envfile = 1;
+	else
+		log_warn("event=envelope-store-failed id=%s error=\"%s\"", m->env.id, strerror(errno));
+}
+
+/*
  * At start, before recovery: what the mta had accepted before a crash is
- * written into the envelopes (recovery then removes finished messages),
- * and the journal starts empty. XXX a NOTIFY=SUCCESS report owed for such
- * a recipient is not sent.
+ * written into the envelopes (recovery then removes finished messages).
+ * The journal is emptied after recovery (journal_recovered), when the
+ * success reports owed for its lines are committed.
  */
 static void
 journal_replay(struct queue *q)
@@ -2549,13 +2601,12 @@ journal_replay(struct queue *q)
 	if (read_file(RELAY_JOURNAL, &b) == 0) {
 		while (off < b.len) {
 			const char *nl = memchr(b.data + off, '\n', b.len - off);
-			char id[QUEUE_ID_LEN + 1];
-			uint32_t k;
+			struct journal_line l;
 
 			if (nl == NULL)
 				break;	/* torn last line: its result never reached anyone */
-			if (journal_parse_line(b.data + off, (size_t)(nl - b.data) - off, id, &k) == 0)
-				journal_apply(q, id, k, &applied);
+			if (journal_parse_line(b.data + off, (size_t)(nl - b.data) - off, &l) == 0)
+				journal_apply(q, &l, &applied);
 			lines++;
 			off = (size_t)(nl - b.data) + 1;
 		}
@@ -2563,10 +2614,21 @@ journal_replay(struct queue *q)
 	buf_free(&b);
 	if (applied && fsync(q->dirfd) == -1)
 		log_warn("event=journal-sync-failed error=\"%s\"", strerror(errno));
-	q->journal = open(RELAY_JOURNAL, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	q->journal = open(RELAY_JOURNAL, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (q->journal == -1)
 		log_warn("event=journal-open-failed error=\"%s\"", strerror(errno));
-	log_info("event=journal-replay lines=%zu applied=%zu", lines, applied);
+	log_info("event=journal-replay lines=%zu applied=%zu reports=%zu", lines, applied, q->nowed);
+}
+
+/* After recovery: every line is in the envelopes, the journal starts empty. */
+static void
+journal_recovered(struct queue *q)
+{
+	free(q->owed);
+	q->owed = NULL;
+	q->nowed = 0;
+	if (q->journal != -1 && ftruncate(q->journal, 0) == -1)
+		log_warn("event=journal-truncate-failed error=\"%s\"", strerror(errno));
 }
 
 /* The mta appends to the journal through a descriptor of ours. */
@@ -2738,6 +2800,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	journal_replay(&q);
 	pool_scan(&q);
 	recover(&q);
+	journal_recovered(&q);
 	stock_fill(&q);
 	journal_give(&q);
 	/* Local programs drop mail here; inotify says when, a slow timer backs it up. */

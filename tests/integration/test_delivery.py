@@ -90,6 +90,51 @@ def test_relay_journal_marks_only_relayed_recipients(tern):
     assert "journal-delivered id=" + qid + " to=alice" not in tern.log()
 
 
+def relay_pending(tern, c, rcpt_params):
+    """A message from bob@localhost to ext@localhost (someone@foreign.example)
+    that waits for a retry (its host refuses connections); its queue ID."""
+    c.cmd("MAIL FROM:<bob@localhost>").check(250)
+    c.cmd(f"RCPT TO:<ext@localhost>{rcpt_params}").check(250)
+    c.cmd("DATA").check(354)
+    qid = queued_id(c.message(BODY).check(250))
+    tern.wait_log(rf"event=deferred id={qid} ")
+    return qid
+
+
+@pytest.mark.tern(aliases={"ext": "someone@foreign.example"},
+                  extra="route * { via 127.0.0.1:9 }\nretry_interval 1h")
+def test_relay_journal_keeps_the_success_report(tern):
+    """A journal line " r" (the peer did not take the DSN duty over) for a
+    recipient that asked NOTIFY=SUCCESS: at the next start the recipient is
+    delivered and the sender gets a "relayed" report, once. Without "r" the
+    peer reports, and we stay silent."""
+    c = tern.client()
+    c.ehlo()
+    owed = relay_pending(tern, c, " NOTIFY=SUCCESS")
+    passed = relay_pending(tern, c, " NOTIFY=SUCCESS")
+    c.close()
+    tern.stop()
+    (tern.spool / "relay.journal").write_text(f"{owed} 0 r\n{passed} 0\n")
+    tern.start()
+    tern.wait_log(rf"event=journal-delivered id={owed} to=someone@foreign.example")
+    tern.wait_log(rf"event=journal-delivered id={passed} to=someone@foreign.example")
+    [report] = tern.wait_for_messages("bob", timeout=15)
+    assert b"multipart/report" in report
+    assert re.search(rb"Action: relayed", report), report
+    assert re.search(rb"Final-Recipient: rfc822; ?someone@foreign\.example", report), report
+    assert re.search(rb"Status: 2\.0\.0", report), report
+    assert owed.encode() in report and passed.encode() not in report
+    tern.wait_spool_empty()
+    # The journal was emptied after recovery: another start sends nothing.
+    assert (tern.spool / "relay.journal").read_bytes() == b""
+    tern.stop()
+    tern.start()
+    # The third start's replay (the first start's found no journal either).
+    tern.wait_log(r"(?s)journal-replay lines=2 .*journal-replay lines=0 applied=0 reports=0")
+    time.sleep(0.5)
+    assert len(tern.maildir_names("bob")) == 1
+
+
 @pytest.mark.tern(aliases={"ext": "someone@foreign.example",
                            "team": "alice, someone@foreign.example"},
                   extra="route * { via 127.0.0.1:9 }\nretry_interval 1s")
