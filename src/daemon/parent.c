@@ -396,6 +396,9 @@ spawn_mta(struct parent *p, int *queue_end)
 			log_warn("event=dkim-keys-failed error=\"%s\" note=\"mail goes out unsigned\"",
 			    err);
 		become(p, &p->smtp_user, "/", NULL);
+		/* It parses remote replies: no exec, fork, file writes or signals to others. */
+		if (sandbox_net_client(0, err, sizeof(err)) == -1)
+			log_fatal("event=sandbox-failed error=\"%s\"", err);
 		_exit(mta_main(p->cfg, sg, sp[0]));
 	}
 	close(sp[0]);
@@ -457,11 +460,16 @@ spawn_check(struct parent *p)
 	if (ipc_socketpair(sp) == -1)
 		log_fatal("event=spawn-failed what=check error=\"%s\"", strerror(errno));
 	if ((pid = fork_child(p, ROLE_CHECK, -1)) == 0) {
+		char err[256];
+
 		child_setup(&sp[0], 1);
 		log_set_proc("check");
 		child_forget(p, 0, 0);
 		/* In the spool when it writes DMARC reports: the path above may be closed to it. */
 		become(p, &p->smtp_user, p->cfg->checks.reports.enabled ? p->cfg->spool_dir : "/", NULL);
+		/* It parses anyone's DNS answers; files only for the DMARC reports. */
+		if (sandbox_net_client(p->cfg->checks.reports.enabled, err, sizeof(err)) == -1)
+			log_fatal("event=sandbox-failed error=\"%s\"", err);
 		_exit(checkd_main(p->cfg, sp[0]));
 	}
 	close(sp[0]);

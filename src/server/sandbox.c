@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,6 +94,31 @@ add_conditional(scmp_filter_ctx ctx)
 	return 0;
 }
 
+/* The seccomp action that ends the whole process (not only the thread). */
+static uint32_t
+kill_action(void)
+{
+	return seccomp_api_get() >= 3 ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_KILL;
+}
+
+/* Loads ctx (built by the caller) and releases it; 0 or -1 with err. */
+static int
+load(scmp_filter_ctx ctx, int rc, char *err, size_t errlen)
+{
+	const char *what = ctx == NULL ? "seccomp_init" : "seccomp rules";
+
+	if (ctx != NULL && rc >= 0) {
+		what = "seccomp_load";
+		rc = seccomp_load(ctx);
+	}
+	if (ctx != NULL)
+		seccomp_release(ctx);
+	if (ctx != NULL && rc >= 0)
+		return 0;
+	snprintf(err, errlen, "%s: %s", what, strerror(ctx == NULL ? ENOMEM : -rc));
+	return -1;
+}
+
 int
 sandbox_worker(char *err, size_t errlen)
 {
@@ -103,27 +129,107 @@ sandbox_worker(char *err, size_t errlen)
 	return 0;
 #endif
 	/* Anything not listed (execve, ptrace, clone, mount...) kills the process. */
-	uint32_t kill = seccomp_api_get() >= 3 ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_KILL;
-	scmp_filter_ctx ctx;
-	const char *what = "seccomp_init";
-	int rc = -ENOMEM;
+	uint32_t kill = kill_action();
+	scmp_filter_ctx ctx = seccomp_init(kill);
+	int rc = 0;
 
-	if ((ctx = seccomp_init(kill)) == NULL)
-		goto fail;
-	what = "seccomp rules";
-	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill)) < 0 ||
-	    (rc = add_list(ctx, SCMP_ACT_ALLOW, allowed, sizeof(allowed) / sizeof(allowed[0]))) < 0 ||
-	    (rc = add_list(ctx, SCMP_ACT_ERRNO(EPERM), refused, sizeof(refused) / sizeof(refused[0]))) < 0 ||
-	    (rc = add_conditional(ctx)) < 0)
-		goto fail;
-	what = "seccomp_load";
-	if ((rc = seccomp_load(ctx)) < 0)
-		goto fail;
-	seccomp_release(ctx);
+	if (ctx != NULL && (rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill)) >= 0 &&
+	    (rc = add_list(ctx, SCMP_ACT_ALLOW, allowed, sizeof(allowed) / sizeof(allowed[0]))) >= 0 &&
+	    (rc = add_list(ctx, SCMP_ACT_ERRNO(EPERM), refused, sizeof(refused) / sizeof(refused[0]))) >= 0)
+		rc = add_conditional(ctx);
+	return load(ctx, rc, err, errlen);
+}
+
+/* What no mta or check process ever does: the process dies (SIGSYS). */
+static const int net_client_fatal[] = {
+	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(fork), SCMP_SYS(vfork),
+	SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
+	SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root), SCMP_SYS(chroot),
+	SCMP_SYS(setns), SCMP_SYS(unshare), SCMP_SYS(init_module),
+	SCMP_SYS(finit_module), SCMP_SYS(delete_module), SCMP_SYS(kexec_load),
+	SCMP_SYS(kexec_file_load), SCMP_SYS(bpf), SCMP_SYS(perf_event_open),
+	SCMP_SYS(userfaultfd), SCMP_SYS(keyctl), SCMP_SYS(add_key),
+	SCMP_SYS(request_key), SCMP_SYS(reboot), SCMP_SYS(swapon), SCMP_SYS(swapoff),
+};
+
+/* Changes to the file system (names, modes, owners): EPERM without may_write_files. */
+static const int net_client_fs_changes[] = {
+	SCMP_SYS(creat), SCMP_SYS(openat2), SCMP_SYS(unlink), SCMP_SYS(unlinkat),
+	SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(mkdir),
+	SCMP_SYS(mkdirat), SCMP_SYS(rmdir), SCMP_SYS(link), SCMP_SYS(linkat),
+	SCMP_SYS(symlink), SCMP_SYS(symlinkat), SCMP_SYS(chmod), SCMP_SYS(fchmodat),
+	SCMP_SYS(chown), SCMP_SYS(lchown), SCMP_SYS(fchownat), SCMP_SYS(truncate),
+	SCMP_SYS(mknod), SCMP_SYS(mknodat),
+};
+
+/* Any of these in open()'s flags is a write (one rule per bit: the rules of a call are or'ed). */
+static const int open_write_bits[] = { O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND };
+
+static int
+refuse_open_for_write(scmp_filter_ctx ctx)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(open_write_bits) / sizeof(open_write_bits[0]); i++) {
+		scmp_datum_t b = (scmp_datum_t)open_write_bits[i];
+
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(open), 1,
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, b, b))) < 0 ||
+		    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(openat), 1,
+		    SCMP_A2(SCMP_CMP_MASKED_EQ, b, b))) < 0)
+			return rc;
+	}
 	return 0;
-fail:
-	snprintf(err, errlen, "%s: %s", what, strerror(-rc));
-	if (ctx)
-		seccomp_release(ctx);
-	return -1;
+}
+
+/*
+ * A thread (clone with CLONE_THREAD) is fine, a new process is not. clone3
+ * passes its flags in memory a filter cannot read: ENOSYS makes glibc fall
+ * back to clone, whose flags it can. Signals go only to this process
+ * (abort(), raise(), its own threads).
+ */
+static int
+net_client_conditional(scmp_filter_ctx ctx, uint32_t kill, int may_write_files)
+{
+	scmp_datum_t self = (scmp_datum_t)getpid();
+	int rc;
+
+	if ((rc = seccomp_rule_add(ctx, kill, SCMP_SYS(clone), 1,
+	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0))) < 0 ||
+	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) < 0 ||
+	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(kill), 1,
+	    SCMP_A0(SCMP_CMP_NE, self))) < 0 ||
+	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(tgkill), 1,
+	    SCMP_A0(SCMP_CMP_NE, self))) < 0 ||
+	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(tkill), 0)) < 0 ||
+	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_send_signal), 0)) < 0 ||
+	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_getfd), 0)) < 0)
+		return rc;
+	if (may_write_files)
+		return 0;
+	if ((rc = add_list(ctx, SCMP_ACT_ERRNO(EPERM), net_client_fs_changes,
+	    sizeof(net_client_fs_changes) / sizeof(net_client_fs_changes[0]))) < 0)
+		return rc;
+	return refuse_open_for_write(ctx);
+}
+
+int
+sandbox_net_client(int may_write_files, char *err, size_t errlen)
+{
+#ifdef TERN_NO_SANDBOX
+	(void)may_write_files;
+	(void)err;
+	(void)errlen;
+	return 0;
+#endif
+	uint32_t kill = kill_action();
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int rc = 0;
+
+	if (ctx != NULL && (rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill)) >= 0 &&
+	    (rc = add_list(ctx, kill, net_client_fatal,
+	    sizeof(net_client_fatal) / sizeof(net_client_fatal[0]))) >= 0)
+		rc = net_client_conditional(ctx, kill, may_write_files);
+	return load(ctx, rc, err, errlen);
 }

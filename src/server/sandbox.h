@@ -1,11 +1,21 @@
 /*
- * sandbox — the seccomp-bpf filter of an smtp worker (Linux, libseccomp).
- * Call sandbox_worker() once in the worker, after the chroot and the
- * privilege drop: from then on the process may only use the system calls
- * of its event loop, its sockets and descriptors it already holds or is
- * given. Opening files, making sockets and the like fail with EPERM;
- * executing programs, tracing and forking kill the process (SIGSYS).
- * The filter cannot be removed and is inherited by any child.
+ * sandbox — seccomp-bpf filters (Linux, libseccomp). Filters cannot be
+ * removed and are inherited by any child.
+ *
+ * sandbox_worker(), once in an smtp worker after the chroot and the
+ * privilege drop: an allow-list. From then on the process may only use the
+ * system calls of its event loop, its sockets and descriptors it already
+ * holds or is given. Opening files, making sockets and the like fail with
+ * EPERM; executing programs, tracing and forking kill the process (SIGSYS).
+ *
+ * sandbox_net_client(), once in the mta and the check process after the
+ * privilege drop: a deny-list for processes that parse remote input but
+ * need more of the system (connections, DNS through libunbound's threads,
+ * resolv.conf, OpenSSL). Executing programs, forking, tracing, reading or
+ * writing other processes' memory, namespaces, mounts, modules, bpf and
+ * keyrings kill the process; a signal to another process, and (unless
+ * may_write_files) opening a file for writing or changing any name or
+ * mode in the file system, fail with EPERM. Threads are allowed.
  */
 #ifndef TERN_SANDBOX_H
 #define TERN_SANDBOX_H
@@ -14,5 +24,8 @@
 
 /* Loads the filter. 0, or -1 with a reason in err (the caller should stop). */
 int sandbox_worker(char *err, size_t errlen);
+
+/* Loads the deny-list filter. 0, or -1 with a reason in err. */
+int sandbox_net_client(int may_write_files, char *err, size_t errlen);
 
 #endif

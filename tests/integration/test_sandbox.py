@@ -2,11 +2,14 @@
 /proc shows filter mode in every worker, also in replacements and after a
 reload, and the workers still do their job. That forbidden calls are
 refused (open -> EPERM, execve -> SIGSYS) is shown by tests/unit/test_sandbox.c
-on the same filter."""
+on the same filter. The mta and the check process run under the deny-list
+filter (sandbox_net_client)."""
 
 import os
 import signal
 import time
+
+import pytest
 
 from conftest import proc_status
 from smtp_client import simple_body
@@ -39,8 +42,8 @@ def wait_workers(tern, n, old=(), timeout=10):
 
 
 def test_workers_are_filtered(tern):
-    workers = tern.smtp_workers()
-    assert len(workers) == 2
+    # Ready means accepting: a worker may hold the socket before its filter is on.
+    workers = wait_workers(tern, 2)
     for pid in workers:
         assert_filtered(pid)
     # The parent forks and execs nothing, but it is not the sandboxed process.
@@ -77,3 +80,31 @@ def test_workers_after_reload_are_filtered(tern):
     c.ehlo()
     c.deliver("bob@example.test", ["alice@localhost"], simple_body("after reload"))
     tern.wait_for_messages("alice")
+
+
+def child_named(tern, comm):
+    for pid in tern.children():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == comm:
+                    return pid
+        except OSError:
+            pass
+    tern.fail_with_log(f"no child named {comm}")
+
+
+@pytest.mark.tern(extra="auth_checks on")
+def test_mta_and_check_are_filtered(tern):
+    """The mta and the check process parse remote input: they run under
+    sandbox_net_client's filter (no exec, fork, file writes or signals to
+    other processes; tests/unit/test_sandbox.c shows each refusal). That
+    they still check and relay mail under it is what test_mailauth.py and
+    test_relay.py show."""
+    for comm in ("tern-mta", "tern-check"):
+        pid = child_named(tern, comm)
+        deadline = time.monotonic() + 10	# named at fork, filtered a moment later
+        while not filtered_now(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert_filtered(pid)
+    # The queue and deliver processes are not (yet) filtered.
+    assert proc_status(child_named(tern, "tern-queue"))["Seccomp"] == "0"

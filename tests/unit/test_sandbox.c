@@ -1,6 +1,7 @@
 /*
- * Unit tests for src/server/sandbox.c: a forked child loads the worker
- * filter, then tries allowed and forbidden calls; the parent checks what
+ * Unit tests for src/server/sandbox.c: a forked child loads a filter (the
+ * worker's, or the mta's and check process's with or without file
+ * writes), then tries allowed and forbidden calls; the parent checks what
  * the child reports through a pipe and how it ended.
  */
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +21,9 @@
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +37,11 @@ struct report {
 };
 
 typedef void (*child_fn)(int out);
+
+/* Which filter run_sandboxed loads. */
+enum filter { F_WORKER, F_NET_CLIENT, F_NET_CLIENT_WRITES };
+
+static enum filter filter = F_WORKER;
 
 /* The child's exit codes other than 0. */
 #define EXIT_NO_SANDBOX	90
@@ -61,7 +71,8 @@ run_sandboxed(child_fn fn, struct report *r, int *reported)
 		char err[256];
 
 		close(p[0]);
-		if (sandbox_worker(err, sizeof(err)) == -1) {
+		if ((filter == F_WORKER ? sandbox_worker(err, sizeof(err)) :
+		    sandbox_net_client(filter == F_NET_CLIENT_WRITES, err, sizeof(err))) == -1) {
 			(void)!write(2, err, strlen(err));
 			_exit(EXIT_NO_SANDBOX);
 		}
@@ -322,6 +333,143 @@ test_status_shows_filter(void **state)
 	assert_exit0(status);
 }
 
+/* ---- the mta's and check process's filter (sandbox_net_client) ---- */
+
+#define SCRATCH "/tmp/tern-sandbox-test-scratch"
+
+static void
+child_open_read(int out)
+{
+	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+
+	send_report(out, fd >= 0 ? 0 : -1, errno);
+}
+
+static void
+child_open_append(int out)
+{
+	int fd = open(SCRATCH, O_WRONLY | O_APPEND);
+
+	send_report(out, fd, errno);
+}
+
+static void
+child_open_rdwr(int out)
+{
+	int fd = openat(AT_FDCWD, SCRATCH, O_RDWR);
+
+	send_report(out, fd, errno);
+}
+
+static void
+child_unlink(int out)
+{
+	int rc = unlink(SCRATCH);
+
+	send_report(out, rc, errno);
+}
+
+static void
+child_chmod(int out)
+{
+	int rc = chmod(SCRATCH, 0777);
+
+	send_report(out, rc, errno);
+}
+
+static void *
+thread_main(void *arg)
+{
+	return arg;
+}
+
+/* Sockets, a connection attempt and threads: what libunbound and the mta need. */
+static void
+child_net_allowed(int out)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(9) };
+	pthread_t t;
+	void *back = NULL;
+	int fd;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		_exit(20);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 && errno == EPERM)
+		_exit(21);
+	close(fd);
+	if (pthread_create(&t, NULL, thread_main, (void *)&sin) != 0 ||
+	    pthread_join(t, &back) != 0 || back != (void *)&sin)
+		_exit(22);
+	if (kill(getpid(), 0) == -1)	/* itself: allowed */
+		_exit(23);
+	send_report(out, 0, 0);
+}
+
+static void
+make_scratch(void)
+{
+	int fd = open(SCRATCH, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static void
+test_net_client_denies(void **state)
+{
+	filter = F_NET_CLIENT;
+	make_scratch();
+	expect_eperm(child_kill_parent);
+	expect_eperm(child_open_append);
+	expect_eperm(child_open_rdwr);
+	expect_eperm(child_openat_create);
+	assert_int_equal(access("/tmp/tern-sandbox-test-must-not-exist", F_OK), -1);
+	expect_eperm(child_unlink);
+	expect_eperm(child_chmod);
+	assert_int_equal(access(SCRATCH, F_OK), 0);
+	expect_sigsys(child_execve);
+	expect_sigsys(child_ptrace);
+	expect_sigsys(child_fork);
+	unlink(SCRATCH);
+	filter = F_WORKER;
+}
+
+static void
+expect_works(child_fn fn)
+{
+	struct report r;
+	int reported;
+
+	assert_exit0(run_sandboxed(fn, &r, &reported));
+	assert_true(reported);
+	assert_int_equal(r.rc, 0);
+}
+
+static void
+test_net_client_allows(void **state)
+{
+	filter = F_NET_CLIENT;
+	expect_works(child_open_read);
+	expect_works(child_net_allowed);
+	expect_works(child_allowed);
+	filter = F_WORKER;
+}
+
+/* With may_write_files (the check process writing DMARC reports). */
+static void
+test_net_client_writes(void **state)
+{
+	filter = F_NET_CLIENT_WRITES;
+	make_scratch();
+	expect_works(child_unlink);
+	assert_int_equal(access(SCRATCH, F_OK), -1);
+	expect_eperm(child_kill_parent);
+	expect_sigsys(child_execve);
+	expect_sigsys(child_fork);
+	filter = F_WORKER;
+}
+
 int
 main(void)
 {
@@ -336,6 +484,9 @@ main(void)
 		cmocka_unit_test(test_exec_memory_kills),
 		cmocka_unit_test(test_allowed_calls_work),
 		cmocka_unit_test(test_status_shows_filter),
+		cmocka_unit_test(test_net_client_denies),
+		cmocka_unit_test(test_net_client_allows),
+		cmocka_unit_test(test_net_client_writes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
