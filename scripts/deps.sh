@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential make pkg-config
 	libevent-dev libssl-dev libunbound-dev libcrypt-dev
-	libcmocka-dev python3-pytest swaks postfix
+	libcmocka-dev python3-pytest swaks libnet-ssleay-perl libio-socket-ssl-perl postfix
 	clang libclang-rt-14-dev
 	procps iproute2 openssl time
 	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim libseccomp-dev

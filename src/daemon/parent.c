@@ -212,6 +212,16 @@ become(struct parent *p, const struct privsep_user *u, const char *dir, const ch
 		_exit(1);
 }
 
+/* Every child but the workers, after its privilege drop (sandbox.h). */
+static void
+sandbox_or_die(int may_write_files)
+{
+	char err[256];
+
+	if (sandbox_denylist(may_write_files, err, sizeof(err)) == -1)
+		log_fatal("event=sandbox-failed error=\"%s\"", err);
+}
+
 static int
 spawn_worker(struct parent *p, int slot)
 {
@@ -323,6 +333,7 @@ spawn_deliver(struct parent *p, int *queue_end)
 		log_set_proc("deliver");
 		child_forget(p, 0, 0);
 		become(p, &p->deliver_user, p->mail_base[0] ? p->mail_base : NULL, NULL);
+		sandbox_or_die(1);	/* it writes the mailboxes */
 		_exit(deliver_main(p->cfg, sp[0], p->mail_base));
 	}
 	close(sp[0]);
@@ -397,8 +408,7 @@ spawn_mta(struct parent *p, int *queue_end)
 			    err);
 		become(p, &p->smtp_user, "/", NULL);
 		/* It parses remote replies: no exec, fork, file writes or signals to others. */
-		if (sandbox_net_client(0, err, sizeof(err)) == -1)
-			log_fatal("event=sandbox-failed error=\"%s\"", err);
+		sandbox_or_die(0);
 		_exit(mta_main(p->cfg, sg, sp[0]));
 	}
 	close(sp[0]);
@@ -426,6 +436,7 @@ spawn_auth(struct parent *p)
 		log_set_proc("auth");
 		child_forget(p, 1, 0);
 		become(p, &p->deliver_user, "/", NULL);
+		sandbox_or_die(0);
 		_exit(authd_main(p->cfg, sp[0]));
 	}
 	close(sp[0]);
@@ -460,16 +471,13 @@ spawn_check(struct parent *p)
 	if (ipc_socketpair(sp) == -1)
 		log_fatal("event=spawn-failed what=check error=\"%s\"", strerror(errno));
 	if ((pid = fork_child(p, ROLE_CHECK, -1)) == 0) {
-		char err[256];
-
 		child_setup(&sp[0], 1);
 		log_set_proc("check");
 		child_forget(p, 0, 0);
 		/* In the spool when it writes DMARC reports: the path above may be closed to it. */
 		become(p, &p->smtp_user, p->cfg->checks.reports.enabled ? p->cfg->spool_dir : "/", NULL);
 		/* It parses anyone's DNS answers; files only for the DMARC reports. */
-		if (sandbox_net_client(p->cfg->checks.reports.enabled, err, sizeof(err)) == -1)
-			log_fatal("event=sandbox-failed error=\"%s\"", err);
+		sandbox_or_die(p->cfg->checks.reports.enabled);
 		_exit(checkd_main(p->cfg, sp[0]));
 	}
 	close(sp[0]);
@@ -495,6 +503,7 @@ spawn_all(struct parent *p)
 		log_set_proc("queue");
 		child_forget(p, 0, 0);
 		become(p, &p->deliver_user, p->cfg->spool_dir, NULL);
+		sandbox_or_die(1);	/* it owns the spool */
 		_exit(queue_main(p->cfg, pq[0], dq, mq));
 	}
 	close(pq[0]);

@@ -141,7 +141,7 @@ sandbox_worker(char *err, size_t errlen)
 }
 
 /* What no mta or check process ever does: the process dies (SIGSYS). */
-static const int net_client_fatal[] = {
+static const int denylist_fatal[] = {
 	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(fork), SCMP_SYS(vfork),
 	SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
 	SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root), SCMP_SYS(chroot),
@@ -153,7 +153,7 @@ static const int net_client_fatal[] = {
 };
 
 /* Changes to the file system (names, modes, owners): EPERM without may_write_files. */
-static const int net_client_fs_changes[] = {
+static const int denylist_fs_changes[] = {
 	SCMP_SYS(creat), SCMP_SYS(openat2), SCMP_SYS(unlink), SCMP_SYS(unlinkat),
 	SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(mkdir),
 	SCMP_SYS(mkdirat), SCMP_SYS(rmdir), SCMP_SYS(link), SCMP_SYS(linkat),
@@ -190,7 +190,7 @@ refuse_open_for_write(scmp_filter_ctx ctx)
  * (abort(), raise(), its own threads).
  */
 static int
-net_client_conditional(scmp_filter_ctx ctx, uint32_t kill, int may_write_files)
+denylist_conditional(scmp_filter_ctx ctx, uint32_t kill, int may_write_files)
 {
 	scmp_datum_t self = (scmp_datum_t)getpid();
 	int rc;
@@ -208,14 +208,14 @@ net_client_conditional(scmp_filter_ctx ctx, uint32_t kill, int may_write_files)
 		return rc;
 	if (may_write_files)
 		return 0;
-	if ((rc = add_list(ctx, SCMP_ACT_ERRNO(EPERM), net_client_fs_changes,
-	    sizeof(net_client_fs_changes) / sizeof(net_client_fs_changes[0]))) < 0)
+	if ((rc = add_list(ctx, SCMP_ACT_ERRNO(EPERM), denylist_fs_changes,
+	    sizeof(denylist_fs_changes) / sizeof(denylist_fs_changes[0]))) < 0)
 		return rc;
 	return refuse_open_for_write(ctx);
 }
 
 int
-sandbox_net_client(int may_write_files, char *err, size_t errlen)
+sandbox_denylist(int may_write_files, char *err, size_t errlen)
 {
 #ifdef TERN_NO_SANDBOX
 	(void)may_write_files;
@@ -228,8 +228,8 @@ sandbox_net_client(int may_write_files, char *err, size_t errlen)
 	int rc = 0;
 
 	if (ctx != NULL && (rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill)) >= 0 &&
-	    (rc = add_list(ctx, kill, net_client_fatal,
-	    sizeof(net_client_fatal) / sizeof(net_client_fatal[0]))) >= 0)
-		rc = net_client_conditional(ctx, kill, may_write_files);
+	    (rc = add_list(ctx, kill, denylist_fatal,
+	    sizeof(denylist_fatal) / sizeof(denylist_fatal[0]))) >= 0)
+		rc = denylist_conditional(ctx, kill, may_write_files);
 	return load(ctx, rc, err, errlen);
 }

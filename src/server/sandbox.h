@@ -8,14 +8,15 @@
  * holds or is given. Opening files, making sockets and the like fail with
  * EPERM; executing programs, tracing and forking kill the process (SIGSYS).
  *
- * sandbox_net_client(), once in the mta and the check process after the
- * privilege drop: a deny-list for processes that parse remote input but
- * need more of the system (connections, DNS through libunbound's threads,
- * resolv.conf, OpenSSL). Executing programs, forking, tracing, reading or
- * writing other processes' memory, namespaces, mounts, modules, bpf and
- * keyrings kill the process; a signal to another process, and (unless
- * may_write_files) opening a file for writing or changing any name or
- * mode in the file system, fail with EPERM. Threads are allowed.
+ * sandbox_denylist(), once in every other child after its privilege drop
+ * (mta, check, queue, deliver, auth): a deny-list for processes that need
+ * more of the system than a worker (files, connections, DNS through
+ * libunbound's threads, OpenSSL) but never run a program. Executing
+ * programs, forking, tracing, reading or writing other processes' memory,
+ * namespaces, mounts, modules, bpf and keyrings kill the process; a signal
+ * to another process, and (unless may_write_files) opening a file for
+ * writing or changing any name or mode in the file system, fail with
+ * EPERM. Threads are allowed.
  */
 #ifndef TERN_SANDBOX_H
 #define TERN_SANDBOX_H
@@ -26,6 +27,6 @@
 int sandbox_worker(char *err, size_t errlen);
 
 /* Loads the deny-list filter. 0, or -1 with a reason in err. */
-int sandbox_net_client(int may_write_files, char *err, size_t errlen);
+int sandbox_denylist(int may_write_files, char *err, size_t errlen);
 
 #endif

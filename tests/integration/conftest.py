@@ -172,6 +172,30 @@ def proc_status(pid):
     return out
 
 
+def assert_filtered(pid):
+    st = proc_status(pid)
+    assert st["Seccomp"] == "2", (pid, st["Seccomp"])          # SECCOMP_MODE_FILTER
+    assert st["Seccomp_filters"] == "1", (pid, st["Seccomp_filters"])
+    assert st["NoNewPrivs"] == "1", (pid, st["NoNewPrivs"])
+
+
+def filtered_now(pid):
+    try:
+        return proc_status(pid).get("Seccomp") == "2"
+    except OSError:
+        return False	# gone meanwhile
+
+
+def wait_filtered(tern, comm):
+    """The child named comm, once its filter is on (it is named at fork)."""
+    pid = tern.child(comm)
+    deadline = time.monotonic() + 10
+    while not filtered_now(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert_filtered(pid)
+    return pid
+
+
 def listening_inodes(port):
     """Socket inodes of TCP sockets listening on 127.0.0.1:port."""
     want = f"0100007F:{port:04X}"
@@ -399,6 +423,17 @@ class Tern:
 
     def children(self):
         return children_of(self.pid)
+
+    def child(self, comm):
+        """The PID of the child named comm (tern-queue, tern-mta, ...)."""
+        for pid in self.children():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == comm:
+                        return pid
+            except OSError:
+                pass	# gone meanwhile
+        self.fail_with_log(f"no child named {comm}")
 
     def smtp_workers(self):
         """Children holding the listening socket (the smtp workers)."""

@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from conftest import USER_PASSWORDS
+from conftest import USER_PASSWORDS, wait_filtered
 from tls_helpers import (assert_no_secrets, b64, check_tls_stored, cipher_text, client_context,
                          ehlo_keywords, implicit, plain, start_submission, starttls,
                          submission_client, tern_check)
@@ -64,6 +64,12 @@ def tls_client(t, certs, port_name="sub", source=None):
         starttls(c, client_context(certs))
     c.ehlo()
     return c
+
+
+def test_auth_process_is_filtered(sub):
+    """The password checker runs under the deny-list filter like the other
+    children (test_sandbox.py): no exec, fork, file writes or signals."""
+    wait_filtered(sub, "tern-auth")
 
 
 # ---- never in clear

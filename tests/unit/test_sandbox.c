@@ -39,7 +39,7 @@ struct report {
 typedef void (*child_fn)(int out);
 
 /* Which filter run_sandboxed loads. */
-enum filter { F_WORKER, F_NET_CLIENT, F_NET_CLIENT_WRITES };
+enum filter { F_WORKER, F_DENYLIST, F_DENYLIST_WRITES };
 
 static enum filter filter = F_WORKER;
 
@@ -72,7 +72,7 @@ run_sandboxed(child_fn fn, struct report *r, int *reported)
 
 		close(p[0]);
 		if ((filter == F_WORKER ? sandbox_worker(err, sizeof(err)) :
-		    sandbox_net_client(filter == F_NET_CLIENT_WRITES, err, sizeof(err))) == -1) {
+		    sandbox_denylist(filter == F_DENYLIST_WRITES, err, sizeof(err))) == -1) {
 			(void)!write(2, err, strlen(err));
 			_exit(EXIT_NO_SANDBOX);
 		}
@@ -333,7 +333,7 @@ test_status_shows_filter(void **state)
 	assert_exit0(status);
 }
 
-/* ---- the mta's and check process's filter (sandbox_net_client) ---- */
+/* ---- the mta's and check process's filter (sandbox_denylist) ---- */
 
 #define SCRATCH "/tmp/tern-sandbox-test-scratch"
 
@@ -385,7 +385,7 @@ thread_main(void *arg)
 
 /* Sockets, a connection attempt and threads: what libunbound and the mta need. */
 static void
-child_net_allowed(int out)
+child_denylist_allowed(int out)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(9) };
 	pthread_t t;
@@ -416,9 +416,9 @@ make_scratch(void)
 }
 
 static void
-test_net_client_denies(void **state)
+test_denylist_denies(void **state)
 {
-	filter = F_NET_CLIENT;
+	filter = F_DENYLIST;
 	make_scratch();
 	expect_eperm(child_kill_parent);
 	expect_eperm(child_open_append);
@@ -447,20 +447,20 @@ expect_works(child_fn fn)
 }
 
 static void
-test_net_client_allows(void **state)
+test_denylist_allows(void **state)
 {
-	filter = F_NET_CLIENT;
+	filter = F_DENYLIST;
 	expect_works(child_open_read);
-	expect_works(child_net_allowed);
+	expect_works(child_denylist_allowed);
 	expect_works(child_allowed);
 	filter = F_WORKER;
 }
 
 /* With may_write_files (the check process writing DMARC reports). */
 static void
-test_net_client_writes(void **state)
+test_denylist_writes(void **state)
 {
-	filter = F_NET_CLIENT_WRITES;
+	filter = F_DENYLIST_WRITES;
 	make_scratch();
 	expect_works(child_unlink);
 	assert_int_equal(access(SCRATCH, F_OK), -1);
@@ -484,9 +484,9 @@ main(void)
 		cmocka_unit_test(test_exec_memory_kills),
 		cmocka_unit_test(test_allowed_calls_work),
 		cmocka_unit_test(test_status_shows_filter),
-		cmocka_unit_test(test_net_client_denies),
-		cmocka_unit_test(test_net_client_allows),
-		cmocka_unit_test(test_net_client_writes),
+		cmocka_unit_test(test_denylist_denies),
+		cmocka_unit_test(test_denylist_allows),
+		cmocka_unit_test(test_denylist_writes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
