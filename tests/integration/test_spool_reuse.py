@@ -4,6 +4,7 @@ file must carry exactly the new message, never the tail of an older one."""
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -70,7 +71,10 @@ def test_stock_fill(tern):
     content): each lone message takes the oldest; below 4 the stock is
     filled up again with one directory fsync. ternctl does not list them,
     a clean stop removes them."""
-    stock = tern.stock_files()
+    # Made after recovery, which may end after the workers accept (ASan).
+    deadline = time.monotonic() + 10
+    while len(stock := tern.stock_files()) < 16 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(stock) == 16, stock
     for name in stock:
         st = os.stat(tern.spool / "queue" / name)
