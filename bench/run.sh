@@ -27,6 +27,7 @@
 #   BENCH_IDLE_HOLD=0  seconds to keep holding them after the measurements
 #   BENCH_DROP_CACHES=1  sync and drop the clean page cache before every run
 #                      (0: do not; see settle_memory)
+#   BENCH_TERN_WORKERS=0  tern's `workers` (0: its default)
 #
 # Traffic stays on 127.0.0.1.  Every process started here is stopped on exit:
 # tern by the PID of its parent (SIGTERM; its children by PID if they linger),
@@ -284,7 +285,7 @@ start_tern() {
 	cat >"$d/tern.conf" <<-EOF
 	hostname bench.example
 	spool $d/spool
-	workers 0
+	workers ${BENCH_TERN_WORKERS:-0}
 	listen 127.0.0.1:$TERN_PORT { mode mx }
 	listen 127.0.0.1:$TERN_RPORT { mode submission }
 	limits { connections 15000; connections_per_ip 15000; message_size 50M }
