@@ -140,7 +140,7 @@ sandbox_worker(char *err, size_t errlen)
 	return load(ctx, rc, err, errlen);
 }
 
-/* What no mta or check process ever does: the process dies (SIGSYS). */
+/* What none of the other children ever does: the process dies (SIGSYS). */
 static const int denylist_fatal[] = {
 	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(fork), SCMP_SYS(vfork),
 	SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
@@ -160,6 +160,15 @@ static const int denylist_fs_changes[] = {
 	SCMP_SYS(symlink), SCMP_SYS(symlinkat), SCMP_SYS(chmod), SCMP_SYS(fchmodat),
 	SCMP_SYS(chown), SCMP_SYS(lchown), SCMP_SYS(fchownat), SCMP_SYS(truncate),
 	SCMP_SYS(mknod), SCMP_SYS(mknodat),
+};
+
+/*
+ * io_uring runs opens, unlinks and renames that no seccomp filter sees:
+ * none of our processes uses it, so it is refused (EPERM, for a library
+ * that only probes for it).
+ */
+static const int denylist_no_uring[] = {
+	SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register),
 };
 
 /* Any of these in open()'s flags is a write (one rule per bit: the rules of a call are or'ed). */
@@ -204,7 +213,9 @@ denylist_conditional(scmp_filter_ctx ctx, uint32_t kill, int may_write_files)
 	    SCMP_A0(SCMP_CMP_NE, self))) < 0 ||
 	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(tkill), 0)) < 0 ||
 	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_send_signal), 0)) < 0 ||
-	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_getfd), 0)) < 0)
+	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_getfd), 0)) < 0 ||
+	    (rc = add_list(ctx, SCMP_ACT_ERRNO(EPERM), denylist_no_uring,
+	    sizeof(denylist_no_uring) / sizeof(denylist_no_uring[0]))) < 0)
 		return rc;
 	if (may_write_files)
 		return 0;

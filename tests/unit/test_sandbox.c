@@ -22,6 +22,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/wait.h>
@@ -377,6 +378,15 @@ child_chmod(int out)
 	send_report(out, rc, errno);
 }
 
+static void
+child_io_uring(int out)
+{
+	char params[120] = { 0 };	/* struct io_uring_params */
+	long rc = syscall(SYS_io_uring_setup, 4, params);
+
+	send_report(out, rc, errno);
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -428,6 +438,7 @@ test_denylist_denies(void **state)
 	expect_eperm(child_unlink);
 	expect_eperm(child_chmod);
 	assert_int_equal(access(SCRATCH, F_OK), 0);
+	expect_eperm(child_io_uring);
 	expect_sigsys(child_execve);
 	expect_sigsys(child_ptrace);
 	expect_sigsys(child_fork);
@@ -465,6 +476,7 @@ test_denylist_writes(void **state)
 	expect_works(child_unlink);
 	assert_int_equal(access(SCRATCH, F_OK), -1);
 	expect_eperm(child_kill_parent);
+	expect_eperm(child_io_uring);	/* its opens would escape the filter */
 	expect_sigsys(child_execve);
 	expect_sigsys(child_fork);
 	filter = F_WORKER;
