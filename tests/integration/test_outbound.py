@@ -332,6 +332,32 @@ def test_smarthost_byte_exact(tern_factory, sinks):
     assert not log_lines(a, "event=tls ")    # the sink offers no STARTTLS: clear text
 
 
+def test_relay_journal_says_who_reports(tern_factory, sinks):
+    """The mta's journal lines (src/queue/journal.h) end in " r" when the
+    peer did not announce DSN, so that a NOTIFY=SUCCESS report is ours to
+    send after a crash (RFC 3461 5.2), and not when it did. The journal is
+    read while a third job (a peer that accepts the connection and never
+    greets) keeps the queue from emptying it."""
+    nodsn, dsn = sinks(opts=["-N"]), sinks()
+    with socket.socket() as stall:
+        stall.bind(("127.0.0.1", 0))
+        stall.listen(8)
+        stall.settimeout(10)
+        a = sender_tern(tern_factory, extra=(
+            f"route stall.example {{ via 127.0.0.1:{stall.getsockname()[1]} }}\n"
+            f"route nodsn.example {{ via 127.0.0.1:{nodsn.port} }}\n"
+            f"route dsn.example {{ via 127.0.0.1:{dsn.port} }}\n"))
+        submit(a, ["x@stall.example"], body("stall"))
+        conn, _ = stall.accept()	# that job is in flight now
+        with conn:
+            q1 = submit(a, ["y@nodsn.example"], body("nodsn"))
+            q2 = submit(a, ["z@dsn.example"], body("dsn"))
+            wait_log(a, rf"event=sent id={q1} ")
+            wait_log(a, rf"event=sent id={q2} ")
+            lines = (a.spool / "relay.journal").read_text().splitlines()
+            assert f"{q1} 0 r" in lines and f"{q2} 0" in lines, lines
+
+
 def test_one_transaction_per_domain(tern_factory, sinks):
     """An alias to foreign addresses (the mx listener): the two peer.test
     recipients go in one transaction, other.test in another."""
