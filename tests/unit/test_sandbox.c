@@ -443,7 +443,6 @@ test_denylist_denies(void **state)
 	expect_sigsys(child_ptrace);
 	expect_sigsys(child_fork);
 	unlink(SCRATCH);
-	filter = F_WORKER;
 }
 
 static void
@@ -464,7 +463,6 @@ test_denylist_allows(void **state)
 	expect_works(child_open_read);
 	expect_works(child_denylist_allowed);
 	expect_works(child_allowed);
-	filter = F_WORKER;
 }
 
 /* With may_write_files (the check process writing DMARC reports). */
@@ -479,26 +477,34 @@ test_denylist_writes(void **state)
 	expect_eperm(child_io_uring);	/* its opens would escape the filter */
 	expect_sigsys(child_execve);
 	expect_sigsys(child_fork);
+}
+
+/* Each test starts with the worker's filter, also after a failed one. */
+static int
+reset_filter(void **state)
+{
+	(void)state;
 	filter = F_WORKER;
+	return 0;
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_open_refused),
-		cmocka_unit_test(test_create_refused),
-		cmocka_unit_test(test_socket_refused),
-		cmocka_unit_test(test_kill_refused),
-		cmocka_unit_test(test_execve_kills),
-		cmocka_unit_test(test_ptrace_kills),
-		cmocka_unit_test(test_fork_kills),
-		cmocka_unit_test(test_exec_memory_kills),
-		cmocka_unit_test(test_allowed_calls_work),
-		cmocka_unit_test(test_status_shows_filter),
-		cmocka_unit_test(test_denylist_denies),
-		cmocka_unit_test(test_denylist_allows),
-		cmocka_unit_test(test_denylist_writes),
+		cmocka_unit_test_setup(test_open_refused, reset_filter),
+		cmocka_unit_test_setup(test_create_refused, reset_filter),
+		cmocka_unit_test_setup(test_socket_refused, reset_filter),
+		cmocka_unit_test_setup(test_kill_refused, reset_filter),
+		cmocka_unit_test_setup(test_execve_kills, reset_filter),
+		cmocka_unit_test_setup(test_ptrace_kills, reset_filter),
+		cmocka_unit_test_setup(test_fork_kills, reset_filter),
+		cmocka_unit_test_setup(test_exec_memory_kills, reset_filter),
+		cmocka_unit_test_setup(test_allowed_calls_work, reset_filter),
+		cmocka_unit_test_setup(test_status_shows_filter, reset_filter),
+		cmocka_unit_test_setup(test_denylist_denies, reset_filter),
+		cmocka_unit_test_setup(test_denylist_allows, reset_filter),
+		cmocka_unit_test_setup(test_denylist_writes, reset_filter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
