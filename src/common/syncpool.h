@@ -1,6 +1,7 @@
 /*
- * syncpool — fsync (or fdatasync) of many files at once from a few
- * threads. fsyncs issued one after the other each wait for their own cache
+ * syncpool — fsync (or fdatasync) of many files at once, through the
+ * kernel's asynchronous fsync (Linux AIO) or, where the kernel lacks it, a
+ * few helper threads. fsyncs issued one after the other each wait for their own cache
  * flush of the disk; issued together, the block layer merges the flushes
  * and one serves many (a batch of 32 small files: about 5-30 ms instead of
  * 80-130 ms on the benchmark machine). The semantics of each call are
@@ -16,12 +17,16 @@
 struct syncpool;
 
 /*
- * A pool of `threads` helper threads (the caller works too). Returns NULL
- * if no thread could be started; syncpool_run(NULL, ...) then syncs one
- * file after the other.
+ * A pool that uses AIO if this kernel runs fsyncs through it, else
+ * `threads` helper threads (the caller works too). Returns NULL if neither
+ * works; syncpool_run(NULL, ...) then syncs one file after the other.
  */
 struct syncpool *syncpool_new(unsigned threads);
+/* Helper threads only (for the tests, and kernels without AIO's fsync). */
+struct syncpool *syncpool_new_threads(unsigned threads);
 void syncpool_free(struct syncpool *p);
+/* "aio", "threads", or "serial" for NULL: for the start-up log line. */
+const char *syncpool_kind(const struct syncpool *p);
 
 /*
  * fsync(fds[i]) (fdatasync if datasync) for every i < n with fds[i] != -1;

@@ -37,7 +37,7 @@
  */
 #define LINGER_USEC  2000
 #define LINGER_BATCH 32
-#define SYNC_THREADS 16	/* fsyncs in parallel */
+#define SYNC_THREADS 16	/* helper threads for the fsyncs, where AIO lacks fsync */
 #define MAILDIR_CACHE 64	/* Maildirs whose tmp/ and new/ stay open */
 
 /* One request of the batch; `status` is set at once when it is refused. */
@@ -314,6 +314,7 @@ deliver_main(const struct config *cfg, int queue_fd, const char *base)
 		log_fatal("event=event-base-failed");
 	d.ev_batch = event_new(d.base, -1, 0, on_batch, &d);
 	d.syncpool = syncpool_new(SYNC_THREADS);
+	log_info("event=fsync-pool kind=%s", syncpool_kind(d.syncpool));
 	d.maildirs = maildir_cache_new(MAILDIR_CACHE);
 	if ((d.ipc = ipc_new(d.base, queue_fd, on_queue, &d)) == NULL)
 		log_fatal("event=ipc-failed");

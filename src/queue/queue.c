@@ -47,7 +47,7 @@
 #define DIRECT_RCPTS   16	/* most recipients of a message delivered before its 250 */
 #define DIRECT_WAIT_MS 1000	/* then it is stored as any other and acknowledged */
 #define RETRY_MAX      3600
-#define SYNC_THREADS   16	/* fdatasyncs in parallel at a commit */
+#define SYNC_THREADS   16	/* helper threads for the commits' fdatasyncs, where AIO lacks fsync */
 #define SPOOL_LOW_BYTES ((uint64_t)256 << 20)	/* see spool_low */
 #define STOCK_MAX      16	/* files named ahead in queue/ for lone messages */
 #define STOCK_LOW      4	/* below this many the stock is filled up again */
@@ -2777,6 +2777,7 @@ queue_main(const struct config *cfg, int parent_fd, int deliver_fd, int mta_fd)
 	if ((q.base = event_base_new()) == NULL)
 		log_fatal("event=event-base-failed");
 	q.syncpool = syncpool_new(SYNC_THREADS);
+	log_info("event=fsync-pool kind=%s", syncpool_kind(q.syncpool));
 	if ((q.byid = idmap_new()) == NULL)
 		log_fatal("event=oom");
 	q.dirsync = bgsync_new(q.dirfd);

@@ -68,6 +68,22 @@ def test_workers_after_reload_are_filtered(tern):
     tern.wait_for_messages("alice")
 
 
+def test_fsyncs_go_through_aio_under_the_filter(tern):
+    """The queue and the deliver process sync their batches through Linux
+    AIO (src/common/syncpool.c): io_setup, io_submit and io_getevents pass
+    their filter (the start-up probe submits one fsync), and a message for
+    two mailboxes is one batch of two files, synced that way."""
+    for proc in ("queue", "deliver"):
+        tern.wait_log(rf"proc={proc} level=info event=fsync-pool kind=aio")
+    c = tern.client()
+    c.ehlo()
+    c.deliver("bob@example.test", ["alice@localhost", "bob@localhost"],
+              simple_body("two files, one batch"))
+    for user in ("alice", "bob"):
+        tern.wait_for_messages(user)
+    assert "event=maildir-failed" not in tern.log()
+
+
 @pytest.mark.tern(extra="auth_checks on")
 def test_other_children_are_filtered(tern):
     """Every child but the workers runs under sandbox_denylist's filter (no
