@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,25 @@ raise_nofile(const struct config *cfg)
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->limits.connections + 64)
 		log_warn("event=nofile-low limit=%llu connections=%zu",
 		    (unsigned long long)rl.rlim_cur, (size_t)cfg->limits.connections);
+}
+
+/*
+ * glibc gives the top of the heap back to the kernel (brk) when more than
+ * the trim threshold is free there, and its threshold for serving a block
+ * by mmap moves with the blocks freed. With those defaults an smtp worker's
+ * heap shrank and grew again about every other message (a session's
+ * buffers are freed between transactions), every grow paid in page faults,
+ * and some blocks came and went by mmap. Where page-table changes are dear
+ * (a virtual machine) that was about a tenth of the machine's CPU at S=20
+ * (bench/RESULTS.md, session 11). Fixed thresholds: each process keeps up
+ * to 8 MiB of freed heap for reuse, and blocks under 1 MiB come from it.
+ * Set before the children are forked, so every process has them.
+ */
+static void
+malloc_keep(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 }
 
 static void
@@ -160,5 +180,6 @@ main(int argc, char **argv)
 		daemonize();
 	log_init(foreground, debug, cfg->syslog_socket);
 	raise_nofile(cfg);
+	malloc_keep();
 	return parent_main(cfg, path);
 }
