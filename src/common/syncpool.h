@@ -1,13 +1,14 @@
 /*
  * syncpool — fsync (or fdatasync) of many files at once, through the
  * kernel's asynchronous fsync (Linux AIO) or, where the kernel lacks it, a
- * few helper threads. fsyncs issued one after the other each wait for their own cache
- * flush of the disk; issued together, the block layer merges the flushes
- * and one serves many (a batch of 32 small files: about 5-30 ms instead of
- * 80-130 ms on the benchmark machine). The semantics of each call are
- * those of fsync(2): when syncpool_run returns, every file whose error is
- * 0 is on stable storage. With two or more, the calling thread first writes
- * back the data of all of them (sync_file_range), then the fsyncs run.
+ * few helper threads. fsyncs issued one after the other each wait for
+ * their own cache flush of the disk; issued together, the block layer
+ * merges the flushes and one serves many (a batch of 32 small files: about
+ * 5-30 ms instead of 80-130 ms on the benchmark machine). The semantics of
+ * each call are those of fsync(2): when syncpool_run returns, every file
+ * whose error is 0 is on stable storage. With two or more, the calling
+ * thread first writes back the data of all of them (sync_file_range), then
+ * the fsyncs run.
  */
 #ifndef TERN_SYNCPOOL_H
 #define TERN_SYNCPOOL_H

@@ -82,9 +82,10 @@ raise_nofile(const struct config *cfg)
  * heap shrank and grew again about every other message (a session's
  * buffers are freed between transactions), every grow paid in page faults,
  * and some blocks came and went by mmap. Where page-table changes are dear
- * (a virtual machine) that was about a tenth of the machine's CPU at S=20
- * (bench/RESULTS.md, session 11). Fixed thresholds: each process keeps up
- * to 8 MiB of freed heap for reuse, and blocks under 1 MiB come from it.
+ * (a virtual machine) fixing them took 10-15% off the workers' CPU at
+ * S=20 (bench/RESULTS.md, session 11). Fixed thresholds: each process
+ * keeps up to 8 MiB of freed heap for reuse, and blocks under 1 MiB come
+ * from it.
  * Set before the children are forked, so every process has them.
  */
 static void

@@ -208,6 +208,7 @@ on_batch(evutil_socket_t fd, short what, void *arg)
 	size_t i, src[BATCH_MAX];
 
 	event_del(d->ev_batch);	/* a linger timer, when a full batch runs early */
+	log_debug("event=deliver-batch n=%zu", d->njobs);
 	for (i = 0; i < d->njobs; i++)
 		fds[i] = d->jobs[i].staged && !d->jobs[i].md.failed ? d->jobs[i].md.fd : -1;
 	syncpool_run(d->syncpool, fds, errs, d->njobs, 0);

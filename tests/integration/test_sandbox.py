@@ -68,11 +68,13 @@ def test_workers_after_reload_are_filtered(tern):
     tern.wait_for_messages("alice")
 
 
+@pytest.mark.tern(verbose=True)
 def test_fsyncs_go_through_aio_under_the_filter(tern):
     """The queue and the deliver process sync their batches through Linux
     AIO (src/common/syncpool.c): io_setup, io_submit and io_getevents pass
     their filter (the start-up probe submits one fsync), and a message for
-    two mailboxes is one batch of two files, synced that way."""
+    two mailboxes is one batch of two files (the debug line says so),
+    synced that way."""
     for proc in ("queue", "deliver"):
         tern.wait_log(rf"proc={proc} level=info event=fsync-pool kind=aio")
     c = tern.client()
@@ -81,6 +83,7 @@ def test_fsyncs_go_through_aio_under_the_filter(tern):
               simple_body("two files, one batch"))
     for user in ("alice", "bob"):
         tern.wait_for_messages(user)
+    assert "proc=deliver level=debug event=deliver-batch n=2" in tern.log()
     assert "event=maildir-failed" not in tern.log()
 
 
