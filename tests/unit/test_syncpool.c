@@ -100,6 +100,16 @@ check_batches(struct syncpool *p, unsigned rounds)
 	kit_close(&k);
 }
 
+/* A pool of the given kind through the batches, then freed. */
+static void
+check_pool(struct syncpool *p, const char *kind, unsigned rounds)
+{
+	assert_non_null(p);
+	assert_string_equal(syncpool_kind(p), kind);
+	check_batches(p, rounds);
+	syncpool_free(p);
+}
+
 /*
  * The default pool on this kernel is AIO's (Linux 4.18 and later): a
  * machine without it runs the fsyncs on threads, and this test says so
@@ -108,48 +118,30 @@ check_batches(struct syncpool *p, unsigned rounds)
 static void
 test_answers_with_aio(void **state)
 {
-	struct syncpool *p = syncpool_new(4);
-
 	(void)state;
-	assert_non_null(p);
-	assert_string_equal(syncpool_kind(p), "aio");
-	check_batches(p, 2000);
-	syncpool_free(p);
+	check_pool(syncpool_new(4), "aio", 2000);
 }
 
 static void
 test_answers_with_threads(void **state)
 {
-	struct syncpool *p = syncpool_new_threads(4);
-
 	(void)state;
-	assert_non_null(p);
-	assert_string_equal(syncpool_kind(p), "threads");
-	check_batches(p, 2000);
-	syncpool_free(p);
+	check_pool(syncpool_new_threads(4), "threads", 2000);
 }
 
 /* More threads than files: helpers that wake late must find nothing to take. */
 static void
 test_many_helpers(void **state)
 {
-	struct syncpool *p = syncpool_new_threads(16);
-
 	(void)state;
-	assert_non_null(p);
-	check_batches(p, 1000);
-	syncpool_free(p);
+	check_pool(syncpool_new_threads(16), "threads", 1000);
 }
 
 static void
 test_one_helper(void **state)
 {
-	struct syncpool *p = syncpool_new_threads(1);
-
 	(void)state;
-	assert_non_null(p);
-	check_batches(p, 300);
-	syncpool_free(p);
+	check_pool(syncpool_new_threads(1), "threads", 300);
 }
 
 /* No pool: one file after the other, the same answers. */
