@@ -10,7 +10,7 @@ PACKAGES=(
 	libcmocka-dev python3-pytest swaks libnet-ssleay-perl libio-socket-ssl-perl postfix
 	clang libclang-rt-14-dev
 	procps iproute2 openssl time
-	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim libseccomp-dev
+	unbound libyaml-dev python3-yaml msmtp libpsl-dev publicsuffix python3-dkim python3-authres libseccomp-dev
 	clang-tidy cppcheck valgrind
 	opendkim-tools
 	zlib1g-dev

@@ -449,6 +449,21 @@ body_verdicts(const struct buf *msg, uint8_t *out, size_t *n)
 	return 0;
 }
 
+/* ARC's body hashes (RFC 8617), as the smtp worker computes them. */
+static int
+arc_hashes(const struct buf *msg, size_t hlen, unsigned char *out)
+{
+	struct arc_body *b = arc_body_new();
+	int rc = -1;
+
+	if (b != NULL) {
+		arc_body_feed(b, msg->data + hlen, msg->len - hlen);
+		rc = arc_body_finish(b, out);
+	}
+	arc_body_free(b);
+	return rc;
+}
+
 /* dkim_aligned_set has a bit for each signature authcheck keeps. */
 _Static_assert(DKIM_MAX_SIGS <= 32, "dkim_aligned_set holds 32 signatures");
 
@@ -531,6 +546,9 @@ print_result(const struct authcheck_request *rq, const struct authcheck_result *
 		printf("dkim: no DKIM-Signature\n");
 	for (i = 0; i < r->ndkim; i++)
 		print_sig("dkim signature", i, &r->dkim[i]);
+	if (r->arc.cv != ARC_NONE)
+		printf("arc: %s, %u instance(s) (%s)\n", arc_cv_str(r->arc.cv), r->arc.n,
+		    r->arc.reason);
 	print_dmarc(r, rq->mailfrom[0] == '\0');
 	/* The field as the daemon prepends it, its folding kept. */
 	for (i = 0; i < r->header.len; i++)
@@ -559,6 +577,7 @@ dmarc_run(const struct dns_resolver *dns, const struct authcheck_request *in,
 	struct authcheck_result *r;
 	struct orgdomain *od;
 	uint8_t body[DKIM_MAX_SIGS];
+	unsigned char arc[ARC_BODY_HASHES];
 	int rc = XS_LOCAL;
 
 	if (body_verdicts(msg, body, &q.nbody) == -1) {
@@ -568,6 +587,8 @@ dmarc_run(const struct dns_resolver *dns, const struct authcheck_request *in,
 	q.body = body;
 	q.hdr = msg->data ? msg->data : "";
 	q.hdrlen = header_len(msg);
+	if (msg->data != NULL && arc_hashes(msg, q.hdrlen, arc) == 0)
+		q.arc = arc;
 	if ((od = orgdomain_open(NULL)) == NULL || (r = malloc(sizeof(*r))) == NULL) {
 		orgdomain_close(od);
 		fprintf(stderr, "ternctl: out of memory\n");

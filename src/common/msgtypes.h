@@ -45,7 +45,8 @@ enum msgtype {
 	/* smtp worker -> check (reqid names the session) */
 	MSG_C_PART,		/* bytes: part of the header section (not the last) */
 	MSG_C_CHECK,		/* u32 seq, str ip, str helo, str mailfrom, bytes header section
-				   (the rest of it), bytes body verdicts (enum dkim_bodyv each) */
+				   (the rest of it), bytes body verdicts (enum dkim_bodyv each),
+				   bytes ARC body hashes (ARC_BODY_HASHES, or none) */
 	/* check -> smtp worker */
 	MSG_C_RESULT,		/* u32 seq, u32 spf (enum spf_result), u32 dmarc (enum dmarc_result),
 				   u32 disposition (enum dmarc_policy), str Authentication-Results field */

@@ -21,6 +21,7 @@ struct chain {
 	struct dkim_msg m;
 	const char     *body;
 	size_t          bodylen;
+	const unsigned char *bh;	/* ARC_BODY_HASHES computed before; NULL: hash body */
 	size_t          set[ARC_MAX_INSTANCE + 1][K_N];	/* field index + 1; 0: absent */
 	unsigned        n;
 };
@@ -267,16 +268,78 @@ body_sink(void *ctx, const void *p, size_t n)
 	(void)EVP_DigestUpdate(ctx, p, n);
 }
 
+/* Both canonicalizations at once; index by enum dkim_canon. */
+struct arc_body {
+	struct dkim_body c[2];
+	EVP_MD_CTX      *md[2];
+};
+
+static const enum dkim_canon body_canon[2] = { DKIM_CANON_SIMPLE, DKIM_CANON_RELAXED };
+
+struct arc_body *
+arc_body_new(void)
+{
+	struct arc_body *b = calloc(1, sizeof(*b));
+	int k;
+
+	if (b == NULL)
+		return NULL;
+	for (k = 0; k < 2; k++) {
+		if ((b->md[k] = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestInit_ex(b->md[k], EVP_sha256(), NULL) != 1) {
+			arc_body_free(b);
+			return NULL;
+		}
+		dkim_body_init(&b->c[k], body_canon[k], UINT64_MAX, body_sink, b->md[k]);
+	}
+	return b;
+}
+
+void
+arc_body_feed(struct arc_body *b, const char *p, size_t n)
+{
+	dkim_body_feed(&b->c[0], p, n);
+	dkim_body_feed(&b->c[1], p, n);
+}
+
+int
+arc_body_finish(struct arc_body *b, unsigned char out[ARC_BODY_HASHES])
+{
+	unsigned n;
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		dkim_body_finish(&b->c[k]);
+		if (EVP_DigestFinal_ex(b->md[k], out + 32 * k, &n) != 1 || n != 32)
+			return -1;
+	}
+	return 0;
+}
+
+void
+arc_body_free(struct arc_body *b)
+{
+	if (b == NULL)
+		return;
+	EVP_MD_CTX_free(b->md[0]);
+	EVP_MD_CTX_free(b->md[1]);
+	free(b);
+}
+
 /* The canonical body's SHA-256 (RFC 6376 3.7), all of it (ARC has no l=). */
 static int
 body_hash(const struct chain *c, enum dkim_canon bc, unsigned char *out)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_MD_CTX *md;
 	struct dkim_body b;
 	unsigned n;
 	int rc = -1;
 
-	if (md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
+	if (c->bh != NULL) {
+		memcpy(out, c->bh + (bc == DKIM_CANON_SIMPLE ? 0 : 32), 32);
+		return 0;
+	}
+	if ((md = EVP_MD_CTX_new()) != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
 		dkim_body_init(&b, bc, UINT64_MAX, body_sink, md);
 		dkim_body_feed(&b, c->body, c->bodylen);
 		dkim_body_finish(&b);
@@ -496,9 +559,9 @@ validate(struct chain *c, const struct dns_resolver *dns, const struct arc_verif
 	set_reason(r, ARC_PASS, "chain verified");
 }
 
-int
-arc_verify(const char *msg, size_t len, const struct dns_resolver *dns,
-    const struct arc_verify_opts *o, struct arc_result *r)
+static int
+verify_loaded(const char *msg, size_t len, const unsigned char *bh,
+    const struct dns_resolver *dns, const struct arc_verify_opts *o, struct arc_result *r)
 {
 	struct chain *c = malloc(sizeof(*c));
 	int rc = 0;
@@ -509,11 +572,27 @@ arc_verify(const char *msg, size_t len, const struct dns_resolver *dns,
 		return set_reason(r, ARC_FAIL, "out of memory");
 	if (chain_load(c, msg, len) == -1) {
 		rc = set_reason(r, ARC_FAIL, "header section too large");
-	} else
+	} else {
+		c->bh = bh;
 		validate(c, dns, o, r);
+	}
 	dkim_msg_free(&c->m);
 	free(c);
 	return rc;
+}
+
+int
+arc_verify(const char *msg, size_t len, const struct dns_resolver *dns,
+    const struct arc_verify_opts *o, struct arc_result *r)
+{
+	return verify_loaded(msg, len, NULL, dns, o, r);
+}
+
+int
+arc_verify_header(const char *hdr, size_t len, const unsigned char bh[ARC_BODY_HASHES],
+    const struct dns_resolver *dns, const struct arc_verify_opts *o, struct arc_result *r)
+{
+	return verify_loaded(hdr, len, bh, dns, o, r);
 }
 
 /* ---- sealing (RFC 8617 5.1) ---- */

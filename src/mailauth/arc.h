@@ -47,6 +47,29 @@ struct arc_verify_opts {
 int  arc_verify(const char *msg, size_t len, const struct dns_resolver *dns,
     const struct arc_verify_opts *o, struct arc_result *r);
 
+/*
+ * The canonical body's SHA-256 under both of ARC's body canonicalizations
+ * (RFC 6376 3.4.3 simple, 3.4.4 relaxed; ARC has no l=), computed while the
+ * body streams, for arc_verify_header(). Bytes in any chunking.
+ */
+#define ARC_BODY_HASHES 64	/* simple's 32 bytes, then relaxed's */
+
+struct arc_body;
+
+struct arc_body *arc_body_new(void);
+void arc_body_feed(struct arc_body *b, const char *p, size_t n);
+/* Writes both hashes to out; 0, or -1 (OpenSSL failed). b is still to be freed. */
+int  arc_body_finish(struct arc_body *b, unsigned char out[ARC_BODY_HASHES]);
+void arc_body_free(struct arc_body *b);
+
+/*
+ * arc_verify() for a message whose body is not at hand: hdr[0..len) is its
+ * header section (the blank line may follow; anything after it is ignored)
+ * and bh what arc_body_finish() gave for its body. Same results.
+ */
+int  arc_verify_header(const char *hdr, size_t len, const unsigned char bh[ARC_BODY_HASHES],
+    const struct dns_resolver *dns, const struct arc_verify_opts *o, struct arc_result *r);
+
 struct arc_seal_opts {
 	const char       *domain;	/* d= */
 	const char       *selector;	/* s= */

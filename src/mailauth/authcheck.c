@@ -7,7 +7,7 @@
 #include "mailauth/authres.h"
 
 #define HEADER_MAX	16384	/* the field; authres_build caps each value */
-#define ENTRIES_MAX	(DKIM_MAX_SIGS + 4)
+#define ENTRIES_MAX	(DKIM_MAX_SIGS + 5)
 
 static const char *
 domain_of(const char *addr)
@@ -118,6 +118,16 @@ build(const struct authcheck_request *req, struct authcheck_result *out)
 		    pol ? dmarc_policy_str(dm->disposition) : NULL);
 		n++;
 	}
+	if (out->arc.cv != ARC_NONE) {
+		const struct arc_result *a = &out->arc;
+
+		/* oldest-pass: 0 when every AMS verified (IANA Email Authentication Methods) */
+		authres_arc(&e[n], arc_cv_str(a->cv), req->ip, a->n,
+		    a->cv != ARC_PASS ? -1 : a->oldest_pass <= 1 ? 0 : (int)a->oldest_pass);
+		if (a->cv != ARC_PASS)
+			e[n].reason = a->reason;
+		n++;
+	}
 	authres_iprev(&e[n++], iprev_result_str(out->iprev.result), req->ip, out->iprev.name);
 	return authres_build(&out->header, req->authserv_id, e, n);
 }
@@ -135,6 +145,9 @@ authcheck_run(const struct dns_resolver *dns, const struct orgdomain *od,
 	run_spf(dns, req, out);
 	if (req->hdr != NULL) {
 		run_dkim(dns, req, out);
+		/* the result says fail if it could not be run; NONE: no ARC sets */
+		if (req->arc != NULL)
+			(void)arc_verify_header(req->hdr, req->hdrlen, req->arc, dns, NULL, &out->arc);
 		if (run_dmarc(dns, od, req, out) == -1) {
 			authcheck_result_free(out);
 			return -1;

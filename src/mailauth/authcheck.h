@@ -3,6 +3,7 @@
  * MAIL FROM (or postmaster@HELO for <>) and HELO (RFC 7208), each DKIM
  * signature (RFC 6376; body verdicts computed earlier, see dkim.h),
  * DMARC for the From domain (RFC 7489), the client's reverse DNS (iprev),
+ * the ARC chain (RFC 8617; reported only when the message carries one),
  * and the one Authentication-Results field that reports them (RFC 8601). The check process runs it for the
  * smtp workers; anything else holding a resolver (ternctl) may too.
  * authcheck_verdict() turns the results and a policy into what to do.
@@ -16,6 +17,7 @@
 
 #include "common/buf.h"
 #include "dns/dns.h"
+#include "mailauth/arc.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
 #include "mailauth/iprev.h"
@@ -31,6 +33,7 @@ struct authcheck_request {
 	size_t         hdrlen;
 	const uint8_t *body;		/* enum dkim_bodyv per signature (dkim_verify_bodies) */
 	size_t         nbody;
+	const unsigned char *arc;	/* ARC_BODY_HASHES of the body (arc_body_finish); NULL: no ARC check */
 	const char    *authserv_id;	/* RFC 8601 2.5 */
 	const char    *receiver;	/* our host name (SPF %{r}) */
 	unsigned       pct_roll;	/* 0..99, DMARC pct= sampling */
@@ -48,6 +51,7 @@ struct authcheck_result {
 	char                   dmarc_spf_domain[DNS_NAME_MAX + 1];
 	struct dmarc_outcome   dmarc;
 	struct iprev_outcome   iprev;	/* the client address (RFC 8601 3) */
+	struct arc_result      arc;	/* the ARC chain (RFC 8617 5.2); cv NONE: none or not checked */
 	struct buf             header;	/* "Authentication-Results: ...\r\n" */
 };
 

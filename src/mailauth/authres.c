@@ -104,6 +104,22 @@ authres_dmarc(struct authres_entry *e, const char *result, const char *header_fr
 }
 
 void
+authres_arc(struct authres_entry *e, const char *result, const char *ip, unsigned n,
+    int oldest_pass)
+{
+	entry_init(e, "arc", result);
+	if (n > 0) {
+		snprintf(e->cstore, sizeof(e->cstore), "i=%u", n);
+		e->comment = e->cstore;
+	}
+	add_prop(e, "smtp", "remote-ip", ip);
+	if (oldest_pass >= 0) {
+		snprintf(e->store, sizeof(e->store), "%d", oldest_pass);
+		add_prop(e, "header", "oldest-pass", e->store);
+	}
+}
+
+void
 authres_iprev(struct authres_entry *e, const char *result, const char *ip,
     const char *name)
 {

@@ -27,7 +27,7 @@ struct authres_prop {
 };
 
 struct authres_entry {
-	const char         *method;	/* Keyword: "spf", "dkim", "dmarc", "iprev" */
+	const char         *method;	/* Keyword: "spf", "dkim", "dmarc", "iprev", "arc" */
 	const char         *result;	/* Keyword: "pass", "fail", ... */
 	const char         *reason;	/* reason= value, or NULL */
 	const char         *comment;	/* text of a (comment) after the result, or NULL */
@@ -44,7 +44,9 @@ struct authres_entry {
  * characters of b= (whitespace removed). dmarc: header.from,
  * policy.dmarc = the disposition applied (when not NULL) and a comment
  * "p=... sp=... dis=..." with the published policies. iprev: policy.iprev
- * = the client address, the name found in a comment.
+ * = the client address, the name found in a comment. arc (RFC 8617 6):
+ * a comment "i=N" with the chain's instances (n > 0), smtp.remote-ip,
+ * and header.oldest-pass when oldest_pass >= 0 (0: every AMS verified).
  */
 void authres_spf(struct authres_entry *e, const char *result, const char *mailfrom,
 	const char *helo);
@@ -54,6 +56,8 @@ void authres_dmarc(struct authres_entry *e, const char *result, const char *head
 	const char *p, const char *sp, const char *disposition);
 void authres_iprev(struct authres_entry *e, const char *result, const char *ip,
 	const char *name);
+void authres_arc(struct authres_entry *e, const char *result, const char *ip, unsigned n,
+	int oldest_pass);
 
 /*
  * Appends the whole field "Authentication-Results: ID; ...\r\n" to out,

@@ -56,6 +56,8 @@ struct job {
 	struct buf     hdr;
 	uint8_t        body[DKIM_MAX_SIGS];
 	size_t         nbody;
+	int            has_arc;
+	unsigned char  arc[ARC_BODY_HASHES];
 	unsigned       pct_roll;
 	/* the answer */
 	uint32_t       spf, dmarc, disposition;
@@ -171,6 +173,7 @@ job_run(struct checkd *d, struct job *j, const struct dns_resolver *dns,
 	rq.hdrlen = j->hdr.len;
 	rq.body = j->body;
 	rq.nbody = j->nbody;
+	rq.arc = j->has_arc ? j->arc : NULL;
 	rq.authserv_id = config_authserv_id(d->cfg);
 	rq.receiver = d->cfg->hostname;
 	rq.pct_roll = j->pct_roll;
@@ -380,8 +383,8 @@ int
 checkd_request_decode(const uint8_t *p, size_t len, struct checkd_request *out)
 {
 	struct ipc_msg m = { 0, 0, p, len, 0, -1, 0 };
-	const uint8_t *bv;
-	size_t nb;
+	const uint8_t *bv, *av;
+	size_t nb, na;
 
 	memset(out, 0, sizeof(*out));
 	out->seq = ipc_get_u32(&m);
@@ -390,11 +393,14 @@ checkd_request_decode(const uint8_t *p, size_t len, struct checkd_request *out)
 	ipc_get_str(&m, out->mailfrom, sizeof(out->mailfrom));
 	out->hdr = ipc_get_bytes(&m, &out->hdrlen);
 	bv = ipc_get_bytes(&m, &nb);
-	if (ipc_get_end(&m) == -1 || nb > DKIM_MAX_SIGS)
+	av = ipc_get_bytes(&m, &na);
+	if (ipc_get_end(&m) == -1 || nb > DKIM_MAX_SIGS || (na != 0 && na != ARC_BODY_HASHES))
 		return -1;
 	if (nb > 0)
 		memcpy(out->body, bv, nb);
 	out->nbody = nb;
+	if ((out->has_arc = na > 0))
+		memcpy(out->arc, av, na);
 	return 0;
 }
 
@@ -441,6 +447,8 @@ on_check(struct checkd *d, struct chan *ch, struct ipc_msg *m)
 		memcpy(j->mailfrom, rq.mailfrom, sizeof(j->mailfrom));
 		memcpy(j->body, rq.body, rq.nbody);
 		j->nbody = rq.nbody;
+		j->has_arc = rq.has_arc;
+		memcpy(j->arc, rq.arc, sizeof(j->arc));
 	}
 	if (j->bad) {
 		/* A worker is not trusted: a malformed request gets an answer, no check. */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "daemon/config.h"
+#include "mailauth/arc.h"
 #include "mailauth/dkim.h"
 #include "smtp/parse.h"
 
@@ -30,12 +31,15 @@ struct checkd_request {
 	size_t         hdrlen;
 	uint8_t        body[DKIM_MAX_SIGS];	/* enum dkim_bodyv per signature */
 	size_t         nbody;
+	int            has_arc;
+	unsigned char  arc[ARC_BODY_HASHES];	/* ARC's body hashes (arc.h), if has_arc */
 };
 
 /*
  * Decodes a request's bytes p[0..len). A worker is not trusted: -1 if
  * anything is off (short, a string too long or holding a NUL, more body
- * verdicts than DKIM_MAX_SIGS, bytes left over); *out is then unusable.
+ * verdicts than DKIM_MAX_SIGS, ARC hashes of another length, bytes left
+ * over); *out is then unusable.
  */
 int checkd_request_decode(const uint8_t *p, size_t len, struct checkd_request *out);
 

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "mailauth/arc.h"
 #include "mailauth/authcheck.h"
 #include "mailauth/authres.h"
 #include "queue/envelope.h"
@@ -74,6 +75,7 @@ struct txn {
 	/* inbound checks (mx listeners) */
 	int             checking;	/* this message gets checked */
 	struct dkim_verify *dkim;	/* body hashes, fed as the message streams */
+	struct arc_body *arc;		/* ARC's body hashes, likewise (RFC 8617) */
 	size_t          hdr_end;	/* header section length in hdr (blank line included) */
 	uint64_t        removed;	/* octets of forged A-R fields not written */
 };
@@ -207,6 +209,7 @@ txn_reset(struct session *s)
 	buf_free(&t->wbuf);
 	buf_free(&t->hdr);
 	dkim_verify_free(t->dkim);
+	arc_body_free(t->arc);
 	memset(t, 0, sizeof(*t));
 	envelope_init(&t->env);
 	buf_init(&t->wbuf, SESSION_WBUF);
@@ -321,11 +324,13 @@ emit(struct session *s, const char *p, size_t n)
 		return;
 	/* DKIM body hashes as the bytes pass (RFC 6376 3.7); a verifier that
 	 * overflows simply has no signatures to report. While the header is
-	 * held there is none yet (dkim_start). */
+	 * held there is none yet (checks_start). */
 	if (t->dkim && dkim_verify_feed(t->dkim, p, n) == -1) {
 		dkim_verify_free(t->dkim);
 		t->dkim = NULL;
 	}
+	if (t->arc)
+		arc_body_feed(t->arc, p, n);
 	if (t->hold) {
 		hold_header(s, p, n);
 		return;
@@ -434,15 +439,14 @@ submission_header(struct session *s, size_t end)
 	return r;
 }
 
-/* Could the header hold a DKIM-Signature field? (any mention, case aside) */
+/* Could the header hold a field named name (lower case)? Any mention counts. */
 static int
-mentions_dkim(const char *h, size_t n)
+mentions(const char *h, size_t n, const char *name)
 {
-	static const char name[] = "dkim-signature";
-	size_t k = sizeof(name) - 1, i;
+	size_t k = strlen(name), i;
 
 	for (i = 0; i + k <= n; i++)
-		if ((h[i] == 'd' || h[i] == 'D') && strncasecmp(h + i, name, k) == 0)
+		if ((h[i] | 0x20) == name[0] && strncasecmp(h + i, name, k) == 0)
 			return 1;
 	return 0;
 }
@@ -451,14 +455,25 @@ mentions_dkim(const char *h, size_t n)
  * A checked message gets a DKIM verifier once its header is known, and
  * only if it names DKIM-Signature: without one the verifier (a large
  * block to clear) would have nothing to say. It is fed everything held
- * so far, the same bytes it would have seen from the start.
+ * so far, the same bytes it would have seen from the start. Likewise
+ * ARC's two body hashes if it names ARC-Seal, fed the body bytes held.
  */
 static void
-dkim_start(struct session *s, size_t end)
+checks_start(struct session *s, size_t end)
 {
 	struct txn *t = &s->t;
 
-	if (!t->checking || t->err != DERR_NONE || !mentions_dkim(t->hdr.data, end))
+	if (!t->checking || t->err != DERR_NONE)
+		return;
+	if (mentions(t->hdr.data, end, "arc-seal")) {
+		if ((t->arc = arc_body_new()) == NULL) {
+			data_fail(s, DERR_WRITE, ENOMEM);
+			return;
+		}
+		if (t->hdr_end < t->hdr.len)
+			arc_body_feed(t->arc, t->hdr.data + t->hdr_end, t->hdr.len - t->hdr_end);
+	}
+	if (!mentions(t->hdr.data, end, "dkim-signature"))
 		return;
 	if ((t->dkim = dkim_verify_new(NULL)) == NULL) {
 		data_fail(s, DERR_WRITE, ENOMEM);
@@ -491,7 +506,7 @@ release_header(struct session *s)
 	else if (e)
 		end = (size_t)(e - t->hdr.data) + 2;
 	t->hdr_end = e ? end + 2 : end == 0 ? 2 : end;
-	dkim_start(s, end);
+	checks_start(s, end);
 	if (s->submission && (r = submission_header(s, end)) != 0)
 		data_fail(s, DERR_WRITE, r);
 	if (t->err != DERR_NONE)
@@ -657,6 +672,7 @@ ask_check(struct session *s)
 	struct txn *t = &s->t;
 	struct session_check q;
 	uint8_t body[DKIM_MAX_SIGS];
+	unsigned char arc[ARC_BODY_HASHES];
 	int n = t->dkim ? dkim_verify_bodies(t->dkim, body, DKIM_MAX_SIGS) : 0;
 
 	memset(&q, 0, sizeof(q));
@@ -668,6 +684,7 @@ ask_check(struct session *s)
 	q.hdrlen = t->hdr_end <= t->hdr.len ? t->hdr_end : t->hdr.len;
 	q.body = body;
 	q.nbody = n > 0 ? (size_t)n : 0;
+	q.arc = t->arc && arc_body_finish(t->arc, arc) == 0 ? arc : NULL;
 	s->st = ST_WAIT_CHECK;
 	s->ops->check(s->ctx, s, &q);
 }
@@ -861,7 +878,7 @@ session_open_done(struct session *s, const char *id, int err)
 		/* Inbound checks: mx listeners, not for authenticated clients. */
 		t->checking = s->ops->check != NULL && !s->submission && !s->auth_user[0] &&
 		    config_checks_on(s->cfg, s->listener);
-		/* The DKIM verifier comes at the end of the header (dkim_start). */
+		/* The DKIM verifier and ARC hashes come at the end of the header (checks_start). */
 		t->hold = s->submission || t->checking;
 	} else
 		data_fail(s, DERR_OPEN, err);

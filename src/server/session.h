@@ -27,6 +27,7 @@ struct session_check {
 	size_t         hdrlen;
 	const uint8_t *body;		/* enum dkim_bodyv per DKIM-Signature */
 	size_t         nbody;
+	const unsigned char *arc;	/* ARC_BODY_HASHES (arc.h); NULL: no ARC-Seal named */
 };
 
 struct session_check_answer {

@@ -22,6 +22,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/msgtypes.h"
+#include "mailauth/arc.h"
 #include "queue/envelope.h"
 #include "server/session.h"
 #include "server/tls.h"
@@ -407,6 +408,7 @@ send_check(struct conn *c, const struct session_check *q)
 	ipc_put_str(&b, q->mailfrom);
 	ipc_put_bytes(&b, q->hdr + off, n);
 	ipc_put_bytes(&b, q->body, q->nbody);
+	ipc_put_bytes(&b, q->arc, q->arc ? ARC_BODY_HASHES : 0);
 	r = ipc_send(ipc, MSG_C_CHECK, c->reqid, b.data, b.len, -1);
 	buf_free(&b);
 	return r;

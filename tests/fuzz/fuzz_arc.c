@@ -7,6 +7,8 @@
  *   - arc_seal() with the made key; a first seal (no ARC set before) must
  *     then validate as pass with one instance (unless the input starts
  *     with WSP, which would fold into the prepended fields).
+ *   - arc_verify_header() over the header section and the body's streamed
+ *     hashes must agree with arc_verify() over the whole message.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,6 +62,33 @@ check(const struct arc_result *r)
 		abort();
 }
 
+/*
+ * The check process's way: the header section as the smtp session splits
+ * it (a first empty line, or up to the first blank line) and the body's
+ * hashes streamed. Must report what the whole-message check reported.
+ */
+static void
+check_header_only(const uint8_t *data, size_t size, const struct dns_resolver *res,
+    const struct arc_result *whole)
+{
+	const uint8_t *sep = memmem(data, size, "\r\n\r\n", 4);
+	size_t hlen = size >= 2 && data[0] == '\r' && data[1] == '\n' ? 2 :
+	    sep ? (size_t)(sep - data) + 4 : size;
+	unsigned char bh[ARC_BODY_HASHES];
+	struct arc_body *b = arc_body_new();
+	struct arc_result r;
+
+	if (b == NULL)
+		abort();
+	arc_body_feed(b, (const char *)data + hlen, size - hlen);
+	if (arc_body_finish(b, bh) == -1)
+		abort();
+	arc_body_free(b);
+	if (arc_verify_header((const char *)data, hlen, bh, res, NULL, &r) == 0 &&
+	    (r.cv != whole->cv || r.n != whole->n || r.oldest_pass != whole->oldest_pass))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -74,8 +103,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (zone == NULL)
 		setup();
 	res = dns_static_resolver(zone);
-	if (arc_verify((const char *)data, size, &res, NULL, &r) == 0)
+	if (arc_verify((const char *)data, size, &res, NULL, &r) == 0) {
 		check(&r);
+		check_header_only(data, size, &res, &r);
+	}
 	memset(&o, 0, sizeof(o));
 	o.domain = "example.org";
 	o.selector = "fuzz";

@@ -46,6 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(ipc_put_str(&b, rq.mailfrom) == 0);
 	CHECK(ipc_put_bytes(&b, rq.hdr, rq.hdrlen) == 0);
 	CHECK(ipc_put_bytes(&b, rq.body, rq.nbody) == 0);
+	CHECK(ipc_put_bytes(&b, rq.arc, rq.has_arc ? ARC_BODY_HASHES : 0) == 0);
 	CHECK(b.len == size && memcmp(b.data, data, size) == 0);
 	buf_free(&b);
 	return 0;

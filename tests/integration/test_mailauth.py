@@ -112,7 +112,7 @@ def authres(raw):
         part = re.sub(r"\([^)]*\)", "", part).strip()
         mm = re.match(r"([a-z]+)=([a-z]+)(.*)$", part)
         assert mm, part
-        props = dict(re.findall(r'([a-z]+\.[a-z]+)=("[^"]*"|[^ ]+)', mm.group(3)))
+        props = dict(re.findall(r'([a-z]+\.[a-z-]+)=("[^"]*"|[^ ]+)', mm.group(3)))
         props.update(re.findall(r'(reason)=("[^"]*"|[^ ]+)', mm.group(3)))
         res.setdefault(mm.group(1), []).append((mm.group(2), props))
     return fields, res
@@ -295,3 +295,68 @@ def test_relayed_message_carries_authres_and_size(tern_factory, unbound_server, 
     # A's queue counted the A-R field too (the envelope's size).
     asize = int(re.findall(r"event=queued id=\w+ nrcpt=1 size=(\d+)", t.log())[-1])
     assert asize == len(msg)
+
+
+# ---- ARC (RFC 8617): the chain a forwarder sealed, reported as arc= ----
+
+def arc_seal(keys, msg, hop=1):
+    """One more ARC set by good.test (selector rsa), as a mailing list or
+    forwarder would add it after its own Authentication-Results (hop 2
+    records the chain it found: dkimpy wants that); dkimpy is the
+    independent sealer."""
+    srv = b"hop%d.good.test" % hop
+    ar = b"spf=pass smtp.mailfrom=alice@good.test" if hop == 1 else b"arc=pass"
+    msg = b"Authentication-Results: " + srv + b"; " + ar + b"\r\n" + msg
+    sets = dkim.arc_sign(msg, b"rsa", b"good.test", keys["rsa"], srv,
+                         include_headers=[b"from", b"to", b"subject", b"date"])
+    assert sets, "dkimpy did not seal"
+    return b"".join(sets) + msg
+
+
+def dkimpy_arc(keys, msg):
+    cv, _, reason = dkim.arc_verify(msg, dnsfunc=lambda name, timeout=5: {
+        b"rsa._domainkey.good.test.": b"v=DKIM1; k=rsa; p=" + keys["rsa_pub"].encode(),
+    }[name])
+    return cv.decode() if isinstance(cv, bytes) else cv, reason
+
+
+# A large body with lines that start with dots (stuffed on the wire, so the
+# hashes are taken over the unstuffed bytes) and a trailing empty line.
+ARC_BODY = b"".join(b".line %d of a forwarded message\r\n" % i for i in range(6000)) + b"\r\n"
+
+
+def test_arc_chain_sealed_twice_passes(tern_factory, unbound_server, keys):
+    dns = unbound_server(zone(keys))
+    t = checked_tern(tern_factory, dns)
+    msg = arc_seal(keys, arc_seal(keys, HDR + b"\r\n" + ARC_BODY), hop=2)
+    assert dkimpy_arc(keys, msg)[0] == "pass"
+    send(t, msg)
+    raw = t.wait_for_messages("bob")[0]
+    fields, res = authres(raw)
+    assert res["arc"] == [("pass", {"smtp.remote-ip": "127.0.0.1", "header.oldest-pass": "0"})]
+    assert "arc=pass (i=2)" in fields[0]
+    assert raw.endswith(msg)
+
+
+def test_arc_body_changed_after_sealing_fails(tern_factory, unbound_server, keys):
+    dns = unbound_server(zone(keys))
+    t = checked_tern(tern_factory, dns)
+    msg = arc_seal(keys, HDR + b"\r\n" + ARC_BODY)
+    msg = msg.replace(b"line 4711 ", b"line 4712 ")
+    assert dkimpy_arc(keys, msg)[0] == "fail"
+    send(t, msg)
+    fields, res = authres(t.wait_for_messages("bob")[0])
+    (result, props), = res["arc"]
+    assert result == "fail" and props["smtp.remote-ip"] == "127.0.0.1"
+    assert "header.oldest-pass" not in props
+    assert "did not verify" in props["reason"]
+
+
+def test_no_arc_set_no_arc_result(tern_factory, unbound_server, keys):
+    # A field that names ARC-Seal without being one: the hashes are taken,
+    # the chain has no sets, nothing is reported.
+    dns = unbound_server(zone(keys))
+    t = checked_tern(tern_factory, dns)
+    send(t, HDR + b"X-Note: no ARC-Seal here\r\n\r\n" + BODY)
+    fields, res = authres(t.wait_for_messages("bob")[0])
+    assert "arc" not in res and "spf" in res

@@ -330,6 +330,31 @@ def ar_field(r):
     return out[out.index("Authentication-Results:"):]
 
 
+def test_dmarc_check_reports_an_arc_chain(tmp_path, unbound_server):  # noqa: F811
+    # A message a list (arc.test, RSA: ARC's only algorithm) sealed with
+    # dkimpy: the A-R field says arc=pass; its body changed afterwards, fail.
+    key, rec = keygen(tmp_path, "arc.test", "karc")
+    srv = unbound_server(DMARC_ZONE + [rec])
+    conf = tmp_path / "tern.conf"
+    conf.write_text(f"listen 127.0.0.1:2525\nhostname mx.tern.test\n"
+                    f"dns_server {srv.address}\ndomain localhost {{ maildir mail/%u }}\n")
+    msg = b"Authentication-Results: list.arc.test; spf=pass smtp.mailfrom=dpass.test\r\n" + \
+        dmsg("alice@dpass.test")
+    sealed = b"".join(dkim.arc_sign(msg, b"karc", b"arc.test", key.read_bytes(),
+                                    b"list.arc.test")) + msg
+    r = dmarc_check(conf, sealed, "192.0.2.9", "alice@dpass.test")
+    assert "arc: pass, 1 instance(s) (chain verified)\n" in r.stdout.decode(), r.stdout
+    assert "\tarc=pass (i=1) smtp.remote-ip=192.0.2.9 header.oldest-pass=0;\n" in ar_field(r)
+    r = dmarc_check(conf, sealed.replace(b"Hello.", b"Hello!"), "192.0.2.9", "alice@dpass.test")
+    assert "arc: fail, 1 instance(s) (newest ARC-Message-Signature did not verify)\n" in \
+        r.stdout.decode(), r.stdout
+    assert "\tarc=fail (i=1) reason=" in ar_field(r)
+    # No ARC set: no arc line, no arc= result.
+    r = dmarc_check(conf, msg, "192.0.2.9", "alice@dpass.test")
+    out = r.stdout.decode()
+    assert r.returncode == 0 and "\narc: " not in out and "\tarc=" not in out, out
+
+
 def test_dmarc_check_pass(dmarc_env):
     srv, conf, keys = dmarc_env
     msg = sign_as(dmsg("alice@dpass.test"), keys, "dpass.test")
