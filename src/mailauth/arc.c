@@ -21,7 +21,8 @@ struct chain {
 	struct dkim_msg m;
 	const char     *body;
 	size_t          bodylen;
-	const unsigned char *bh;	/* ARC_BODY_HASHES computed before; NULL: hash body */
+	const unsigned char *bh;	/* ARC_BODY_HASHES: given, or own once computed; NULL: not yet */
+	unsigned char   own[ARC_BODY_HASHES];
 	size_t          set[ARC_MAX_INSTANCE + 1][K_N];	/* field index + 1; 0: absent */
 	unsigned        n;
 };
@@ -268,7 +269,7 @@ body_sink(void *ctx, const void *p, size_t n)
 	(void)EVP_DigestUpdate(ctx, p, n);
 }
 
-/* Both canonicalizations at once; index by enum dkim_canon. */
+/* Both canonicalizations at once, in ARC_BODY_HASHES order: simple, relaxed. */
 struct arc_body {
 	struct dkim_body c[2];
 	EVP_MD_CTX      *md[2];
@@ -326,27 +327,33 @@ arc_body_free(struct arc_body *b)
 	free(b);
 }
 
+/* Both body hashes, once per chain (each AMS needs one): given, or the body's. */
+static int
+chain_hash_body(struct chain *c)
+{
+	struct arc_body *b;
+	int rc;
+
+	if (c->bh != NULL)
+		return 0;
+	if ((b = arc_body_new()) == NULL)
+		return -1;
+	arc_body_feed(b, c->body, c->bodylen);
+	rc = arc_body_finish(b, c->own);
+	arc_body_free(b);
+	if (rc == 0)
+		c->bh = c->own;
+	return rc;
+}
+
 /* The canonical body's SHA-256 (RFC 6376 3.7), all of it (ARC has no l=). */
 static int
 body_hash(const struct chain *c, enum dkim_canon bc, unsigned char *out)
 {
-	EVP_MD_CTX *md;
-	struct dkim_body b;
-	unsigned n;
-	int rc = -1;
-
-	if (c->bh != NULL) {
-		memcpy(out, c->bh + (bc == DKIM_CANON_SIMPLE ? 0 : 32), 32);
-		return 0;
-	}
-	if ((md = EVP_MD_CTX_new()) != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
-		dkim_body_init(&b, bc, UINT64_MAX, body_sink, md);
-		dkim_body_feed(&b, c->body, c->bodylen);
-		dkim_body_finish(&b);
-		rc = EVP_DigestFinal_ex(md, out, &n) == 1 ? 0 : -1;
-	}
-	EVP_MD_CTX_free(md);
-	return rc;
+	if (c->bh == NULL)
+		return -1;
+	memcpy(out, c->bh + (bc == DKIM_CANON_SIMPLE ? 0 : 32), 32);
+	return 0;
 }
 
 /* Hashes the fields h= names (bottom-up selection, RFC 6376 5.4.2). */
@@ -542,6 +549,10 @@ validate(struct chain *c, const struct dns_resolver *dns, const struct arc_verif
 
 	if (collect(c, r) == -1 || c->n == 0 || check_cvs(c, r) == -1)
 		return;
+	if (chain_hash_body(c) == -1) {
+		set_reason(r, ARC_FAIL, "out of memory");
+		return;
+	}
 	if (verify_ams(c, c->n, dns, o) == -1) {
 		set_reason(r, ARC_FAIL, "newest ARC-Message-Signature did not verify");
 		return;
@@ -766,7 +777,7 @@ seal_chain(const struct arc_seal_opts *o, struct chain *c, const struct dns_reso
 	buf_init(&as, DKIM_HEADER_MAX);
 	if (buf_printf(&aar, "ARC-Authentication-Results: i=%u; %s;\r\n %s\r\n", n, o->authserv_id,
 	    o->results && o->results[0] ? o->results : "none") == -1 ||
-	    build_ams(o, c, n, t, &ams) == -1 || build_as(o, c, n, t, r.cv, &aar, &ams, &as) == -1) {
+	    chain_hash_body(c) == -1 || build_ams(o, c, n, t, &ams) == -1 || build_as(o, c, n, t, r.cv, &aar, &ams, &as) == -1) {
 		seal_err(err, errlen, -1, "cannot build the ARC set (h= list, key or memory)");
 		goto out;
 	}
